@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# `make test`: lint, then pytest against real PostgreSQL and Redis started on loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export PGPORT=${PGPORT:-55432} REDIS_PORT=${REDIS_PORT:-56379}
+export DATABASE_URL="postgres://postgres@127.0.0.1:$PGPORT/concierge"
+export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+export ORT_DISABLE_TELEMETRY=1 ANONYMIZED_TELEMETRY=False
+export CONCIERGE_VAR_DIR="${CONCIERGE_VAR_DIR:-$(mktemp -d /tmp/concierge-test-var.XXXXXX)}"
+
+bash .ci/services.sh start
+trap 'bash .ci/services.sh stop' EXIT
+
+make --no-print-directory lint
+.venv/bin/pytest "$@"

@@ -1,0 +1,45 @@
+# Concierge: `make run` starts everything locally; `make test` runs the checks against real services.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip -q --disable-pip-version-check
+export ORT_DISABLE_TELEMETRY := 1
+export ANONYMIZED_TELEMETRY := False
+
+.PHONY: install install-dev run test lint format clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: $(VENV)/bin/python requirements.txt constraints.txt
+	$(PIP) install -c constraints.txt -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PIP) install -c constraints.txt -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.runtime
+
+install-dev: $(VENV)/.dev
+
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py bootstrap_demo
+	$(PY) manage.py runstack
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install-dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: install-dev
+	bash .ci/test.sh
+
+clean:
+	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,19 @@
+"""The Celery app. Tasks live in each app's ``tasks.py``; settings come from CELERY_* in Django settings."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("concierge")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+# Periodic work, defined in code; django-celery-beat's scheduler copies it into the database.
+app.conf.beat_schedule = {
+    "heartbeat": {
+        "task": "monitoring.tasks.heartbeat",
+        "schedule": float(os.environ.get("CONCIERGE_HEARTBEAT_SECONDS", "30")),
+    },
+}

@@ -1,0 +1,14 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from tickets.views import demo_home
+
+urlpatterns = [
+    path("", demo_home, name="demo-home"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("tickets.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("monitoring.urls")),
+]

@@ -1,0 +1,30 @@
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from knowledge import services
+from knowledge.models import Article, Category
+from tickets.admin_scoping import OrganizationScopedAdmin
+
+
+@admin.register(Category)
+class CategoryAdmin(OrganizationScopedAdmin):
+    list_display = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(Article)
+class ArticleAdmin(OrganizationScopedAdmin):
+    list_display = ["title", "category", "status", "language", "needs_indexing", "updated_at"]
+    list_filter = ["status", "language", "category"]
+    list_select_related = ["category"]
+    search_fields = ["title", "body", "tags"]
+    prepopulated_fields = {"slug": ["title"]}
+    readonly_fields = ["needs_indexing", "published_at", "created_at", "updated_at"]
+    actions = ["publish"]
+
+    @admin.action(description="Publish selected articles", permissions=["change"])
+    def publish(self, request: HttpRequest, queryset: QuerySet[Article]) -> None:
+        for article in queryset:
+            services.kb_article_publish(article=article)
+        self.message_user(request, f"Published {queryset.count()} article(s).")

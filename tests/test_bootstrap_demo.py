@@ -1,0 +1,44 @@
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import call_command
+
+from knowledge.models import Article
+from tickets.models import Customer, Organization, Ticket, TicketStatus
+
+pytestmark = pytest.mark.django_db
+
+
+def test_bootstrap_demo_builds_a_workable_company_and_is_idempotent(capsys):
+    call_command("bootstrap_demo")
+    out = capsys.readouterr().out
+    assert "concierge-admin" in out and "concierge-agent" in out
+    org = Organization.objects.get(slug="trailhead")
+    counts = (Ticket.objects.count(), Customer.objects.count(), Article.objects.count())
+    assert set(Ticket.objects.filter(organization=org).values_list("status", flat=True)) == set(TicketStatus.values)
+    assert Customer.objects.filter(organization=org).exclude(vip_tier="none").count() >= 3
+    assert Article.objects.filter(organization=org, status="published").count() >= 8
+    assert Organization.objects.count() == 2  # a second tenant, to see isolation
+
+    call_command("bootstrap_demo")
+    assert (Ticket.objects.count(), Customer.objects.count(), Article.objects.count()) == counts
+    # The printed credentials work.
+    for username, password in (("admin", "concierge-admin"), ("agent", "concierge-agent")):
+        user = authenticate(username=username, password=password)
+        assert user is not None and user.is_staff and user.staff_profile.organization == org
+    agent = authenticate(username="agent", password="concierge-agent")
+    assert agent.has_perm("tickets.change_ticket") and not agent.has_perm("tickets.add_macro")
+
+
+def test_demo_site_embeds_the_widget_key(client):
+    call_command("bootstrap_demo")
+    org = Organization.objects.get(slug="trailhead")
+    response = client.get("/")
+    assert response.status_code == 200
+    assert f'data-widget-key="{org.widget_key}"'.encode() in response.content
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    report = client.get("/readyz").json()
+    assert report["ready"] is True
+    assert report["checks"]["database"]["ok"] and report["checks"]["cache"]["ok"]

@@ -1,0 +1,62 @@
+"""Admin base class that keeps every staff member inside their own organization."""
+
+from typing import Any
+
+from django.contrib import admin
+from django.db import models
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from tickets.services import staff_organization
+
+
+class OrganizationScopedAdmin(admin.ModelAdmin):
+    """Lists, forms and lookups show only rows of the signed-in user's organization.
+
+    ``organization_path`` is the lookup from this model to its Organization. A superuser
+    without a staff profile (the operator) sees every organization."""
+
+    organization_path = "organization"
+
+    def staff_org(self, request: HttpRequest) -> Any:
+        return staff_organization(request.user)
+
+    def _sees_everything(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_superuser) and self.staff_org(request) is None
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request)
+        if self._sees_everything(request):
+            return queryset
+        return queryset.filter(**{self.organization_path: self.staff_org(request)})
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> Any:
+        excluded = list(super().get_exclude(request, obj) or [])
+        if not self._sees_everything(request) and self.organization_path == "organization":
+            excluded.append("organization")
+        return excluded
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change and self.organization_path == "organization" and not obj.organization_id:
+            obj.organization = self.staff_org(request)
+        super().save_model(request, obj, form, change)
+
+    def _scope_related(self, request: HttpRequest, field: models.Field, kwargs: dict[str, Any]) -> None:
+        if self._sees_everything(request):
+            return
+        organization = self.staff_org(request)
+        related: Any = field.related_model
+        names = {f.name for f in related._meta.get_fields()}
+        queryset = kwargs.get("queryset", related._default_manager.all())
+        if "organization" in names:
+            kwargs["queryset"] = queryset.filter(organization=organization)
+        elif "staff_profile" in names:
+            kwargs["queryset"] = queryset.filter(staff_profile__organization=organization)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        self._scope_related(request, db_field, kwargs)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        self._scope_related(request, db_field, kwargs)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)

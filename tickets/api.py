@@ -1,0 +1,295 @@
+"""REST API for the support desk under /api/v1/. Every query is scoped to the caller's
+organization, so another tenant's rows answer 404. Views validate, call a service, render."""
+
+from typing import Any
+
+import django_filters
+from django.db.models import QuerySet
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from tickets import selectors, services
+from tickets.models import Channel, Conversation, Customer, Macro, Priority, Ticket, TicketStatus, VipTier
+from tickets.serializers import (
+    ConversationCreateSerializer,
+    ConversationSerializer,
+    CustomerSerializer,
+    MacroSerializer,
+    MessageCreateSerializer,
+    MessageSerializer,
+    TicketAssignSerializer,
+    TicketCreateSerializer,
+    TicketCsatSerializer,
+    TicketEventSerializer,
+    TicketMacroSerializer,
+    TicketMergeSerializer,
+    TicketNoteSerializer,
+    TicketReplySerializer,
+    TicketSerializer,
+    TicketTransitionSerializer,
+    TicketUpdateSerializer,
+)
+
+
+class OrganizationScopedMixin:
+    request: Any
+
+    @property
+    def organization(self) -> Any:
+        return services.staff_organization(self.request.user)
+
+
+# --- tickets -----------------------------------------------------------------------------
+
+
+class TicketFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=TicketStatus.choices)
+    priority = django_filters.MultipleChoiceFilter(choices=Priority.choices)
+    channel = django_filters.ChoiceFilter(choices=Channel.choices)
+    vip_tier = django_filters.ChoiceFilter(field_name="customer__vip_tier", choices=VipTier.choices)
+    tag = django_filters.CharFilter(field_name="tags__name", distinct=True)
+    unassigned = django_filters.BooleanFilter(field_name="assignee", lookup_expr="isnull")
+    sla = django_filters.ChoiceFilter(
+        choices=[("breached", "Breached"), ("at_risk", "At risk")], method="filter_sla", label="SLA state"
+    )
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Ticket
+        fields = ["status", "priority", "channel", "assignee", "customer", "team"]
+
+    def filter_sla(self, queryset: QuerySet[Ticket], name: str, value: str) -> QuerySet[Ticket]:
+        now = timezone.now()
+        query = selectors.sla_breached_q(now) if value == "breached" else selectors.sla_at_risk_q(now)
+        return queryset.filter(query)
+
+
+class TicketViewSet(
+    OrganizationScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = TicketSerializer
+    filterset_class = TicketFilter
+    search_fields = ["subject", "customer__name", "customer__email"]
+    ordering_fields = ["created_at", "updated_at", "priority", "resolution_due"]
+    queryset = Ticket.objects.none()
+
+    def get_queryset(self) -> QuerySet[Ticket]:
+        return selectors.ticket_list(organization=self.organization)
+
+    def _render(self, ticket: Ticket, code: int = status.HTTP_200_OK) -> Response:
+        ticket = selectors.ticket_list(organization=self.organization).get(pk=ticket.pk)
+        return Response(TicketSerializer(ticket, context=self.get_serializer_context()).data, status=code)
+
+    @extend_schema(request=TicketCreateSerializer, responses=TicketSerializer)
+    def create(self, request: Request) -> Response:
+        data = TicketCreateSerializer(data=request.data, context=self.get_serializer_context())
+        data.is_valid(raise_exception=True)
+        ticket = services.ticket_create(organization=self.organization, actor=request.user, **data.validated_data)
+        return self._render(ticket, status.HTTP_201_CREATED)
+
+    @extend_schema(request=TicketUpdateSerializer, responses=TicketSerializer)
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        ticket = self.get_object()
+        data = TicketUpdateSerializer(data=request.data, context=self.get_serializer_context())
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        to_status = fields.pop("status", None)
+        if "assignee" in fields:
+            ticket = services.ticket_assign(ticket=ticket, assignee=fields.pop("assignee"), actor=request.user)
+        if fields:
+            ticket = services.ticket_update(ticket=ticket, actor=request.user, **fields)
+        if to_status:
+            ticket = services.ticket_transition(ticket=ticket, to_status=to_status, actor=request.user)
+        return self._render(ticket)
+
+    @extend_schema(request=TicketTransitionSerializer, responses=TicketSerializer)
+    @action(detail=True, methods=["post"])
+    def transition(self, request: Request, pk: str | None = None) -> Response:
+        data = TicketTransitionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ticket = services.ticket_transition(
+            ticket=self.get_object(),
+            to_status=data.validated_data["status"],
+            reason=data.validated_data["reason"],
+            actor=request.user,
+        )
+        return self._render(ticket)
+
+    @extend_schema(request=TicketAssignSerializer, responses=TicketSerializer)
+    @action(detail=True, methods=["post"])
+    def assign(self, request: Request, pk: str | None = None) -> Response:
+        data = TicketAssignSerializer(data=request.data, context=self.get_serializer_context())
+        data.is_valid(raise_exception=True)
+        ticket = services.ticket_assign(
+            ticket=self.get_object(), assignee=data.validated_data["assignee"], actor=request.user
+        )
+        return self._render(ticket)
+
+    @extend_schema(request=TicketReplySerializer, responses=MessageSerializer)
+    @action(detail=True, methods=["post"])
+    def reply(self, request: Request, pk: str | None = None) -> Response:
+        data = TicketReplySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = services.ticket_reply(ticket=self.get_object(), author=request.user, text=data.validated_data["text"])
+        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=TicketNoteSerializer, responses=TicketNoteSerializer(many=True))
+    @action(detail=True, methods=["get", "post"])
+    def notes(self, request: Request, pk: str | None = None) -> Response:
+        ticket = self.get_object()
+        if request.method == "POST":
+            data = TicketNoteSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            note = services.ticket_note_add(ticket=ticket, author=request.user, body=data.validated_data["body"])
+            return Response(TicketNoteSerializer(note).data, status=status.HTTP_201_CREATED)
+        notes = ticket.notes.select_related("author")
+        return Response(TicketNoteSerializer(notes, many=True).data)
+
+    @extend_schema(responses=TicketEventSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def events(self, request: Request, pk: str | None = None) -> Response:
+        events = self.get_object().events.select_related("actor")
+        return Response(TicketEventSerializer(events, many=True).data)
+
+    @extend_schema(request=TicketMergeSerializer, responses=TicketSerializer)
+    @action(detail=True, methods=["post"])
+    def merge(self, request: Request, pk: str | None = None) -> Response:
+        data = TicketMergeSerializer(data=request.data, context=self.get_serializer_context())
+        data.is_valid(raise_exception=True)
+        target = services.ticket_merge(source=self.get_object(), target=data.validated_data["into"], actor=request.user)
+        return self._render(target)
+
+    @extend_schema(request=TicketMacroSerializer, responses=TicketSerializer)
+    @action(detail=True, methods=["post"], url_path="apply-macro")
+    def apply_macro(self, request: Request, pk: str | None = None) -> Response:
+        data = TicketMacroSerializer(data=request.data, context=self.get_serializer_context())
+        data.is_valid(raise_exception=True)
+        outcome = services.ticket_macro_apply(
+            ticket=self.get_object(), macro=data.validated_data["macro"], actor=request.user
+        )
+        return self._render(outcome.ticket)
+
+    @extend_schema(request=TicketCsatSerializer, responses=TicketSerializer)
+    @action(detail=True, methods=["post"])
+    def csat(self, request: Request, pk: str | None = None) -> Response:
+        data = TicketCsatSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ticket = services.ticket_csat_record(ticket=self.get_object(), **data.validated_data)
+        return self._render(ticket)
+
+
+# --- customers ---------------------------------------------------------------------------
+
+
+class CustomerViewSet(
+    OrganizationScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = CustomerSerializer
+    filterset_fields = ["vip_tier", "language", "email", "external_id"]
+    search_fields = ["name", "email", "phone", "external_id"]
+    ordering_fields = ["created_at", "last_seen_at", "name"]
+    queryset = Customer.objects.none()
+
+    def get_queryset(self) -> QuerySet[Customer]:
+        return selectors.customer_list(organization=self.organization)
+
+    def create(self, request: Request) -> Response:
+        data = CustomerSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        customer = services.customer_create(organization=self.organization, **data.validated_data)
+        return Response(CustomerSerializer(customer).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        customer = self.get_object()
+        data = CustomerSerializer(customer, data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        customer = services.customer_update(customer=customer, **data.validated_data)
+        return Response(CustomerSerializer(customer).data)
+
+    @extend_schema(responses=TicketSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def tickets(self, request: Request, pk: str | None = None) -> Response:
+        tickets = selectors.customer_history(customer=self.get_object())
+        return Response(TicketSerializer(tickets, many=True, context=self.get_serializer_context()).data)
+
+
+# --- conversations -----------------------------------------------------------------------
+
+
+class ConversationViewSet(
+    OrganizationScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = ConversationSerializer
+    filterset_fields = ["customer", "channel", "status", "sentiment_label"]
+    ordering_fields = ["started_at"]
+    queryset = Conversation.objects.none()
+
+    def get_queryset(self) -> QuerySet[Conversation]:
+        return selectors.conversation_list(organization=self.organization)
+
+    @extend_schema(request=ConversationCreateSerializer, responses=ConversationSerializer)
+    def create(self, request: Request) -> Response:
+        data = ConversationCreateSerializer(data=request.data, context=self.get_serializer_context())
+        data.is_valid(raise_exception=True)
+        conversation = services.conversation_start(**data.validated_data)
+        return Response(ConversationSerializer(conversation).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=MessageCreateSerializer, responses=MessageSerializer(many=True))
+    @action(detail=True, methods=["get", "post"])
+    def messages(self, request: Request, pk: str | None = None) -> Response:
+        conversation = self.get_object()
+        if request.method == "POST":
+            data = MessageCreateSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            author = request.user if data.validated_data["role"] == "agent" else None
+            message, created = services.message_create(conversation=conversation, author=author, **data.validated_data)
+            code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            return Response(MessageSerializer(message).data, status=code)
+        after = request.query_params.get("after", "0")
+        if not after.isdigit():
+            return Response({"after": ["A whole number of the last seen sequence."]}, status=400)
+        messages = selectors.conversation_messages(conversation=conversation, after_seq=int(after))
+        page = self.paginate_queryset(messages)
+        return self.get_paginated_response(MessageSerializer(page, many=True).data)
+
+
+# --- macros ------------------------------------------------------------------------------
+
+
+class MacroViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
+    serializer_class = MacroSerializer
+    search_fields = ["name", "reply"]
+    queryset = Macro.objects.none()
+
+    def get_queryset(self) -> QuerySet[Macro]:
+        return selectors.macro_list(organization=self.organization)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = MacroSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        macro = services.macro_create(organization=self.organization, **data.validated_data)
+        return Response(MacroSerializer(macro).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        macro = self.get_object()
+        data = MacroSerializer(macro, data=request.data, partial=kwargs.get("partial", False))
+        data.is_valid(raise_exception=True)
+        return Response(MacroSerializer(services.macro_update(macro=macro, **data.validated_data)).data)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.macro_delete(macro=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,87 @@
+"""The three staff roles as Django groups, with the permissions each one holds.
+
+Agent works tickets; Supervisor also manages customers, macros, teams and SLA policies;
+Admin also manages staff and the knowledge base. Audit events are never editable by anyone.
+"""
+
+from typing import Any
+
+from django.contrib.auth.models import Group, Permission
+from django.db.models import Q
+
+from tickets.models import StaffRole
+
+ROLE_GROUP_NAMES = {StaffRole.AGENT: "Agent", StaffRole.SUPERVISOR: "Supervisor", StaffRole.ADMIN: "Admin"}
+
+_AGENT = {
+    "tickets": {
+        "ticket": ["view", "change", "add"],
+        "ticketnote": ["view", "add"],
+        "ticketevent": ["view"],
+        "customer": ["view"],
+        "conversation": ["view", "add"],
+        "message": ["view", "add"],
+        "sentimentrecord": ["view"],
+        "macro": ["view"],
+        "tag": ["view", "add"],
+        "team": ["view"],
+    },
+    "knowledge": {"article": ["view"], "category": ["view"]},
+}
+_SUPERVISOR = {
+    "tickets": {
+        "customer": ["add", "change"],
+        "macro": ["add", "change", "delete"],
+        "team": ["add", "change"],
+        "tag": ["change", "delete"],
+        "slapolicy": ["view"],
+        "staffprofile": ["view"],
+    },
+    "knowledge": {"article": ["add", "change"], "category": ["add", "change"]},
+}
+_ADMIN = {
+    "tickets": {
+        "slapolicy": ["add", "change", "delete"],
+        "staffprofile": ["add", "change", "delete"],
+        "team": ["delete"],
+        "customer": ["delete"],
+        "organization": ["view", "change"],
+    },
+    "knowledge": {"article": ["delete"], "category": ["delete"]},
+    "auth": {"user": ["view", "add", "change"]},
+}
+
+
+def _merged(*grants: dict[str, dict[str, list[str]]]) -> dict[str, set[str]]:
+    """Flatten grants into {app_label: {codename, ...}}."""
+    codenames: dict[str, set[str]] = {}
+    for grant in grants:
+        for app_label, models in grant.items():
+            for model, actions in models.items():
+                codenames.setdefault(app_label, set()).update(f"{action}_{model}" for action in actions)
+    return codenames
+
+
+ROLE_PERMISSIONS = {
+    StaffRole.AGENT: _merged(_AGENT),
+    StaffRole.SUPERVISOR: _merged(_AGENT, _SUPERVISOR),
+    StaffRole.ADMIN: _merged(_AGENT, _SUPERVISOR, _ADMIN),
+}
+
+
+def staff_roles_sync() -> None:
+    """Create the role groups and set exactly their permissions. Safe to run again."""
+    for role, codenames_by_app in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=ROLE_GROUP_NAMES[role])
+        query = Q(pk__in=[])
+        for app_label, codenames in codenames_by_app.items():
+            query |= Q(content_type__app_label=app_label, codename__in=codenames)
+        group.permissions.set(Permission.objects.filter(query))
+
+
+def staff_roles_sync_after_migrate(app_config: Any = None, **kwargs: Any) -> None:
+    # post_migrate is sent once per app; permissions of every app exist only at the last one.
+    from django.apps import apps
+
+    if app_config is list(apps.get_app_configs())[-1]:
+        staff_roles_sync()

@@ -1,0 +1,94 @@
+"""Reads of the support desk, scoped to one organization, with their joins applied."""
+
+from datetime import datetime
+
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from tickets.models import Conversation, Customer, Macro, Message, Organization, Ticket, TicketStatus
+
+ACTIVE = (TicketStatus.OPEN, TicketStatus.IN_PROGRESS, TicketStatus.PENDING)
+
+
+class SlaState:
+    OK = "ok"
+    AT_RISK = "at_risk"
+    BREACHED = "breached"
+    PAUSED = "paused"
+    DONE = "done"
+
+
+def sla_breached_q(now: datetime) -> Q:
+    """Active tickets past a deadline on their own clock: now, or when a pending ticket paused."""
+    running = Q(sla_paused_at__isnull=True) & (
+        Q(first_responded_at__isnull=True, first_response_due__lt=now) | Q(resolution_due__lt=now)
+    )
+    paused = Q(sla_paused_at__isnull=False) & (
+        Q(first_responded_at__isnull=True, first_response_due__lt=F("sla_paused_at"))
+        | Q(resolution_due__lt=F("sla_paused_at"))
+    )
+    return Q(status__in=ACTIVE) & (running | paused)
+
+
+def sla_at_risk_q(now: datetime) -> Q:
+    risky = Q(first_responded_at__isnull=True, first_response_at_risk_at__lte=now) | Q(resolution_at_risk_at__lte=now)
+    return Q(status__in=ACTIVE, sla_paused_at__isnull=True) & risky & ~sla_breached_q(now)
+
+
+def ticket_sla_state(ticket: Ticket, now: datetime | None = None) -> str:
+    now = now or timezone.now()
+    if ticket.status not in ACTIVE:
+        return SlaState.DONE
+    clock = ticket.sla_paused_at or now
+    waiting_first = ticket.first_responded_at is None
+    if (waiting_first and ticket.first_response_due and clock > ticket.first_response_due) or (
+        ticket.resolution_due and clock > ticket.resolution_due
+    ):
+        return SlaState.BREACHED
+    if ticket.sla_paused_at is not None:
+        return SlaState.PAUSED
+    if (waiting_first and ticket.first_response_at_risk_at and now >= ticket.first_response_at_risk_at) or (
+        ticket.resolution_at_risk_at and now >= ticket.resolution_at_risk_at
+    ):
+        return SlaState.AT_RISK
+    return SlaState.OK
+
+
+def ticket_list(*, organization: Organization) -> QuerySet[Ticket]:
+    return (
+        Ticket.objects.filter(organization=organization)
+        .select_related("customer", "assignee", "team", "conversation", "merged_into")
+        .prefetch_related("tags")
+    )
+
+
+def ticket_detail(*, organization: Organization) -> QuerySet[Ticket]:
+    return ticket_list(organization=organization).prefetch_related("events__actor", "notes__author")
+
+
+def customer_list(*, organization: Organization) -> QuerySet[Customer]:
+    return Customer.objects.filter(organization=organization)
+
+
+def conversation_list(*, organization: Organization) -> QuerySet[Conversation]:
+    return Conversation.objects.filter(organization=organization).select_related("customer")
+
+
+def conversation_messages(*, conversation: Conversation, after_seq: int = 0) -> QuerySet[Message]:
+    return (
+        Message.objects.filter(conversation=conversation, seq__gt=after_seq)
+        .select_related("sentiment", "author")
+        .order_by("seq")
+    )
+
+
+def conversation_transcript(*, conversation_id: int) -> QuerySet[Message]:
+    return Message.objects.filter(conversation_id=conversation_id).select_related("sentiment", "author").order_by("seq")
+
+
+def macro_list(*, organization: Organization) -> QuerySet[Macro]:
+    return Macro.objects.filter(organization=organization)
+
+
+def customer_history(*, customer: Customer) -> QuerySet[Ticket]:
+    return Ticket.objects.filter(customer=customer).select_related("assignee").prefetch_related("tags")

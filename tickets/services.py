@@ -1,0 +1,725 @@
+"""Every write to the support desk: customers, conversations, messages, tickets.
+
+Views, API views, consumers, admin actions, tasks and commands all call these functions.
+Each ticket change writes a TicketEvent; rule violations raise DomainError.
+"""
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from tickets.errors import DomainError
+from tickets.models import (
+    Channel,
+    Conversation,
+    Customer,
+    Macro,
+    Message,
+    MessageRole,
+    Organization,
+    Priority,
+    SentimentLabel,
+    SentimentRecord,
+    SlaPolicy,
+    StaffProfile,
+    StaffRole,
+    Tag,
+    Team,
+    Ticket,
+    TicketEvent,
+    TicketNote,
+    TicketStatus,
+    VipTier,
+)
+from tickets.roles import ROLE_GROUP_NAMES
+
+logger = logging.getLogger(__name__)
+
+MESSAGE_MAX_CHARS = 10_000
+UNSET: Any = object()
+
+S = TicketStatus
+TICKET_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.OPEN: frozenset({S.IN_PROGRESS, S.PENDING, S.RESOLVED, S.CLOSED}),
+    S.IN_PROGRESS: frozenset({S.OPEN, S.PENDING, S.RESOLVED, S.CLOSED}),
+    S.PENDING: frozenset({S.OPEN, S.IN_PROGRESS, S.RESOLVED, S.CLOSED}),
+    S.RESOLVED: frozenset({S.OPEN, S.CLOSED}),
+    S.CLOSED: frozenset(),
+}
+ACTIVE_STATUSES = (S.OPEN, S.IN_PROGRESS, S.PENDING)
+PRIORITY_RANK: dict[str, int] = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2, Priority.URGENT: 3}
+
+
+# --- staff -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def staff_member_create(
+    *,
+    organization: Organization,
+    username: str,
+    password: str,
+    role: str = StaffRole.AGENT,
+    email: str = "",
+    first_name: str = "",
+    last_name: str = "",
+) -> Any:
+    from django.contrib.auth import get_user_model
+
+    if role not in StaffRole.values:
+        raise DomainError(f"Unknown role {role!r}; expected one of {', '.join(StaffRole.values)}.")
+    user_model = get_user_model()
+    if user_model.objects.filter(username=username).exists():
+        raise DomainError(f"A user named {username!r} already exists.")
+    user = user_model.objects.create_user(
+        username=username, password=password, email=email, first_name=first_name, last_name=last_name
+    )
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    StaffProfile.objects.create(user=user, organization=organization, role=role)
+    staff_role_set(user=user, role=role)
+    return user
+
+
+@transaction.atomic
+def staff_role_set(*, user: Any, role: str) -> None:
+    """Put the user in exactly the group of their role."""
+    profile = user.staff_profile
+    if profile.role != role:
+        profile.role = role
+        profile.save(update_fields=["role"])
+    role_groups = Group.objects.filter(name__in=ROLE_GROUP_NAMES.values())
+    user.groups.remove(*role_groups)
+    group, _ = Group.objects.get_or_create(name=ROLE_GROUP_NAMES[StaffRole(role)])
+    user.groups.add(group)
+
+
+@transaction.atomic
+def staff_profile_ensure(*, user: Any, organization: Organization, role: str = StaffRole.AGENT) -> StaffProfile:
+    """Give a user a staff profile (once) and the group of its role."""
+    profile, _ = StaffProfile.objects.get_or_create(user=user, defaults={"organization": organization, "role": role})
+    if not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    staff_role_set(user=user, role=profile.role)
+    return profile
+
+
+def staff_organization(user: Any) -> Organization | None:
+    """The organization a staff user works for, or None (anonymous, or no profile)."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    if not hasattr(user, "_staff_organization"):
+        # One query per request, cached on the user object the request carries.
+        profile = StaffProfile.objects.select_related("organization").filter(user_id=user.pk).first()
+        user._staff_organization = profile.organization if profile else None
+    return user._staff_organization
+
+
+def _staff_in_organization(user: Any, organization: Organization) -> bool:
+    return StaffProfile.objects.filter(user=user, organization=organization).exists()
+
+
+# --- customers and conversations ---------------------------------------------------------
+
+
+CUSTOMER_FIELDS = ("name", "email", "phone", "external_id", "vip_tier", "language")
+
+
+@transaction.atomic
+def customer_create(*, organization: Organization, **fields: Any) -> Customer:
+    unknown = set(fields) - set(CUSTOMER_FIELDS)
+    if unknown:
+        raise DomainError(f"Unknown customer fields: {', '.join(sorted(unknown))}.")
+    if fields.get("vip_tier", VipTier.NONE) not in VipTier.values:
+        raise DomainError(f"Unknown VIP tier {fields['vip_tier']!r}.")
+    external_id = fields.get("external_id", "")
+    if external_id and Customer.objects.filter(organization=organization, external_id=external_id).exists():
+        raise DomainError(f"A customer with external id {external_id!r} already exists.")
+    customer = Customer(organization=organization, **fields)
+    customer.full_clean()
+    customer.save()
+    return customer
+
+
+@transaction.atomic
+def customer_update(*, customer: Customer, **fields: Any) -> Customer:
+    unknown = set(fields) - set(CUSTOMER_FIELDS)
+    if unknown:
+        raise DomainError(f"Unknown customer fields: {', '.join(sorted(unknown))}.")
+    external_id = fields.get("external_id")
+    if (
+        external_id
+        and Customer.objects.filter(organization=customer.organization, external_id=external_id)
+        .exclude(pk=customer.pk)
+        .exists()
+    ):
+        raise DomainError(f"A customer with external id {external_id!r} already exists.")
+    for name, value in fields.items():
+        setattr(customer, name, value)
+    customer.full_clean()
+    customer.save()
+    return customer
+
+
+@transaction.atomic
+def conversation_start(*, customer: Customer, channel: str = Channel.WEB) -> Conversation:
+    if channel not in Channel.values:
+        raise DomainError(f"Unknown channel {channel!r}.")
+    conversation = Conversation.objects.create(organization=customer.organization, customer=customer, channel=channel)
+    Customer.objects.filter(pk=customer.pk).update(last_seen_at=timezone.now())
+    return conversation
+
+
+@transaction.atomic
+def conversation_end(*, conversation: Conversation) -> Conversation:
+    if conversation.status != Conversation.Status.ENDED:
+        conversation.status = Conversation.Status.ENDED
+        conversation.ended_at = timezone.now()
+        conversation.save(update_fields=["status", "ended_at"])
+    return conversation
+
+
+def conversation_group_name(conversation_id: int) -> str:
+    return f"conversation.{conversation_id}"
+
+
+def message_frame(message: Message) -> dict[str, Any]:
+    """The websocket frame that carries one stored message to a client."""
+    metadata = message.metadata or {}
+    return {
+        "type": "message",
+        "seq": message.seq,
+        "role": message.role,
+        "text": message.text,
+        "sources": metadata.get("sources", []),
+        "intent": metadata.get("intent", ""),
+        "handoff": bool(metadata.get("handoff", False)),
+    }
+
+
+def _broadcast_on_commit(message: Message) -> None:
+    """After commit, push the message to everyone watching the conversation.
+
+    A failed broadcast loses nothing: the message is stored and a client gets it on resume.
+    """
+
+    def send() -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            async_to_sync(layer.group_send)(
+                conversation_group_name(message.conversation_id),
+                {"type": "chat.message", "frame": message_frame(message)},
+            )
+        except Exception:  # the channel layer is a cache of delivery, never the record
+            logger.warning("broadcast of message %s failed", message.pk, exc_info=True)
+
+    transaction.on_commit(send)
+
+
+@transaction.atomic
+def message_create(
+    *,
+    conversation: Conversation,
+    role: str,
+    text: str,
+    client_message_id: str = "",
+    metadata: dict[str, Any] | None = None,
+    author: Any = None,
+    broadcast: bool = True,
+) -> tuple[Message, bool]:
+    """Store one message with the conversation's next sequence number.
+
+    Idempotent on ``client_message_id``: a repeat returns the stored message and False.
+    """
+    if role not in MessageRole.values:
+        raise DomainError(f"Unknown message role {role!r}.")
+    text = (text or "").strip()
+    if not text:
+        raise DomainError("A message needs some text.")
+    if len(text) > MESSAGE_MAX_CHARS:
+        raise DomainError(f"A message may hold at most {MESSAGE_MAX_CHARS} characters.")
+    if len(client_message_id) > 64:
+        raise DomainError("A client message id may hold at most 64 characters.")
+    # Lock the conversation row: sequence numbers are handed out one writer at a time.
+    locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    if client_message_id:
+        existing = Message.objects.filter(conversation=locked, client_message_id=client_message_id).first()
+        if existing:
+            return existing, False
+    locked.last_seq += 1
+    locked.save(update_fields=["last_seq"])
+    conversation.last_seq = locked.last_seq
+    message = Message.objects.create(
+        conversation=locked,
+        role=role,
+        text=text,
+        seq=locked.last_seq,
+        client_message_id=client_message_id,
+        metadata=metadata or {},
+        author=author,
+    )
+    if role == MessageRole.CUSTOMER:
+        Customer.objects.filter(pk=locked.customer_id).update(last_seen_at=message.created_at)
+    if broadcast:
+        _broadcast_on_commit(message)
+    return message, True
+
+
+def sentiment_label_for(score: float) -> str:
+    if score <= -0.6:
+        return SentimentLabel.VERY_NEGATIVE
+    if score < -0.2:
+        return SentimentLabel.NEGATIVE
+    if score <= 0.2:
+        return SentimentLabel.NEUTRAL
+    if score < 0.6:
+        return SentimentLabel.POSITIVE
+    return SentimentLabel.VERY_POSITIVE
+
+
+@transaction.atomic
+def message_sentiment_record(*, message: Message, score: float) -> SentimentRecord:
+    """Record a message's sentiment; a customer message also sets the conversation's latest mood."""
+    if not -1.0 <= score <= 1.0:
+        raise DomainError("A sentiment score lies between -1 and 1.")
+    label = sentiment_label_for(score)
+    record, _ = SentimentRecord.objects.update_or_create(message=message, defaults={"score": score, "label": label})
+    if message.role == MessageRole.CUSTOMER:
+        Conversation.objects.filter(pk=message.conversation_id).update(sentiment_score=score, sentiment_label=label)
+    return record
+
+
+# --- SLA ---------------------------------------------------------------------------------
+
+
+def sla_targets(*, organization: Organization, priority: str, vip_tier: str) -> tuple[int, int]:
+    """(first response, resolution) targets in minutes for a ticket of this priority and tier.
+
+    An organization's policy for exactly this tier wins; a tier-less policy or the built-in
+    defaults are tightened by the tier's VIP factor.
+    """
+    policies = {p.vip_tier: p for p in SlaPolicy.objects.filter(organization=organization, priority=priority)}
+    if vip_tier in policies:
+        exact = policies[vip_tier]
+        return exact.first_response_minutes, exact.resolution_minutes
+    if "" in policies:
+        first, resolution = policies[""].first_response_minutes, policies[""].resolution_minutes
+    else:
+        first, resolution = settings.CONCIERGE_DEFAULT_SLA_MINUTES[priority]
+    factor = settings.CONCIERGE_VIP_SLA_FACTOR.get(vip_tier, 1.0)
+    return max(1, round(first * factor)), max(1, round(resolution * factor))
+
+
+def _sla_apply(ticket: Ticket) -> None:
+    """Set due and at-risk times from creation, targets and time spent paused."""
+    first, resolution = sla_targets(
+        organization=ticket.organization, priority=ticket.priority, vip_tier=ticket.customer.vip_tier
+    )
+    start = ticket.created_at
+    paused = timedelta(seconds=ticket.sla_paused_seconds)
+    share = settings.CONCIERGE_SLA_AT_RISK_SHARE
+    ticket.first_response_due = start + timedelta(minutes=first) + paused
+    ticket.resolution_due = start + timedelta(minutes=resolution) + paused
+    ticket.first_response_at_risk_at = start + timedelta(minutes=first * share) + paused
+    ticket.resolution_at_risk_at = start + timedelta(minutes=resolution * share) + paused
+
+
+def _sla_pause(ticket: Ticket, now: datetime) -> None:
+    ticket.sla_paused_at = now
+
+
+def _sla_resume(ticket: Ticket, now: datetime) -> None:
+    if ticket.sla_paused_at is None:
+        return
+    paused_for = max(0, int((now - ticket.sla_paused_at).total_seconds()))
+    ticket.sla_paused_seconds += paused_for
+    ticket.sla_paused_at = None
+    _sla_apply(ticket)
+
+
+# --- tickets -----------------------------------------------------------------------------
+
+
+def _event(
+    ticket: Ticket,
+    actor: Any,
+    kind: str,
+    *,
+    field: str = "",
+    before: Any = None,
+    after: Any = None,
+    message: str = "",
+) -> TicketEvent:
+    return TicketEvent.objects.create(
+        ticket=ticket,
+        actor=actor if getattr(actor, "pk", None) else None,
+        kind=kind,
+        field=field,
+        before=before,
+        after=after,
+        message=message[:500],
+    )
+
+
+def tags_resolve(*, organization: Organization, names: Iterable[str]) -> list[Tag]:
+    tags = []
+    for raw in names:
+        name = slugify(raw.strip())[:50]
+        if name:
+            tag, _ = Tag.objects.get_or_create(organization=organization, name=name)
+            tags.append(tag)
+    return tags
+
+
+def _check_same_organization(organization: Organization, **objects: Any) -> None:
+    for label, obj in objects.items():
+        if obj is not None and obj.organization_id != organization.pk:
+            raise DomainError(f"The {label} belongs to another organization.")
+
+
+@transaction.atomic
+def ticket_create(
+    *,
+    organization: Organization,
+    customer: Customer,
+    subject: str,
+    priority: str = Priority.MEDIUM,
+    channel: str = Channel.WEB,
+    conversation: Conversation | None = None,
+    team: Team | None = None,
+    tags: Iterable[str] = (),
+    actor: Any = None,
+) -> Ticket:
+    subject = (subject or "").strip()
+    if not subject:
+        raise DomainError("A ticket needs a subject.")
+    if priority not in Priority.values:
+        raise DomainError(f"Unknown priority {priority!r}.")
+    if channel not in Channel.values:
+        raise DomainError(f"Unknown channel {channel!r}.")
+    _check_same_organization(organization, customer=customer, conversation=conversation, team=team)
+    if conversation is not None and conversation.customer_id != customer.pk:
+        raise DomainError("The conversation belongs to another customer.")
+    ticket = Ticket(
+        organization=organization,
+        customer=customer,
+        subject=subject[:250],
+        priority=priority,
+        channel=channel,
+        conversation=conversation,
+        team=team,
+    )
+    _sla_apply(ticket)
+    ticket.save()
+    tag_rows = tags_resolve(organization=organization, names=tags)
+    if tag_rows:
+        ticket.tags.set(tag_rows)
+    _event(ticket, actor, TicketEvent.Kind.CREATED, after={"status": ticket.status, "priority": priority})
+    return ticket
+
+
+@transaction.atomic
+def ticket_sla_recompute(*, ticket: Ticket) -> Ticket:
+    """Recompute due dates from the current policy (after a policy or creation-time change)."""
+    ticket = _lock(ticket)
+    _sla_apply(ticket)
+    ticket.save()
+    return ticket
+
+
+def ticket_transition_check(ticket: Ticket, to_status: str) -> None:
+    if to_status not in TicketStatus.values:
+        raise DomainError(f"Unknown status {to_status!r}.")
+    if ticket.merged_into_id and to_status != ticket.status:
+        raise DomainError(f"Ticket #{ticket.pk} was merged into #{ticket.merged_into_id}; work that one instead.")
+    if to_status not in TICKET_TRANSITIONS[ticket.status]:
+        allowed = ", ".join(sorted(TICKET_TRANSITIONS[ticket.status])) or "none"
+        raise DomainError(f"A ticket cannot go from {ticket.status} to {to_status} (allowed: {allowed}).")
+
+
+def _lock(ticket: Ticket) -> Ticket:
+    """Reload the ticket under a row lock so concurrent changes apply one after another."""
+    return Ticket.objects.select_for_update().select_related("customer", "organization").get(pk=ticket.pk)
+
+
+@transaction.atomic
+def ticket_transition(*, ticket: Ticket, to_status: str, actor: Any = None, reason: str = "") -> Ticket:
+    ticket = _lock(ticket)
+    if to_status == ticket.status:
+        return ticket
+    ticket_transition_check(ticket, to_status)
+    now = timezone.now()
+    before = ticket.status
+    if before == S.PENDING:
+        _sla_resume(ticket, now)
+    if to_status == S.PENDING:
+        _sla_pause(ticket, now)
+    if to_status == S.RESOLVED:
+        ticket.resolved_at = now
+    if to_status == S.CLOSED:
+        ticket.closed_at = now
+        ticket.resolved_at = ticket.resolved_at or now
+    if before == S.RESOLVED and to_status == S.OPEN:
+        ticket.resolved_at = None
+    ticket.status = to_status
+    ticket.save()
+    _event(ticket, actor, TicketEvent.Kind.STATUS, field="status", before=before, after=to_status, message=reason)
+    return ticket
+
+
+@transaction.atomic
+def ticket_assign(*, ticket: Ticket, assignee: Any, actor: Any = None) -> Ticket:
+    ticket = _lock(ticket)
+    if assignee is not None and not _staff_in_organization(assignee, ticket.organization):
+        raise DomainError(f"{assignee} is not on the staff of {ticket.organization}.")
+    if ticket.status == S.CLOSED:
+        raise DomainError("A closed ticket cannot be reassigned.")
+    before = ticket.assignee_id
+    after = assignee.pk if assignee is not None else None
+    if before == after:
+        return ticket
+    ticket.assignee = assignee
+    ticket.save(update_fields=["assignee", "updated_at"])
+    _event(
+        ticket,
+        actor,
+        TicketEvent.Kind.ASSIGNED,
+        field="assignee",
+        before=before,
+        after=after,
+        message=f"Assigned to {assignee}" if assignee else "Unassigned",
+    )
+    return ticket
+
+
+@transaction.atomic
+def ticket_update(
+    *,
+    ticket: Ticket,
+    actor: Any = None,
+    subject: Any = UNSET,
+    priority: Any = UNSET,
+    team: Any = UNSET,
+    tags: Any = UNSET,
+) -> Ticket:
+    """Change a ticket's subject, priority (which resets its SLA targets), team or tags."""
+    ticket = _lock(ticket)
+    if ticket.status == S.CLOSED:
+        raise DomainError("A closed ticket cannot be changed.")
+    if subject is not UNSET:
+        subject = (subject or "").strip()[:250]
+        if not subject:
+            raise DomainError("A ticket needs a subject.")
+        if subject != ticket.subject:
+            _event(ticket, actor, TicketEvent.Kind.SUBJECT, field="subject", before=ticket.subject, after=subject)
+            ticket.subject = subject
+    if priority is not UNSET and priority != ticket.priority:
+        if priority not in Priority.values:
+            raise DomainError(f"Unknown priority {priority!r}.")
+        _event(ticket, actor, TicketEvent.Kind.PRIORITY, field="priority", before=ticket.priority, after=priority)
+        ticket.priority = priority
+        _sla_apply(ticket)
+    if team is not UNSET and (team.pk if team else None) != ticket.team_id:
+        _check_same_organization(ticket.organization, team=team)
+        _event(
+            ticket, actor, TicketEvent.Kind.TEAM, field="team", before=ticket.team_id, after=team.pk if team else None
+        )
+        ticket.team = team
+    ticket.save()
+    if tags is not UNSET:
+        before_names = sorted(ticket.tags.values_list("name", flat=True))
+        tag_rows = tags_resolve(organization=ticket.organization, names=tags)
+        after_names = sorted({t.name for t in tag_rows})
+        if before_names != after_names:
+            ticket.tags.set(tag_rows)
+            _event(ticket, actor, TicketEvent.Kind.TAGS, field="tags", before=before_names, after=after_names)
+    return ticket
+
+
+@transaction.atomic
+def ticket_reply(*, ticket: Ticket, author: Any, text: str) -> Message:
+    """An agent's public reply: stored as an agent message in the ticket's conversation and
+    pushed to the customer's live chat. The first reply stops the first-response clock."""
+    ticket = _lock(ticket)
+    if ticket.status == S.CLOSED:
+        raise DomainError("A closed ticket cannot be replied to; open a new ticket instead.")
+    conversation = ticket.conversation
+    if conversation is None:
+        conversation = conversation_start(customer=ticket.customer, channel=ticket.channel)
+        ticket.conversation = conversation
+        ticket.save(update_fields=["conversation", "updated_at"])
+    message, _ = message_create(conversation=conversation, role=MessageRole.AGENT, text=text, author=author)
+    if ticket.first_responded_at is None:
+        ticket.first_responded_at = message.created_at
+        ticket.save(update_fields=["first_responded_at", "updated_at"])
+    if conversation.status != Conversation.Status.HANDED_OFF and conversation.status != Conversation.Status.ENDED:
+        Conversation.objects.filter(pk=conversation.pk).update(status=Conversation.Status.HANDED_OFF)
+    _event(ticket, author, TicketEvent.Kind.REPLIED, message=message.text[:200], after={"message_seq": message.seq})
+    if ticket.status == S.OPEN:
+        ticket_transition(ticket=ticket, to_status=S.IN_PROGRESS, actor=author, reason="Agent replied")
+    if ticket.assignee_id is None and author is not None and _staff_in_organization(author, ticket.organization):
+        ticket_assign(ticket=ticket, assignee=author, actor=author)
+    return message
+
+
+@transaction.atomic
+def ticket_note_add(*, ticket: Ticket, author: Any, body: str) -> TicketNote:
+    body = (body or "").strip()
+    if not body:
+        raise DomainError("A note needs some text.")
+    note = TicketNote.objects.create(ticket=ticket, author=author, body=body)
+    _event(ticket, author, TicketEvent.Kind.NOTE, message=body[:200])
+    return note
+
+
+@dataclass(frozen=True)
+class MacroOutcome:
+    ticket: Ticket
+    reply: Message | None
+
+
+def macro_render(*, macro: Macro, ticket: Ticket, agent: Any) -> str:
+    agent_name = (agent.get_full_name() or agent.get_username()) if agent is not None else "the support team"
+    values = {"customer_name": ticket.customer.name or "there", "agent_name": agent_name, "ticket_id": ticket.pk}
+    text = macro.reply
+    for key, value in values.items():
+        text = text.replace("{" + key + "}", str(value))
+    return text
+
+
+@transaction.atomic
+def ticket_macro_apply(*, ticket: Ticket, macro: Macro, actor: Any = None) -> MacroOutcome:
+    if macro.organization_id != ticket.organization_id:
+        raise DomainError("The macro belongs to another organization.")
+    if macro.set_status:
+        ticket_transition_check(_lock(ticket), macro.set_status)
+    _event(ticket, actor, TicketEvent.Kind.MACRO, message=f"Applied macro {macro.name!r}", after={"macro": macro.pk})
+    reply = None
+    if macro.reply.strip():
+        reply = ticket_reply(ticket=ticket, author=actor, text=macro_render(macro=macro, ticket=ticket, agent=actor))
+    fields: dict[str, Any] = {}
+    if macro.set_priority:
+        fields["priority"] = macro.set_priority
+    if macro.add_tags.strip():
+        current = list(ticket.tags.values_list("name", flat=True))
+        fields["tags"] = current + macro.add_tags.split(",")
+    if fields:
+        ticket_update(ticket=ticket, actor=actor, **fields)
+    if macro.set_status:
+        ticket_transition(ticket=ticket, to_status=macro.set_status, actor=actor, reason=f"Macro {macro.name}")
+    ticket.refresh_from_db()
+    return MacroOutcome(ticket=ticket, reply=reply)
+
+
+@transaction.atomic
+def ticket_merge(*, source: Ticket, target: Ticket, actor: Any = None) -> Ticket:
+    """Fold ``source`` into ``target``: notes move, tags join, the higher priority wins,
+    and ``source`` is closed with a pointer to ``target``."""
+    if source.pk == target.pk:
+        raise DomainError("A ticket cannot be merged into itself.")
+    # Lock both rows in id order so two merges of the same pair cannot deadlock.
+    first, second = sorted([source, target], key=lambda t: t.pk)
+    locked = {t.pk: _lock(t) for t in (first, second)}
+    source, target = locked[source.pk], locked[target.pk]
+    if source.organization_id != target.organization_id:
+        raise DomainError("Tickets of different organizations cannot be merged.")
+    if source.merged_into_id:
+        raise DomainError(f"Ticket #{source.pk} was already merged into #{source.merged_into_id}.")
+    if target.merged_into_id or target.status == S.CLOSED:
+        raise DomainError(f"Ticket #{target.pk} is closed; merge into an open ticket.")
+    if source.status == S.CLOSED:
+        raise DomainError(f"Ticket #{source.pk} is closed and cannot be merged.")
+
+    TicketNote.objects.filter(ticket=source).update(ticket=target)
+    TicketNote.objects.create(
+        ticket=target,
+        author=actor if getattr(actor, "pk", None) else None,
+        body=f"Merged #{source.pk}: {source.subject}",
+    )
+    source_tags = list(source.tags.all())
+    if source_tags:
+        target.tags.add(*source_tags)
+    if target.conversation_id is None and source.conversation_id is not None:
+        target.conversation_id = source.conversation_id
+        target.save(update_fields=["conversation", "updated_at"])
+    if PRIORITY_RANK[source.priority] > PRIORITY_RANK[target.priority]:
+        ticket_update(ticket=target, actor=actor, priority=source.priority)
+    _event(target, actor, TicketEvent.Kind.MERGED, before=source.pk, after=target.pk, message=f"Merged #{source.pk}")
+    ticket_transition(ticket=source, to_status=S.CLOSED, actor=actor, reason=f"Merged into #{target.pk}")
+    Ticket.objects.filter(pk=source.pk).update(merged_into=target)
+    _event(source, actor, TicketEvent.Kind.MERGED, before=source.pk, after=target.pk, message=f"Into #{target.pk}")
+    target.refresh_from_db()
+    return target
+
+
+@transaction.atomic
+def ticket_csat_record(*, ticket: Ticket, score: int, comment: str = "") -> Ticket:
+    """The customer's 1-5 rating of a resolved ticket; updates their mean satisfaction."""
+    from django.db.models import Avg
+
+    if not isinstance(score, int) or not 1 <= score <= 5:
+        raise DomainError("A satisfaction score is a whole number from 1 to 5.")
+    ticket = _lock(ticket)
+    if ticket.status not in (S.RESOLVED, S.CLOSED):
+        raise DomainError("Only a resolved or closed ticket can be rated.")
+    before = ticket.csat_score
+    ticket.csat_score = score
+    ticket.csat_comment = (comment or "").strip()[:2000]
+    ticket.save(update_fields=["csat_score", "csat_comment", "updated_at"])
+    mean = Ticket.objects.filter(customer_id=ticket.customer_id, csat_score__isnull=False).aggregate(
+        m=Avg("csat_score")
+    )
+    Customer.objects.filter(pk=ticket.customer_id).update(satisfaction_score=mean["m"])
+    _event(ticket, None, TicketEvent.Kind.CSAT, field="csat_score", before=before, after=score)
+    return ticket
+
+
+# --- macros ------------------------------------------------------------------------------
+
+MACRO_FIELDS = ("name", "reply", "set_status", "set_priority", "add_tags")
+
+
+def _macro_validate(macro: Macro) -> None:
+    if not macro.name.strip():
+        raise DomainError("A macro needs a name.")
+    clash = Macro.objects.filter(organization_id=macro.organization_id, name=macro.name).exclude(pk=macro.pk)
+    if clash.exists():
+        raise DomainError(f"A macro named {macro.name!r} already exists.")
+    if not (macro.reply.strip() or macro.set_status or macro.set_priority or macro.add_tags.strip()):
+        raise DomainError("A macro must reply, or change status, priority or tags.")
+
+
+@transaction.atomic
+def macro_create(*, organization: Organization, **fields: Any) -> Macro:
+    macro = Macro(organization=organization, **{k: v for k, v in fields.items() if k in MACRO_FIELDS})
+    _macro_validate(macro)
+    macro.save()
+    return macro
+
+
+@transaction.atomic
+def macro_update(*, macro: Macro, **fields: Any) -> Macro:
+    for name, value in fields.items():
+        if name in MACRO_FIELDS:
+            setattr(macro, name, value)
+    _macro_validate(macro)
+    macro.save()
+    return macro
+
+
+@transaction.atomic
+def macro_delete(*, macro: Macro) -> None:
+    macro.delete()
