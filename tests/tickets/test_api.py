@@ -162,12 +162,12 @@ def test_ticket_list_query_count_is_pinned(agent, org, django_assert_num_queries
     # Token auth as a real client sends it: every request loads its user afresh.
     client = APIClient(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=agent).key}")
     customer = CustomerFactory(organization=org)
-    for n in range(3):
+    for _ in range(3):
         TicketFactory(customer=customer, tags=["a", "b"])
     # token and user, staff profile with organization, user perms, group perms, count, page, tags
     with django_assert_num_queries(7):
         assert len(client.get("/api/v1/tickets/").json()["results"]) == 3
-    for n in range(20):
+    for _ in range(20):
         TicketFactory(customer=CustomerFactory(organization=org), tags=["c"])
     with django_assert_num_queries(7):
         assert len(client.get("/api/v1/tickets/").json()["results"]) == 23

@@ -16,7 +16,6 @@ from tickets.models import (
     Ticket,
     TicketEvent,
     TicketNote,
-    TicketStatus,
 )
 from tickets.selectors import SlaState, sla_at_risk_q, sla_breached_q, ticket_sla_state
 
