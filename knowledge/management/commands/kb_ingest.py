@@ -1,0 +1,55 @@
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from knowledge.ingest import SUFFIXES, read_documents
+from knowledge.management.commands._organization import organization_from_option
+from knowledge.services import kb_article_publish, kb_article_upsert, kb_category_ensure, kb_reindex
+from tickets.errors import DomainError
+
+
+class Command(BaseCommand):
+    help = "Ingest knowledge-base files (markdown, HTML, text, JSONL id/title/body) and index them."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("paths", nargs="+", help="Files or folders.")
+        parser.add_argument("--org", help="Organization slug (default: the first).")
+        parser.add_argument("--draft", action="store_true", help="Store as drafts instead of publishing.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        organization = organization_from_option(options["org"])
+        files: list[Path] = []
+        for raw in options["paths"]:
+            path = Path(raw)
+            if path.is_dir():
+                files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES))
+            else:
+                files.append(path)
+        stored, failures = 0, []
+        for path in files:
+            try:
+                for document in read_documents(path):
+                    category = document.meta.get("category")
+                    article, _ = kb_article_upsert(
+                        organization=organization,
+                        title=document.title,
+                        body=document.body,
+                        slug=document.slug,
+                        category=kb_category_ensure(organization=organization, name=category) if category else None,
+                        url=document.meta.get("url", ""),
+                        tags=document.meta.get("tags", ""),
+                    )
+                    if not options["draft"]:
+                        kb_article_publish(article=article)
+                    stored += 1
+            except DomainError as exc:
+                failures.append(str(exc))
+                self.stderr.write(f"skipped {exc}")
+        totals = kb_reindex(organization=organization)
+        self.stdout.write(
+            f"Ingested {stored} article(s) into {organization.name}; indexed {totals['articles']} "
+            f"article(s) as {totals['chunks']} chunk(s)."
+        )
+        if failures:
+            raise CommandError(f"{len(failures)} file(s) could not be ingested; the rest were.")

@@ -1,0 +1,95 @@
+"""Hybrid search: the vector leg (Chroma) and the keyword leg (BM25 or Elasticsearch) fused
+by reciprocal rank fusion, one passage per article, with a confidence the agent can use to
+decline. Confidence is the best passage's cosine similarity to the query (0..1)."""
+
+import time
+from dataclasses import dataclass, field
+
+from knowledge import embeddings, keyword, vectors
+from knowledge.models import Chunk
+from tickets.errors import DomainError
+
+QUERY_MAX_CHARS = 1000
+RRF_K = 60
+CANDIDATES = 30
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    article_id: int
+    chunk_id: int
+    title: str
+    url: str
+    text: str
+    score: float
+    similarity: float
+
+
+@dataclass
+class SearchResult:
+    query: str
+    hits: list[SearchHit]
+    confidence: float
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def query_validate(query: str) -> str:
+    query = " ".join((query or "").split())
+    if not query:
+        raise DomainError("The search query is empty.")
+    if len(query) > QUERY_MAX_CHARS:
+        raise DomainError(f"The search query is longer than {QUERY_MAX_CHARS} characters.")
+    return query
+
+
+def kb_search(*, organization_id: int, query: str, k: int = 5) -> SearchResult:
+    query = query_validate(query)
+    if not 1 <= k <= 50:
+        raise DomainError("k must be between 1 and 50.")
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    query_vector = embeddings.embed([query])[0]
+    timings["embed"] = (time.perf_counter() - started) * 1000
+
+    mark = time.perf_counter()
+    dense = vectors.query(organization_id, query_vector.tolist(), CANDIDATES)
+    timings["vector"] = (time.perf_counter() - mark) * 1000
+    mark = time.perf_counter()
+    sparse = keyword.search(organization_id, query, CANDIDATES)
+    timings["keyword"] = (time.perf_counter() - mark) * 1000
+
+    mark = time.perf_counter()
+    fused: dict[int, float] = {}
+    similarity: dict[int, float] = {}
+    for rank, (chunk_id, cosine) in enumerate(dense, start=1):
+        cid = int(chunk_id)
+        fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank)
+        similarity[cid] = cosine
+    for rank, (cid, _) in enumerate(sparse, start=1):
+        fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank)
+    ranked = sorted(fused, key=lambda cid: fused[cid], reverse=True)
+    chunks = Chunk.objects.select_related("article").in_bulk(ranked[: CANDIDATES * 2])
+    hits: list[SearchHit] = []
+    seen_articles: set[int] = set()
+    for cid in ranked:
+        chunk = chunks.get(cid)
+        if chunk is None or chunk.article_id in seen_articles:
+            continue
+        seen_articles.add(chunk.article_id)
+        hits.append(
+            SearchHit(
+                article_id=chunk.article_id,
+                chunk_id=cid,
+                title=chunk.article.title,
+                url=chunk.article.url,
+                text=chunk.text,
+                score=round(fused[cid], 6),
+                similarity=round(similarity.get(cid, 0.0), 4),
+            )
+        )
+        if len(hits) == k:
+            break
+    timings["fuse"] = (time.perf_counter() - mark) * 1000
+    timings["total"] = (time.perf_counter() - started) * 1000
+    confidence = max((h.similarity for h in hits[:3]), default=0.0)
+    return SearchResult(query=query, hits=hits, confidence=round(confidence, 4), timings_ms=timings)
