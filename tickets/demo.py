@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from knowledge.ingest import read_documents
 from knowledge.services import kb_article_publish, kb_article_upsert, kb_category_ensure, kb_reindex
 from tickets import services
 from tickets.models import Customer, Organization, SlaPolicy, StaffRole, Ticket, TicketStatus
@@ -181,32 +182,22 @@ class DemoResult:
     created: bool
 
 
-def _parse_front_matter(text: str) -> tuple[dict[str, str], str]:
-    meta: dict[str, str] = {}
-    if text.startswith("---\n"):
-        header, _, text = text[4:].partition("\n---\n")
-        for line in header.splitlines():
-            key, _, value = line.partition(":")
-            meta[key.strip()] = value.strip()
-    return meta, text.strip()
-
-
 def _demo_knowledge_base(organization: Organization) -> int:
     count = 0
     for path in sorted(DEMO_KB_DIR.glob("*.md")):
-        meta, body = _parse_front_matter(path.read_text(encoding="utf-8"))
-        category = kb_category_ensure(organization=organization, name=meta.get("category", "General"))
-        article, _ = kb_article_upsert(
-            organization=organization,
-            title=meta.get("title", path.stem),
-            body=body,
-            category=category,
-            slug=path.stem,
-            url=meta.get("url", ""),
-            tags=meta.get("tags", ""),
-        )
-        kb_article_publish(article=article)
-        count += 1
+        for document in read_documents(path):
+            category = kb_category_ensure(organization=organization, name=document.meta.get("category", "General"))
+            article, _ = kb_article_upsert(
+                organization=organization,
+                title=document.title,
+                body=document.body,
+                category=category,
+                slug=document.slug,
+                url=document.meta.get("url", ""),
+                tags=document.meta.get("tags", ""),
+            )
+            kb_article_publish(article=article)
+            count += 1
     return count
 
 
