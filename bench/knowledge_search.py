@@ -66,7 +66,9 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     organization = Organization.objects.create(name="Bench", slug="bench")
     texts = passages(args.chunks)
-    article = Article.objects.create(organization=organization, title="Bench", slug="bench", body="-", status="published")
+    article = Article.objects.create(
+        organization=organization, title="Bench", slug="bench", body="-", status="published"
+    )
     started = time.perf_counter()
     chunks = Chunk.objects.bulk_create(
         Chunk(article=article, organization=organization, ordinal=n, text=text) for n, text in enumerate(texts)
