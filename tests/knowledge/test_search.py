@@ -93,3 +93,13 @@ def test_evaluate_retrieval_on_stackfaq_dev(capsys):
     out = capsys.readouterr().out
     mrr = float(out.split("MRR@10 ")[1].split()[0])
     assert mrr >= 0.90, out
+
+
+def test_langchain_retriever_returns_cited_documents(demo_kb):
+    from knowledge.retriever import KnowledgeRetriever
+
+    documents = KnowledgeRetriever(organization_id=demo_kb.pk, k=2).invoke("when will my refund arrive")
+    assert len(documents) == 2
+    assert documents[0].metadata["title"] == "Returns and refunds"
+    assert documents[0].metadata["url"].startswith("https://")
+    assert "refund" in documents[0].page_content.lower()
