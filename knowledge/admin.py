@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -22,6 +24,11 @@ class ArticleAdmin(OrganizationScopedAdmin):
     prepopulated_fields = {"slug": ["title"]}
     readonly_fields = ["needs_indexing", "published_at", "created_at", "updated_at"]
     actions = ["publish"]
+
+    def save_model(self, request: HttpRequest, obj: Article, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # An edit in admin makes the search index stale, like any other change to an article.
+        services.kb_article_mark_changed(article=obj)
 
     @admin.action(description="Publish selected articles", permissions=["change"])
     def publish(self, request: HttpRequest, queryset: QuerySet[Article]) -> None:

@@ -1,5 +1,6 @@
 """The built-in keyword leg: BM25 (bm25s) over an organization's chunks, held in memory and
-rebuilt when the chunk table changes. Used when ELASTICSEARCH_URL is not set."""
+rebuilt when the chunk table changes. The only keyword backend so far; the Elasticsearch one
+(for ELASTICSEARCH_URL) is still to be written."""
 
 import re
 import threading

@@ -1,4 +1,4 @@
-"""Hybrid search: the vector leg (Chroma) and the keyword leg (BM25 or Elasticsearch) fused
+"""Hybrid search: the vector leg (Chroma) and the keyword leg (built-in BM25) fused
 by reciprocal rank fusion, one passage per article, with a confidence the agent can use to
 decline. Confidence is the best passage's cosine similarity to the query (0..1)."""
 

@@ -42,10 +42,9 @@ def kb_article_upsert(
     article.title, article.body, article.category = title, body, category
     for name, value in fields.items():
         setattr(article, name, value)
-    article.needs_indexing = True
     article.full_clean()
     article.save()
-    kb_article_queue_indexing(article)
+    kb_article_mark_changed(article=article)
     return article, created
 
 
@@ -104,6 +103,17 @@ def kb_reindex(*, organization: Organization, force: bool = False) -> dict[str, 
         chunks += kb_article_index(article_id=article_id)
         indexed += 1
     return {"articles": indexed, "chunks": chunks}
+
+
+@transaction.atomic
+def kb_article_mark_changed(*, article: Article) -> None:
+    """An article's text, status or metadata changed: its index is stale. Indexing is queued
+    only where there is something to index or to remove (published now, or chunks from before),
+    so a draft written and then published queues one task, not two."""
+    Article.objects.filter(pk=article.pk).update(needs_indexing=True)
+    article.needs_indexing = True
+    if article.status == Article.Status.PUBLISHED or article.chunks.exists():
+        kb_article_queue_indexing(article)
 
 
 def kb_article_queue_indexing(article: Article) -> None:

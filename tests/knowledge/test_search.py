@@ -6,7 +6,7 @@ from rest_framework.test import APIClient
 
 from knowledge.models import Article, Chunk
 from knowledge.search import kb_search
-from knowledge.services import kb_article_index, kb_article_publish, kb_article_upsert
+from knowledge.services import kb_article_index, kb_article_mark_changed, kb_article_publish, kb_article_upsert
 from tickets.errors import DomainError
 
 pytestmark = pytest.mark.django_db
@@ -56,12 +56,16 @@ def test_publish_queues_indexing_on_commit_and_reindex_is_harmless(org, django_c
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         article, _ = kb_article_upsert(organization=org, title="Stove fuel", body="Use canister gas outdoors only.")
         kb_article_publish(article=article)
-    assert len(callbacks) == 2
+    assert len(callbacks) == 1  # the draft queued nothing; publishing queued one indexing task
     assert kb_article_index(article_id=article.pk) == 2
     ids = list(Chunk.objects.filter(article=article).values_list("pk", flat=True))
     assert kb_article_index(article_id=article.pk) == 2
     assert list(Chunk.objects.filter(article=article).values_list("pk", flat=True)) == ids  # untouched
-    Article.objects.filter(pk=article.pk).update(status="draft", needs_indexing=True)
+    Article.objects.filter(pk=article.pk).update(status="draft")
+    article.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        kb_article_mark_changed(article=article)  # unpublished, but its old chunks must go
+    assert len(callbacks) == 1
     assert kb_article_index(article_id=article.pk) == 0
     assert kb_search(organization_id=org.pk, query="stove fuel").hits == []
 
@@ -103,3 +107,32 @@ def test_langchain_retriever_returns_cited_documents(demo_kb):
     assert documents[0].metadata["title"] == "Returns and refunds"
     assert documents[0].metadata["url"].startswith("https://")
     assert "refund" in documents[0].page_content.lower()
+
+
+def test_editing_an_article_in_admin_reindexes_it(org, supervisor, django_capture_on_commit_callbacks):
+    from django.test import Client
+
+    article, _ = kb_article_upsert(organization=org, title="Stove fuel", body="Use canister gas outdoors only.")
+    kb_article_publish(article=article)
+    kb_article_index(article_id=article.pk)
+    client = Client()
+    client.force_login(supervisor)
+    form = {
+        "title": "Stove fuel",
+        "slug": article.slug,
+        "body": "Use liquid fuel outdoors only.",
+        "language": "en",
+        "status": "published",
+        "tags": "",
+        "url": "",
+        "external_id": "",
+        "category": "",
+    }
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client.post(f"/admin/knowledge/article/{article.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:1500]
+    assert len(callbacks) == 1
+    assert Article.objects.get(pk=article.pk).needs_indexing
+    kb_article_index(article_id=article.pk)
+    texts = list(Chunk.objects.filter(article=article).values_list("text", flat=True))
+    assert any("liquid fuel" in t for t in texts) and not any("canister" in t for t in texts)
