@@ -1,17 +1,27 @@
-"""The built-in keyword leg: BM25 (bm25s) over an organization's chunks, held in memory and
-rebuilt when the chunk table changes. The only keyword backend so far; the Elasticsearch one
-(for ELASTICSEARCH_URL) is still to be written."""
+"""The keyword leg: BM25 over two corpora of an organization.
+
+- ``kb``: knowledge-base chunks (document id = chunk id), for hybrid search;
+- ``desk``: ticket subjects and message texts (``t<id>`` / ``m<id>``), for staff search.
+
+With ELASTICSEARCH_URL set, the Elasticsearch backend (knowledge.elastic) keeps an index per
+organization and corpus, written as rows change. Otherwise the built-in backend holds a bm25s
+index in memory, rebuilt from the database whenever a cheap fingerprint of the rows changes.
+"""
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import Any, Protocol
 
 import bm25s
 import numpy as np
+from django.conf import settings
 from django.db.models import Count, Max
 
-from knowledge.models import Chunk
+KB = "kb"
+DESK = "desk"
 
 _TOKEN = re.compile(r"[\w']+", re.UNICODE)
 _STOPWORDS = frozenset(
@@ -76,56 +86,148 @@ def tokenize(text: str) -> list[str]:
     return [t for t in _TOKEN.findall(text.lower()) if t not in _STOPWORDS]
 
 
-@dataclass
-class _Index:
-    stamp: tuple[int, int]
-    chunk_ids: list[int]
-    retriever: Any
+# --- what each corpus holds, read from the database ---------------------------------------
 
 
-_indexes: dict[int, _Index] = {}
-_lock = threading.Lock()
+def _kb_rows(organization_id: int) -> list[tuple[str, str]]:
+    from knowledge.models import Chunk
+
+    rows = Chunk.objects.filter(organization_id=organization_id).values_list("id", "text")
+    return [(str(cid), text) for cid, text in rows]
 
 
-def _stamp(organization_id: int) -> tuple[int, int]:
+def _kb_stamp(organization_id: int) -> tuple[Any, ...]:
+    from knowledge.models import Chunk
+
     row = Chunk.objects.filter(organization_id=organization_id).aggregate(n=Count("id"), top=Max("id"))
-    return int(row["n"]), int(row["top"] or 0)
+    return (row["n"], row["top"])
 
 
-def _build(organization_id: int, stamp: tuple[int, int]) -> _Index:
-    rows = list(Chunk.objects.filter(organization_id=organization_id).values_list("id", "text"))
-    retriever = None
-    if rows:
-        retriever = bm25s.BM25()
-        retriever.index([tokenize(text) or ["_"] for _, text in rows], show_progress=False)
-    return _Index(stamp=stamp, chunk_ids=[cid for cid, _ in rows], retriever=retriever)
+def desk_ticket_text(subject: str, customer_name: str, customer_email: str) -> str:
+    return f"{subject}\n{customer_name} {customer_email}"
 
 
-def index_for(organization_id: int) -> _Index:
-    stamp = _stamp(organization_id)
-    current = _indexes.get(organization_id)
-    if current is None or current.stamp != stamp:
-        with _lock:
-            current = _indexes.get(organization_id)
-            if current is None or current.stamp != stamp:
-                current = _indexes[organization_id] = _build(organization_id, stamp)
-    return current
+def _desk_rows(organization_id: int) -> list[tuple[str, str]]:
+    from tickets.models import Message, Ticket
 
-
-def search(organization_id: int, query: str, k: int) -> list[tuple[int, float]]:
-    """(chunk id, BM25 score) best first; empty when nothing matches."""
-    index = index_for(organization_id)
-    tokens = tokenize(query)
-    if index.retriever is None or not tokens:
-        return []
-    k = min(k, len(index.chunk_ids))
-    docs, scores = index.retriever.retrieve([tokens], k=k, show_progress=False)
-    return [
-        (index.chunk_ids[int(d)], float(s))
-        for d, s in zip(np.asarray(docs)[0], np.asarray(scores)[0], strict=True)
-        if s > 0
+    tickets = Ticket.objects.filter(organization_id=organization_id).values_list(
+        "id", "subject", "customer__name", "customer__email"
+    )
+    messages = Message.objects.filter(conversation__organization_id=organization_id).values_list("id", "text")
+    return [(f"t{tid}", desk_ticket_text(s, n, e)) for tid, s, n, e in tickets] + [
+        (f"m{mid}", text) for mid, text in messages
     ]
 
 
-def size(organization_id: int) -> int:
-    return len(index_for(organization_id).chunk_ids)
+def _desk_stamp(organization_id: int) -> tuple[Any, ...]:
+    from tickets.models import Message, Ticket
+
+    tickets = Ticket.objects.filter(organization_id=organization_id).aggregate(n=Count("id"), top=Max("updated_at"))
+    messages = Message.objects.filter(conversation__organization_id=organization_id).aggregate(
+        n=Count("id"), top=Max("id")
+    )
+    return (tickets["n"], tickets["top"], messages["n"], messages["top"])
+
+
+@dataclass(frozen=True)
+class Corpus:
+    name: str
+    rows: Callable[[int], list[tuple[str, str]]]
+    stamp: Callable[[int], tuple[Any, ...]]
+
+
+CORPORA = {KB: Corpus(KB, _kb_rows, _kb_stamp), DESK: Corpus(DESK, _desk_rows, _desk_stamp)}
+
+
+# --- backends ----------------------------------------------------------------------------
+
+
+class KeywordBackend(Protocol):
+    name: str
+
+    def search(self, organization_id: int, corpus: str, query: str, k: int) -> list[tuple[str, float]]: ...
+
+    def upsert(self, organization_id: int, corpus: str, documents: list[tuple[str, str, dict[str, Any]]]) -> None: ...
+
+    def delete(self, organization_id: int, corpus: str, ids: list[str]) -> None: ...
+
+    def rebuild(self, organization_id: int, corpus: str) -> int: ...
+
+    def size(self, organization_id: int, corpus: str) -> int: ...
+
+
+@dataclass
+class _Index:
+    stamp: tuple[Any, ...]
+    ids: list[str]
+    retriever: Any
+
+
+class Bm25Backend:
+    """In-process BM25. Writes are no-ops: the index follows the database by itself."""
+
+    name = "bm25"
+
+    def __init__(self) -> None:
+        self._indexes: dict[tuple[int, str], _Index] = {}
+        self._lock = threading.Lock()
+
+    def _build(self, organization_id: int, corpus: Corpus, stamp: tuple[Any, ...]) -> _Index:
+        rows = corpus.rows(organization_id)
+        retriever = None
+        if rows:
+            retriever = bm25s.BM25()
+            retriever.index([tokenize(text) or ["_"] for _, text in rows], show_progress=False)
+        return _Index(stamp=stamp, ids=[doc_id for doc_id, _ in rows], retriever=retriever)
+
+    def _index(self, organization_id: int, corpus_name: str) -> _Index:
+        corpus = CORPORA[corpus_name]
+        key = (organization_id, corpus_name)
+        stamp = corpus.stamp(organization_id)
+        current = self._indexes.get(key)
+        if current is None or current.stamp != stamp:
+            with self._lock:
+                current = self._indexes.get(key)
+                if current is None or current.stamp != stamp:
+                    current = self._indexes[key] = self._build(organization_id, corpus, stamp)
+        return current
+
+    def search(self, organization_id: int, corpus: str, query: str, k: int) -> list[tuple[str, float]]:
+        index = self._index(organization_id, corpus)
+        tokens = tokenize(query)
+        if index.retriever is None or not tokens:
+            return []
+        docs, scores = index.retriever.retrieve([tokens], k=min(k, len(index.ids)), show_progress=False)
+        pairs = zip(np.asarray(docs)[0], np.asarray(scores)[0], strict=True)
+        return [(index.ids[int(d)], float(s)) for d, s in pairs if s > 0]
+
+    def upsert(self, organization_id: int, corpus: str, documents: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Nothing to do: the next search sees the new rows."""
+
+    def delete(self, organization_id: int, corpus: str, ids: list[str]) -> None:
+        """Nothing to do: the next search no longer sees the deleted rows."""
+
+    def rebuild(self, organization_id: int, corpus: str) -> int:
+        self._indexes.pop((organization_id, corpus), None)
+        return self.size(organization_id, corpus)
+
+    def size(self, organization_id: int, corpus: str) -> int:
+        return len(self._index(organization_id, corpus).ids)
+
+
+@lru_cache(maxsize=4)
+def _backend_for(url: str) -> KeywordBackend:
+    if url:
+        from knowledge.elastic import ElasticsearchBackend
+
+        return ElasticsearchBackend(url)
+    return Bm25Backend()
+
+
+def get_backend() -> KeywordBackend:
+    """Elasticsearch when ELASTICSEARCH_URL is set, else the built-in BM25 index."""
+    return _backend_for(settings.ELASTICSEARCH_URL)
+
+
+def search(organization_id: int, query: str, k: int, corpus: str = KB) -> list[tuple[str, float]]:
+    return get_backend().search(organization_id, corpus, query, k)

@@ -1,4 +1,4 @@
-"""Hybrid search: the vector leg (Chroma) and the keyword leg (built-in BM25) fused
+"""Hybrid search: the vector leg (Chroma) and the keyword leg (built-in BM25, or Elasticsearch) fused
 by reciprocal rank fusion, one passage per article, with a confidence the agent can use to
 decline. Confidence is the best passage's cosine similarity to the query (0..1)."""
 
@@ -55,7 +55,7 @@ def kb_search(*, organization_id: int, query: str, k: int = 5) -> SearchResult:
     dense = vectors.query(organization_id, query_vector.tolist(), CANDIDATES)
     timings["vector"] = (time.perf_counter() - mark) * 1000
     mark = time.perf_counter()
-    sparse = keyword.search(organization_id, query, CANDIDATES)
+    sparse = [(int(doc_id), score) for doc_id, score in keyword.search(organization_id, query, CANDIDATES)]
     timings["keyword"] = (time.perf_counter() - mark) * 1000
 
     mark = time.perf_counter()

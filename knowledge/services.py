@@ -63,7 +63,7 @@ def kb_article_index(*, article_id: int) -> int:
     """Bring one article's search index in line with the article; returns its chunk count.
 
     Harmless to run again: a clean article is left alone, a draft or deleted one is removed."""
-    from knowledge import vectors
+    from knowledge import keyword, vectors
     from knowledge.chunking import chunk_article
     from knowledge.models import Chunk
 
@@ -72,8 +72,11 @@ def kb_article_index(*, article_id: int) -> int:
         return 0
     if not article.needs_indexing:
         return article.chunks.count()
+    backend = keyword.get_backend()
+    old_ids = [str(pk) for pk in Chunk.objects.filter(article=article).values_list("pk", flat=True)]
     Chunk.objects.filter(article=article).delete()
     vectors.delete_article(article.organization_id, article.pk)
+    backend.delete(article.organization_id, keyword.KB, old_ids)
     count = 0
     if article.status == Article.Status.PUBLISHED:
         passages = chunk_article(title=article.title, body=article.body)
@@ -87,6 +90,9 @@ def kb_article_index(*, article_id: int) -> int:
             texts=[c.text for c in chunks],
             metadatas=[{"article_id": article.pk, "title": article.title} for _ in chunks],
         )
+        backend.upsert(
+            article.organization_id, keyword.KB, [(str(c.pk), c.text, {"title": article.title}) for c in chunks]
+        )
         count = len(chunks)
     article.needs_indexing = False
     article.save(update_fields=["needs_indexing"])
@@ -94,7 +100,10 @@ def kb_article_index(*, article_id: int) -> int:
 
 
 def kb_reindex(*, organization: Organization, force: bool = False) -> dict[str, int]:
-    """Index every article of an organization that needs it (all of them with ``force``)."""
+    """Index every article of an organization that needs it. With ``force``: every article, and
+    the keyword indexes (knowledge base and staff desk) are rebuilt from the database."""
+    from knowledge import keyword
+
     articles = Article.objects.filter(organization=organization)
     if force:
         articles.update(needs_indexing=True)
@@ -102,7 +111,12 @@ def kb_reindex(*, organization: Organization, force: bool = False) -> dict[str, 
     for article_id in articles.filter(needs_indexing=True).values_list("pk", flat=True):
         chunks += kb_article_index(article_id=article_id)
         indexed += 1
-    return {"articles": indexed, "chunks": chunks}
+    totals = {"articles": indexed, "chunks": chunks}
+    if force:
+        backend = keyword.get_backend()
+        backend.rebuild(organization.pk, keyword.KB)
+        totals["desk_documents"] = backend.rebuild(organization.pk, keyword.DESK)
+    return totals
 
 
 @transaction.atomic

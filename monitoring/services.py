@@ -47,9 +47,21 @@ def _worker() -> str:
     return f"last heartbeat {age:.0f}s ago"
 
 
+def _elasticsearch() -> str:
+    from knowledge.keyword import get_backend
+
+    backend = get_backend()
+    if not getattr(backend, "ping", lambda: False)():
+        raise RuntimeError(f"no answer from {settings.ELASTICSEARCH_URL}")
+    return "reachable"
+
+
 def readiness() -> dict[str, Any]:
     """Each dependency's state; ``ready`` is false when a required one is down.
     The Celery worker is reported but not required: chat keeps answering without it."""
     checks = {"database": _timed(_database), "cache": _timed(_cache), "celery": _timed(_worker)}
-    required = ("database", "cache")
+    required: tuple[str, ...] = ("database", "cache")
+    if settings.ELASTICSEARCH_URL:
+        checks["elasticsearch"] = _timed(_elasticsearch)
+        required += ("elasticsearch",)
     return {"ready": all(checks[name]["ok"] for name in required), "checks": checks}

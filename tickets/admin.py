@@ -30,6 +30,7 @@ from tickets.models import (
     TicketEvent,
     TicketStatus,
 )
+from tickets.search import desk_ticket_ids
 
 User = get_user_model()
 
@@ -200,6 +201,19 @@ class TicketAdmin(OrganizationScopedAdmin):
     def sentiment(self, ticket: Ticket) -> str:
         conversation = ticket.conversation
         return conversation.get_sentiment_label_display() if conversation and conversation.sentiment_label else ""
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Ticket], search_term: str) -> Any:
+        """Django's field search, plus the keyword index: subjects, customers and every message
+        of the ticket's conversation, ranked by BM25 (or Elasticsearch)."""
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        organization = self.staff_org(request)
+        if not search_term.strip() or organization is None:
+            return results, may_have_duplicates
+        try:
+            ids = desk_ticket_ids(organization=organization, query=search_term, k=100)
+        except DomainError:
+            return results, may_have_duplicates
+        return results | queryset.filter(pk__in=ids), may_have_duplicates
 
     # --- saving through services ---
 

@@ -6,18 +6,21 @@ from typing import Any
 import django_filters
 from django.db.models import QuerySet
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from tickets import selectors, services
 from tickets.models import Channel, Conversation, Customer, Macro, Priority, Ticket, TicketStatus, VipTier
+from tickets.search import desk_search
 from tickets.serializers import (
     ConversationCreateSerializer,
     ConversationSerializer,
     CustomerSerializer,
+    DeskSearchResultSerializer,
     MacroSerializer,
     MessageCreateSerializer,
     MessageSerializer,
@@ -184,6 +187,26 @@ class TicketViewSet(
         data.is_valid(raise_exception=True)
         ticket = services.ticket_csat_record(ticket=self.get_object(), **data.validated_data)
         return self._render(ticket)
+
+
+class DeskSearchView(OrganizationScopedMixin, APIView):
+    """Staff search: tickets whose subject, customer or conversation matches, best first."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, required=True, description="Words to find, up to 1,000 characters."),
+            OpenApiParameter("k", int, required=False, description="Tickets to return, 1-100 (default 20)."),
+        ],
+        responses=DeskSearchResultSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        k = request.query_params.get("k", "20")
+        if not k.isdigit() or not 1 <= int(k) <= 100:
+            return Response({"k": ["A whole number from 1 to 100."]}, status=status.HTTP_400_BAD_REQUEST)
+        query = request.query_params.get("q", "")
+        hits = desk_search(organization=self.organization, query=query, k=int(k))
+        result = DeskSearchResultSerializer({"query": query, "results": hits}, context={"request": request})
+        return Response(result.data)
 
 
 # --- customers ---------------------------------------------------------------------------

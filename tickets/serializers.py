@@ -227,3 +227,18 @@ class MacroSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "reply", "set_status", "set_priority", "add_tags", "created_at"]
         read_only_fields = ["id", "created_at"]
         validators: list[Any] = []
+
+
+# --- staff search ------------------------------------------------------------------------
+
+
+class DeskHitSerializer(serializers.Serializer):
+    ticket = TicketSerializer()
+    score = serializers.FloatField()
+    matched = serializers.CharField()
+    snippet = serializers.CharField()
+
+
+class DeskSearchResultSerializer(serializers.Serializer):
+    query = serializers.CharField()
+    results = DeskHitSerializer(many=True)

@@ -42,6 +42,7 @@ from tickets.models import (
     VipTier,
 )
 from tickets.roles import ROLE_GROUP_NAMES
+from tickets.search import desk_message_index, desk_ticket_index
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +170,9 @@ def customer_update(*, customer: Customer, **fields: Any) -> Customer:
         setattr(customer, name, value)
     customer.full_clean()
     customer.save()
+    if {"name", "email"} & set(fields):
+        for ticket in customer.tickets.select_related("customer"):
+            desk_ticket_index(ticket)  # staff search finds tickets by customer name and email
     return customer
 
 
@@ -273,6 +277,7 @@ def message_create(
     )
     if role == MessageRole.CUSTOMER:
         Customer.objects.filter(pk=locked.customer_id).update(last_seen_at=message.created_at)
+    desk_message_index(message, locked.organization_id)
     if broadcast:
         _broadcast_on_commit(message)
     return message, True
@@ -428,6 +433,7 @@ def ticket_create(
     if tag_rows:
         ticket.tags.set(tag_rows)
     _event(ticket, actor, TicketEvent.Kind.CREATED, after={"status": ticket.status, "priority": priority})
+    desk_ticket_index(ticket)
     return ticket
 
 
@@ -526,6 +532,7 @@ def ticket_update(
         if subject != ticket.subject:
             _event(ticket, actor, TicketEvent.Kind.SUBJECT, field="subject", before=ticket.subject, after=subject)
             ticket.subject = subject
+            desk_ticket_index(ticket)
     if priority is not UNSET and priority != ticket.priority:
         if priority not in Priority.values:
             raise DomainError(f"Unknown priority {priority!r}.")

@@ -1,6 +1,7 @@
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from tickets.api import ConversationViewSet, CustomerViewSet, MacroViewSet, TicketViewSet
+from tickets.api import ConversationViewSet, CustomerViewSet, DeskSearchView, MacroViewSet, TicketViewSet
 
 # Accept paths with or without the trailing slash.
 router = DefaultRouter(trailing_slash="/?")  # type: ignore[arg-type]
@@ -9,4 +10,4 @@ router.register("customers", CustomerViewSet, basename="customer")
 router.register("conversations", ConversationViewSet, basename="conversation")
 router.register("macros", MacroViewSet, basename="macro")
 
-urlpatterns = router.urls
+urlpatterns = [path("search", DeskSearchView.as_view(), name="desk-search"), *router.urls]

@@ -46,12 +46,16 @@ def test_changelist_query_count_is_fixed(desk, org, query, django_assert_num_que
 
     with CaptureQueriesContext(connection) as few:
         assert desk.get("/admin/tickets/ticket/" + query).status_code == 200
+    pinned = len(few)  # read now: Django clears its query log when the next request starts
     make(15)
-    with django_assert_num_queries(len(few)):
+    # New rows make the built-in keyword index rebuild once on the next search; after that,
+    # the count must not depend on how many tickets there are.
+    desk.get("/admin/tickets/ticket/" + query)
+    with django_assert_num_queries(pinned):
         response = desk.get("/admin/tickets/ticket/" + query)
     assert response.status_code == 200
     # Pinned: session, user, staff profile, permissions, filter lookups, counts, rows, macros.
-    assert len(few) <= 14
+    assert pinned <= 14
 
 
 def test_filters_narrow_the_list(desk, org):

@@ -7,7 +7,7 @@ from tickets.models import Organization
 
 
 class Command(BaseCommand):
-    help = "Rebuild the search index (chunks, vectors) of one organization or all of them."
+    help = "Rebuild the search indexes (chunks, vectors, keyword indexes) of one organization or all of them."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--org", help="Organization slug (default: every organization).")
@@ -23,4 +23,5 @@ class Command(BaseCommand):
                 raise CommandError(f"No organization with slug {options['org']!r}.")
         for organization in organizations:
             totals = kb_reindex(organization=organization, force=not options["changed_only"])
-            self.stdout.write(f"{organization.slug}: {totals['articles']} article(s), {totals['chunks']} chunk(s)")
+            desk = f", {totals['desk_documents']} staff-search document(s)" if "desk_documents" in totals else ""
+            self.stdout.write(f"{organization.slug}: {totals['articles']} article(s), {totals['chunks']} chunk(s){desk}")
