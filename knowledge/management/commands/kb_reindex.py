@@ -24,4 +24,6 @@ class Command(BaseCommand):
         for organization in organizations:
             totals = kb_reindex(organization=organization, force=not options["changed_only"])
             desk = f", {totals['desk_documents']} staff-search document(s)" if "desk_documents" in totals else ""
-            self.stdout.write(f"{organization.slug}: {totals['articles']} article(s), {totals['chunks']} chunk(s){desk}")
+            self.stdout.write(
+                f"{organization.slug}: {totals['articles']} article(s), {totals['chunks']} chunk(s){desk}"
+            )
