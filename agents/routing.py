@@ -1,5 +1,7 @@
-"""Websocket routes. The chat consumer (/ws/chat/) arrives with the dialog-agent work."""
+"""Websocket routes."""
 
-from typing import Any
+from django.urls import path
 
-websocket_urlpatterns: list[Any] = []
+from agents.consumers import ChatConsumer
+
+websocket_urlpatterns = [path("ws/chat/", ChatConsumer.as_asgi())]

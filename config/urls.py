@@ -7,6 +7,7 @@ from tickets.views import demo_home
 urlpatterns = [
     path("", demo_home, name="demo-home"),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("agents.urls")),
     path("api/v1/", include("knowledge.urls")),
     path("api/v1/", include("tickets.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -300,6 +300,7 @@ def demo_bootstrap() -> DemoResult:
     _demo_knowledge_base(organization)
     # Index now, so the knowledge base answers as soon as the server starts.
     kb_reindex(organization=organization)
+    _demo_intents(organization)
     harbor_agent = user_model.objects.filter(username="harbor-agent").first()
     if harbor_agent is not None:
         harbor_agent.set_password("concierge-harbor")
@@ -309,6 +310,18 @@ def demo_bootstrap() -> DemoResult:
     ]
     credentials.append(("harbor-agent", "concierge-harbor", "Agent, Harbor Coffee Co. (second tenant)"))
     return DemoResult(organization=organization, credentials=credentials, created=created)
+
+
+def _demo_intents(organization: Organization) -> None:
+    """Our demo intents, trained into a model unless one already exists."""
+    from agents.demo_intents import DEMO_INTENTS
+    from agents.models import IntentModel
+    from agents.services import intent_examples_import, intent_model_train
+
+    rows = [(text, intent) for intent, texts in DEMO_INTENTS.items() for text in texts]
+    added = intent_examples_import(organization=organization, rows=rows)
+    if added or not IntentModel.objects.filter(organization=organization).exists():
+        intent_model_train(organization=organization)
 
 
 def _demo_second_tenant() -> None:

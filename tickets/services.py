@@ -730,3 +730,53 @@ def macro_update(*, macro: Macro, **fields: Any) -> Macro:
 @transaction.atomic
 def macro_delete(*, macro: Macro) -> None:
     macro.delete()
+
+
+# --- escalation --------------------------------------------------------------------------
+
+ESCALATION_BASE_PRIORITY = {"complaint": Priority.HIGH, "human_request": Priority.MEDIUM}
+_PRIORITY_ORDER = [Priority.LOW, Priority.MEDIUM, Priority.HIGH, Priority.URGENT]
+
+
+def escalation_priority(*, intent: str, sentiment: float | None, vip_tier: str) -> str:
+    """Priority of a ticket opened by the agent: from the intent, raised one step for a very
+    negative customer and one for a gold or platinum VIP."""
+    rank = _PRIORITY_ORDER.index(Priority(ESCALATION_BASE_PRIORITY.get(intent, Priority.MEDIUM)))
+    if sentiment is not None and sentiment <= -0.6:
+        rank += 1
+    if vip_tier in (VipTier.GOLD, VipTier.PLATINUM):
+        rank += 1
+    return _PRIORITY_ORDER[min(rank, len(_PRIORITY_ORDER) - 1)]
+
+
+@transaction.atomic
+def conversation_escalate(
+    *, conversation: Conversation, reason: str, intent: str = "", sentiment: float | None = None
+) -> Ticket:
+    """Hand the conversation to people: open a ticket (or raise the priority of the open one),
+    mark the conversation handed off, and record why."""
+    conversation = Conversation.objects.select_for_update().select_related("customer").get(pk=conversation.pk)
+    customer = conversation.customer
+    priority = escalation_priority(intent=intent, sentiment=sentiment, vip_tier=customer.vip_tier)
+    ticket = (
+        Ticket.objects.filter(conversation=conversation, status__in=ACTIVE_STATUSES).order_by("-created_at").first()
+    )
+    if ticket is None:
+        first = conversation.messages.filter(role=MessageRole.CUSTOMER).order_by("seq").first()
+        subject = (first.text if first else f"Chat with {customer}").splitlines()[0][:120]
+        ticket = ticket_create(
+            organization=conversation.organization,
+            customer=customer,
+            subject=subject,
+            priority=priority,
+            channel=conversation.channel,
+            conversation=conversation,
+            tags=["bot-escalation", intent] if intent else ["bot-escalation"],
+        )
+    elif PRIORITY_RANK[priority] > PRIORITY_RANK[ticket.priority]:
+        ticket = ticket_update(ticket=ticket, priority=priority)
+    _event(ticket, None, TicketEvent.Kind.NOTE, message=f"Escalated by the assistant: {reason}")
+    if conversation.status == Conversation.Status.OPEN:
+        conversation.status = Conversation.Status.HANDED_OFF
+        conversation.save(update_fields=["status"])
+    return ticket

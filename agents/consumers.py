@@ -1,0 +1,194 @@
+"""The chat websocket, /ws/chat/?token=T. It only handles the connection: it checks the
+token, validates frames, calls services off the event loop and sends what they produce.
+
+Frames are those of DESIGN.md. Every customer message is stored once (idempotent on the
+client's id) and acknowledged with its sequence number; `resume` replays what the client
+missed, so a reconnect loses nothing."""
+
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from agents.tokens import WidgetSession, widget_token_read
+from tickets.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 8192
+MAX_TEXT_CHARS = 2000
+CLOSE_BAD_TOKEN = 4401
+CLOSE_GONE = 4404
+
+
+def _stored_message(session: WidgetSession, client_id: str, text: str) -> tuple[dict[str, Any], int, bool, bool]:
+    """Store the customer's message: (its frame, its id, whether it is new, whether the bot answers)."""
+    from tickets import services as desk
+    from tickets.models import Conversation, MessageRole
+
+    conversation = Conversation.objects.get(pk=session.conversation_id)
+    message, created = desk.message_create(
+        conversation=conversation, role=MessageRole.CUSTOMER, text=text, client_message_id=client_id
+    )
+    return desk.message_frame(message), message.pk, created, conversation.status == Conversation.Status.OPEN
+
+
+def _replay(session: WidgetSession, after: int) -> list[dict[str, Any]]:
+    from tickets import selectors
+    from tickets.models import Conversation
+    from tickets.services import message_frame
+
+    conversation = Conversation.objects.get(pk=session.conversation_id)
+    return [message_frame(m) for m in selectors.conversation_messages(conversation=conversation, after_seq=after)]
+
+
+def _conversation_exists(session: WidgetSession) -> bool:
+    from tickets.models import Conversation
+
+    return Conversation.objects.filter(
+        pk=session.conversation_id, organization_id=session.organization_id, customer_id=session.customer_id
+    ).exists()
+
+
+def _record_csat(session: WidgetSession, score: int) -> None:
+    from tickets import services as desk
+    from tickets.models import Ticket
+
+    ticket = (
+        Ticket.objects.filter(conversation_id=session.conversation_id, status__in=["resolved", "closed"])
+        .order_by("-resolved_at")
+        .first()
+    )
+    if ticket is None:
+        raise DomainError("There is no resolved ticket in this conversation to rate yet.")
+    desk.ticket_csat_record(ticket=ticket, score=score)
+
+
+def _agent_reply(message_id: int) -> None:
+    from agents.services import agent_reply
+
+    agent_reply(message_id=message_id)
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    session: WidgetSession | None = None
+    group = ""
+
+    async def connect(self) -> None:
+        from tickets.services import conversation_group_name
+
+        query = parse_qs(self.scope.get("query_string", b"").decode("utf-8", "replace"))
+        session = widget_token_read((query.get("token") or [""])[0])
+        await self.accept()
+        if session is None:
+            await self.error("bad_token", "The session token is missing, invalid or expired; start a new chat.")
+            await self.close(code=CLOSE_BAD_TOKEN)
+            return
+        if not await database_sync_to_async(_conversation_exists)(session):
+            await self.error("not_found", "This conversation no longer exists; start a new chat.")
+            await self.close(code=CLOSE_GONE)
+            return
+        self.session = session
+        self.group = conversation_group_name(session.conversation_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def error(self, code: str, message: str) -> None:
+        await self.send(text_data=json.dumps({"type": "error", "code": code, "message": message}))
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.session is None:
+            return
+        raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
+        if len(raw.encode("utf-8")) > MAX_FRAME_BYTES:
+            await self.error("too_large", f"Frames are limited to {MAX_FRAME_BYTES} bytes.")
+            return
+        try:
+            frame = json.loads(raw)
+        except ValueError:
+            await self.error("bad_json", "Frames are JSON objects.")
+            return
+        if not isinstance(frame, dict):
+            await self.error("bad_json", "Frames are JSON objects.")
+            return
+        handler = {
+            "message": self.on_message,
+            "typing": self.on_typing,
+            "resume": self.on_resume,
+            "csat": self.on_csat,
+        }.get(str(frame.get("type")))
+        if handler is None:
+            await self.error("unknown_type", "Frame types are message, typing, resume and csat.")
+            return
+        await handler(frame)
+
+    async def on_message(self, frame: dict[str, Any]) -> None:
+        assert self.session is not None
+        client_id, text = frame.get("id"), frame.get("text")
+        if not isinstance(client_id, str) or not 1 <= len(client_id) <= 64:
+            await self.error("invalid", "A message needs an id: a string of 1 to 64 characters.")
+            return
+        if not isinstance(text, str) or not text.strip():
+            await self.error("invalid", "A message needs some text.")
+            return
+        if len(text) > MAX_TEXT_CHARS:
+            await self.error("too_long", f"Messages are limited to {MAX_TEXT_CHARS} characters.")
+            return
+        try:
+            stored, message_id, created, bot_answers = await database_sync_to_async(_stored_message)(
+                self.session, client_id, text
+            )
+        except DomainError as exc:
+            await self.error("invalid", str(exc))
+            return
+        # A repeated id (a client retrying after a lost ack) gets the same ack and no second answer.
+        await self.send(text_data=json.dumps({"type": "ack", "id": client_id, "seq": stored["seq"]}))
+        if created and bot_answers:
+            await self.send(text_data=json.dumps({"type": "typing", "role": "bot"}))
+            try:
+                await database_sync_to_async(_agent_reply)(message_id)
+            except Exception:  # the customer's message is stored; staff see it even if the bot failed
+                logger.exception("agent reply failed for message %s", message_id)
+                await self.error("agent_unavailable", "The assistant is unavailable; a person will read your message.")
+
+    async def on_typing(self, frame: dict[str, Any]) -> None:
+        await self.channel_layer.group_send(
+            self.group, {"type": "chat.typing", "role": "customer", "sender": self.channel_name}
+        )
+
+    async def on_resume(self, frame: dict[str, Any]) -> None:
+        assert self.session is not None
+        after = frame.get("after", 0)
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            await self.error("invalid", "resume needs after: the last sequence number seen (0 for all).")
+            return
+        for message in await database_sync_to_async(_replay)(self.session, after):
+            await self.send(text_data=json.dumps(message))
+
+    async def on_csat(self, frame: dict[str, Any]) -> None:
+        assert self.session is not None
+        score = frame.get("score")
+        if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
+            await self.error("invalid", "csat needs score: a whole number from 1 to 5.")
+            return
+        try:
+            await database_sync_to_async(_record_csat)(self.session, score)
+        except DomainError as exc:
+            await self.error("invalid", str(exc))
+            return
+        await self.send(text_data=json.dumps({"type": "csat", "score": score, "status": "recorded"}))
+
+    # --- group events ---
+
+    async def chat_message(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(event["frame"]))
+
+    async def chat_typing(self, event: dict[str, Any]) -> None:
+        if event.get("sender") != self.channel_name:
+            await self.send(text_data=json.dumps({"type": "typing", "role": event["role"]}))

@@ -1,0 +1,178 @@
+"""The dialog agent as a LangChain runnable chain:
+
+    normalise → language → sentiment → intent → retrieve → respond → escalation decision
+
+Each stage reads and extends one state dict and records its own latency. The chain decides;
+it writes nothing. agents.services.agent_reply stores what it decided."""
+
+import re
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from langchain_core.runnables import Runnable, RunnableLambda
+
+from agents.intents import FALLBACK
+from agents.language import detect_language
+from agents.sentiment import sentiment_score, sentiment_trend
+from knowledge.search import kb_search
+
+State = dict[str, Any]
+
+HUMAN_WORDS = re.compile(
+    r"\b(human|real person|a person|someone real|an? (live )?agent|representative|operator|manager|supervisor)\b"
+    r"|人工|客服",
+    re.IGNORECASE,
+)
+SMALL_TALK = {
+    "greeting": "Hi! I'm the Trailhead assistant. Ask me anything about orders, returns, membership or gear.",
+    "goodbye": "Glad I could help. Have a great day outdoors!",
+}
+HANDOFF_TEXT = (
+    "I'm passing this conversation to a member of our support team now; they can see everything "
+    "you've written. Someone will reply here shortly."
+)
+DONT_KNOW_TEXT = (
+    "I'm not sure about that, and I'd rather not guess. Would you like me to connect you with a person? "
+    'Just say "human".'
+)
+
+
+@dataclass
+class ConversationContext:
+    organization_id: int
+    vip_tier: str = "none"
+    previous_scores: list[float] = field(default_factory=list)  # the customer's earlier messages
+    previous_fallbacks: int = 0  # consecutive bot turns that could not answer, just before this one
+
+
+def _stage(name: str, work: Callable[[State], dict[str, Any]]) -> Runnable:
+    def run(state: State) -> State:
+        started = time.perf_counter()
+        produced = work(state)
+        timings = {**state.get("timings_ms", {}), name: round((time.perf_counter() - started) * 1000, 2)}
+        return {**state, **produced, "timings_ms": timings}
+
+    return RunnableLambda(run, name=name)
+
+
+def _normalise(state: State) -> dict[str, Any]:
+    text = unicodedata.normalize("NFKC", state["text"])
+    return {"normalised": " ".join(text.split())[:2000]}
+
+
+def _language(state: State) -> dict[str, Any]:
+    return {"language": detect_language(state["normalised"])}
+
+
+def _sentiment(state: State) -> dict[str, Any]:
+    score = round(sentiment_score(state["normalised"], state["language"]), 4)
+    context: ConversationContext = state["context"]
+    return {"sentiment": score, "sentiment_trend": round(sentiment_trend([*context.previous_scores, score]), 4)}
+
+
+def _intent(state: State) -> dict[str, Any]:
+    from agents.services import active_intent_classifier
+
+    classifier, version = active_intent_classifier(state["context"].organization_id)
+    if classifier is None:
+        return {"intent": FALLBACK, "intent_confidence": 0.0, "intent_model_version": None}
+    prediction = classifier.predict(state["normalised"])
+    return {
+        "intent": prediction.intent,
+        "intent_confidence": round(prediction.confidence, 4),
+        "intent_model_version": version,
+    }
+
+
+def _retrieve(state: State) -> dict[str, Any]:
+    if state["intent"] in SMALL_TALK or state["intent"] == "human_request":
+        return {"passages": [], "retrieval_confidence": 0.0}
+    result = kb_search(organization_id=state["context"].organization_id, query=state["normalised"], k=3)
+    passages = [{"title": h.title, "url": h.url, "text": h.text, "similarity": h.similarity} for h in result.hits]
+    return {"passages": passages, "retrieval_confidence": result.confidence}
+
+
+def _passage_body(text: str) -> str:
+    """The passage without the title line the chunker puts first."""
+    lines = text.split("\n", 1)
+    return (lines[1] if len(lines) > 1 else lines[0]).strip()
+
+
+def grounded_answer(passages: list[dict[str, Any]], threshold: float) -> tuple[str, list[dict[str, str]]]:
+    """Quote the best-ranked passage and cite it, plus the runner-up when it is relevant too."""
+    best = passages[0]
+    relevant = [best] + [p for p in passages[1:2] if p["similarity"] >= threshold]
+    body = re.sub(r"(\*\*|__|^#+\s*)", "", _passage_body(best["text"]) or best["title"], flags=re.MULTILINE)
+    sentences = re.split(r"(?<=[.!?])\s+", body)
+    excerpt = " ".join(sentences[:3]).strip()
+    text = f"{excerpt}\n\n(From “{best['title']}”.)"
+    sources = []
+    for passage in relevant[:2]:
+        citation = {"title": passage["title"], "url": passage["url"]}
+        if citation not in sources:
+            sources.append(citation)
+    return text, sources
+
+
+def _respond(state: State) -> dict[str, Any]:
+    intent = state["intent"]
+    threshold = settings.CONCIERGE_ANSWER_MIN_CONFIDENCE
+    if intent in SMALL_TALK:
+        return {"reply": SMALL_TALK[intent], "sources": [], "answered": True}
+    if intent == "human_request" or HUMAN_WORDS.search(state["normalised"]):
+        return {"reply": HANDOFF_TEXT, "sources": [], "answered": True}
+    if state["passages"] and state["retrieval_confidence"] >= threshold:
+        from agents.llm import llm_answer
+
+        reply, sources = grounded_answer(state["passages"], threshold)
+        generated = llm_answer(question=state["normalised"], passages=state["passages"])
+        return {"reply": generated or reply, "sources": sources, "answered": True, "generated": bool(generated)}
+    return {"reply": DONT_KNOW_TEXT, "sources": [], "answered": False}
+
+
+def _escalation(state: State) -> dict[str, Any]:
+    context: ConversationContext = state["context"]
+    reasons = []
+    if state["intent"] == "human_request" or HUMAN_WORDS.search(state["normalised"]):
+        reasons.append("the customer asked for a person")
+    if state["intent"] == "complaint":
+        reasons.append("complaint")
+    if state["sentiment"] <= -0.6:
+        reasons.append("very negative sentiment")
+    elif state["sentiment_trend"] <= -0.25 and state["sentiment"] < -0.2:
+        reasons.append("sentiment falling")
+    if not state["answered"] and context.previous_fallbacks >= 1:
+        reasons.append("the assistant could not answer twice in a row")
+    if context.vip_tier in ("gold", "platinum") and state["sentiment"] < -0.2:
+        reasons.append(f"{context.vip_tier} VIP customer is unhappy")
+    handoff = bool(reasons)
+    reply = state["reply"]
+    if handoff and reply != HANDOFF_TEXT:
+        reply = f"{reply}\n\n{HANDOFF_TEXT}" if state["answered"] else HANDOFF_TEXT
+    return {"handoff": handoff, "escalation_reasons": reasons, "reply": reply}
+
+
+def build_chain() -> Runnable:
+    return (
+        _stage("normalise", _normalise)
+        | _stage("language", _language)
+        | _stage("sentiment", _sentiment)
+        | _stage("intent", _intent)
+        | _stage("retrieve", _retrieve)
+        | _stage("respond", _respond)
+        | _stage("escalate", _escalation)
+    )
+
+
+CHAIN = build_chain()
+
+
+def run_pipeline(text: str, context: ConversationContext) -> State:
+    started = time.perf_counter()
+    state = CHAIN.invoke({"text": text, "context": context})
+    state["timings_ms"]["total"] = round((time.perf_counter() - started) * 1000, 2)
+    return state

@@ -1,0 +1,213 @@
+"""Intent training and model versions, and the agent's turn: run the pipeline on a customer
+message, store the reply (and escalate when the pipeline says so)."""
+
+import csv
+import random
+import threading
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Max
+
+from agents.intents import IntentClassifier, evaluate
+from agents.models import IntentExample, IntentModel
+from tickets.errors import DomainError
+from tickets.models import Organization
+
+MIN_EXAMPLES_PER_INTENT = 3
+HOLDOUT_EVERY = 5
+
+
+@transaction.atomic
+def intent_examples_import(*, organization: Organization, rows: list[tuple[str, str]]) -> int:
+    """Add (text, intent) examples; repeats are skipped. Returns how many were new."""
+    created = 0
+    for text, intent in rows:
+        text, intent = (text or "").strip()[:500], (intent or "").strip()
+        if not text or not intent:
+            raise DomainError("Every example needs a text and an intent.")
+        _, made = IntentExample.objects.get_or_create(organization=organization, intent=intent, text=text)
+        created += made
+    return created
+
+
+def intent_examples_read_csv(path: Path) -> list[tuple[str, str]]:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or not {"text"} <= set(reader.fieldnames):
+                raise DomainError(f"{path}: needs the columns text and label (or intent).")
+            column = "intent" if "intent" in reader.fieldnames else "label"
+            return [(row["text"], row[column]) for row in reader]
+    except OSError as exc:
+        raise DomainError(f"{path}: cannot read ({exc})") from exc
+
+
+def intent_model_train(
+    *, organization: Organization, activate: bool = True, actor: Any = None, seed: int = 7
+) -> IntentModel:
+    """Train a new version from the organization's examples. Its figures come from a model
+    trained without a held-back fifth; the stored model is then fitted on every example."""
+    rows = list(IntentExample.objects.filter(organization=organization).values_list("text", "intent"))
+    counts: dict[str, int] = {}
+    for _, intent in rows:
+        counts[intent] = counts.get(intent, 0) + 1
+    usable = {intent for intent, n in counts.items() if n >= MIN_EXAMPLES_PER_INTENT}
+    if len(usable) < 2:
+        raise DomainError(f"Training needs at least two intents with {MIN_EXAMPLES_PER_INTENT}+ examples each.")
+    rows = [(t, i) for t, i in rows if i in usable]
+    random.Random(seed).shuffle(rows)  # noqa: S311 (a reproducible split, not a secret)
+    held: list[tuple[str, str]] = []
+    kept: list[tuple[str, str]] = []
+    seen: dict[str, int] = {}
+    for text, intent in rows:  # every fifth example of an intent with five or more is held back
+        seen[intent] = seen.get(intent, 0) + 1
+        (held if counts[intent] >= HOLDOUT_EVERY and seen[intent] % HOLDOUT_EVERY == 0 else kept).append((text, intent))
+    metrics: dict[str, Any] = {}
+    if held:
+        trial = IntentClassifier().fit([t for t, _ in kept], [i for _, i in kept])
+        metrics = evaluate(trial, [t for t, _ in held], [i for _, i in held]).as_dict()
+    classifier = IntentClassifier().fit([t for t, _ in rows], [i for _, i in rows])
+    with transaction.atomic():
+        Organization.objects.select_for_update().get(pk=organization.pk)
+        version = (IntentModel.objects.filter(organization=organization).aggregate(v=Max("version"))["v"] or 0) + 1
+        model = IntentModel.objects.create(
+            organization=organization,
+            version=version,
+            intents=sorted(usable),
+            examples=len(rows),
+            metrics=metrics,
+            threshold=classifier.threshold,
+            blob=classifier.dumps(),
+            created_by=actor if getattr(actor, "pk", None) else None,
+        )
+        if activate or not IntentModel.objects.filter(organization=organization, is_active=True).exists():
+            intent_model_activate(model=model)
+    return model
+
+
+@transaction.atomic
+def intent_model_activate(*, model: IntentModel) -> IntentModel:
+    """Make this version the one that answers (activation and roll-back alike)."""
+    IntentModel.objects.filter(organization_id=model.organization_id, is_active=True).exclude(pk=model.pk).update(
+        is_active=False
+    )
+    # Write from the row, not the instance: a caller's copy may say "active" from before.
+    IntentModel.objects.filter(pk=model.pk).update(is_active=True)
+    model.is_active = True
+    return model
+
+
+_loaded: dict[int, tuple[int, IntentClassifier]] = {}
+_loaded_lock = threading.Lock()
+
+
+def active_intent_classifier(organization_id: int) -> tuple[IntentClassifier | None, int | None]:
+    """The active classifier and its version. One small query per call tells whether another
+    process activated a different version; only then is the model loaded again."""
+    active = IntentModel.objects.filter(organization_id=organization_id, is_active=True).values_list("pk", "version")
+    row = active.first()
+    if row is None:
+        return None, None
+    pk, version = row
+    cached = _loaded.get(organization_id)
+    if cached is None or cached[0] != pk:
+        with _loaded_lock:
+            cached = _loaded.get(organization_id)
+            if cached is None or cached[0] != pk:
+                blob = IntentModel.objects.values_list("blob", flat=True).get(pk=pk)
+                cached = _loaded[organization_id] = (pk, IntentClassifier.loads(bytes(blob)))
+    return cached[1], version
+
+
+# --- the agent's turn --------------------------------------------------------------------
+
+
+def agent_reply(*, message_id: int) -> Any:
+    """Answer one stored customer message: sentiment on the message, a bot reply with its
+    metadata, and an escalation when the pipeline decides so. Returns the bot message, or
+    None when a person has taken the conversation over (the bot then stays quiet)."""
+    from agents.pipeline import ConversationContext, run_pipeline
+    from tickets import services as desk
+    from tickets.models import Conversation, Message, MessageRole, SentimentRecord
+
+    message = Message.objects.select_related("conversation__customer").get(pk=message_id)
+    conversation = message.conversation
+    if conversation.status != Conversation.Status.OPEN:
+        return None
+    previous_scores = list(
+        SentimentRecord.objects.filter(message__conversation=conversation, message__seq__lt=message.seq)
+        .order_by("message__seq")
+        .values_list("score", flat=True)
+    )
+    fallbacks = 0
+    for metadata in (
+        Message.objects.filter(conversation=conversation, role=MessageRole.BOT, seq__lt=message.seq)
+        .order_by("-seq")
+        .values_list("metadata", flat=True)[:3]
+    ):
+        if (metadata or {}).get("answered", True):
+            break
+        fallbacks += 1
+    context = ConversationContext(
+        organization_id=conversation.organization_id,
+        vip_tier=conversation.customer.vip_tier,
+        previous_scores=previous_scores,
+        previous_fallbacks=fallbacks,
+    )
+    state = run_pipeline(message.text, context)
+    metadata = {
+        "intent": state["intent"],
+        "confidence": state["intent_confidence"],
+        "intent_model_version": state["intent_model_version"],
+        "language": state["language"],
+        "sentiment": state["sentiment"],
+        "sentiment_trend": state["sentiment_trend"],
+        "retrieval_confidence": state["retrieval_confidence"],
+        "sources": state["sources"],
+        "answered": state["answered"],
+        "generated": state.get("generated", False),
+        "handoff": state["handoff"],
+        "escalation_reasons": state["escalation_reasons"],
+        "timings_ms": state["timings_ms"],
+        "in_reply_to": message.seq,
+    }
+    with transaction.atomic():
+        desk.message_sentiment_record(message=message, score=max(-1.0, min(1.0, state["sentiment"])))
+        reply, _ = desk.message_create(
+            conversation=conversation, role=MessageRole.BOT, text=state["reply"], metadata=metadata
+        )
+        if state["handoff"]:
+            desk.conversation_escalate(
+                conversation=conversation,
+                reason=", ".join(state["escalation_reasons"]),
+                intent=state["intent"],
+                sentiment=state["sentiment"],
+            )
+    return reply
+
+
+# --- widget sessions ---------------------------------------------------------------------
+
+
+@transaction.atomic
+def widget_session_start(*, widget_key: str, name: str = "", email: str = "") -> tuple[Any, str]:
+    """Start a chat from the widget: find the organization by its widget key, find the
+    customer by email (or make a new one), open a conversation, and sign a token for it."""
+    from agents.tokens import WidgetSession, widget_token_issue
+    from tickets import services as desk
+    from tickets.models import Customer
+
+    organization = Organization.objects.filter(widget_key=widget_key).first() if widget_key else None
+    if organization is None:
+        raise DomainError("Unknown widget key.")
+    email = (email or "").strip().lower()
+    customer = Customer.objects.filter(organization=organization, email=email).first() if email else None
+    if customer is None:
+        customer = desk.customer_create(organization=organization, name=(name or "").strip()[:200], email=email)
+    elif name and not customer.name:
+        customer = desk.customer_update(customer=customer, name=name.strip()[:200])
+    conversation = desk.conversation_start(customer=customer)
+    token = widget_token_issue(WidgetSession(organization.pk, customer.pk, conversation.pk))
+    return conversation, token

@@ -1,0 +1,96 @@
+import pytest
+
+from agents.intents import FALLBACK, IntentClassifier
+from agents.language import detect_language
+from agents.models import IntentModel
+from agents.pipeline import ConversationContext, run_pipeline
+from agents.sentiment import complaint_cues, sentiment_score, sentiment_trend
+from agents.services import active_intent_classifier, intent_model_activate, intent_model_train
+from tickets.errors import DomainError
+
+
+def test_language_detection():
+    assert detect_language("Where is my order?") == "en"
+    assert detect_language("我的订单在哪里") == "zh"
+    assert detect_language("订单 order 123 还没到") == "zh"
+
+
+def test_sentiment_catches_complaints_without_sentiment_words():
+    assert sentiment_score("I want a refund now") < -0.2  # VADER alone calls this positive
+    assert sentiment_score("my order never arrived and nobody answers") < -0.3
+    assert sentiment_score("Thanks, that was really helpful!") > 0.5
+    assert sentiment_score("这个外卖太难吃了") < -0.3
+    assert sentiment_score("很好吃，送餐很快") > 0.3
+    assert complaint_cues("Where is my parcel?") == 0
+    assert sentiment_trend([0.5, 0.0, -0.5]) < 0 < sentiment_trend([-0.5, 0.0, 0.5])
+
+
+def test_intent_classifier_learns_and_declines_out_of_scope():
+    texts = ["where is my parcel", "track my order", "has my package shipped", "my delivery is late"] * 3
+    texts += ["I want my money back", "refund please", "how do I return this", "send it back for a refund"] * 3
+    labels = ["order_status"] * 12 + ["refund"] * 12
+    classifier = IntentClassifier(threshold=0.6).fit(texts, labels)
+    assert classifier.predict("where's my package").intent == "order_status"
+    assert classifier.predict("can I get a refund").intent == "refund"
+    restored = IntentClassifier.loads(classifier.dumps())
+    assert restored.predict("where's my package").intent == "order_status"
+    # With a high enough threshold an unrelated question is out of scope.
+    assert IntentClassifier(threshold=0.99).fit(texts, labels).predict("weather in Paris").intent == FALLBACK
+
+
+@pytest.mark.django_db
+def test_train_versions_activate_and_roll_back(trained_org):
+    first = IntentModel.objects.get(organization=trained_org)
+    assert first.is_active and first.version == 1
+    assert first.metrics["accuracy"] >= 0.7 and first.metrics["latency_p95_ms"] > 0
+    classifier, version = active_intent_classifier(trained_org.pk)
+    assert version == 1 and classifier.predict("I forgot my password").intent == "account_access"
+    second = intent_model_train(organization=trained_org)
+    assert second.version == 2 and active_intent_classifier(trained_org.pk)[1] == 2
+    intent_model_activate(model=first)  # roll back: the next message uses v1, no restart
+    assert active_intent_classifier(trained_org.pk)[1] == 1
+    assert IntentModel.objects.filter(organization=trained_org, is_active=True).count() == 1
+
+
+@pytest.mark.django_db
+def test_training_needs_examples(org):
+    with pytest.raises(DomainError, match="at least two intents"):
+        intent_model_train(organization=org)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "text,intent,answered,handoff",
+    [
+        ("hello", "greeting", True, False),
+        ("when will I get my refund?", "refund", True, False),
+        ("I want to talk to a human", "human_request", True, True),
+        ("what's the capital of Peru", None, False, False),
+        ("This is the third time I'm writing, unacceptable!!", "complaint", None, True),
+    ],
+)
+def test_pipeline_stages(trained_org, text, intent, answered, handoff):
+    state = run_pipeline(text, ConversationContext(trained_org.pk))
+    assert set(state["timings_ms"]) >= {"normalise", "language", "sentiment", "intent", "retrieve", "respond", "total"}
+    if intent:
+        assert state["intent"] == intent
+    if answered is not None:
+        assert state["answered"] is answered
+    assert state["handoff"] is handoff
+
+
+@pytest.mark.django_db
+def test_grounded_answer_cites_its_source(trained_org):
+    state = run_pipeline("when will I get my refund?", ConversationContext(trained_org.pk))
+    assert state["sources"][0]["title"] == "Returns and refunds"
+    assert state["sources"][0]["url"].endswith("/returns-and-refunds")
+    assert "2 business days" in state["reply"]
+    assert "**" not in state["reply"]
+
+
+@pytest.mark.django_db
+def test_repeated_fallback_and_vip_rules_escalate(trained_org):
+    again = run_pipeline("what's the capital of Peru", ConversationContext(trained_org.pk, previous_fallbacks=1))
+    assert again["handoff"] and "could not answer twice" in again["escalation_reasons"][0]
+    vip = run_pipeline("my parcel is late again", ConversationContext(trained_org.pk, vip_tier="platinum"))
+    assert vip["handoff"] and any("VIP" in r for r in vip["escalation_reasons"])
