@@ -42,6 +42,16 @@ def query_validate(query: str) -> str:
     return query
 
 
+def _body_passage(title_chunk: Chunk, ranked: list[int], chunks: dict[int, Chunk]) -> Chunk:
+    """The best-ranked passage of the same article with a body, else its first one."""
+    for cid in ranked:
+        other = chunks.get(cid)
+        if other is not None and other.article_id == title_chunk.article_id and other.pk != title_chunk.pk:
+            return other
+    first = Chunk.objects.filter(article_id=title_chunk.article_id, ordinal__gt=0).order_by("ordinal").first()
+    return first or title_chunk
+
+
 def kb_search(*, organization_id: int, query: str, k: int = 5) -> SearchResult:
     query = query_validate(query)
     if not 1 <= k <= 50:
@@ -76,13 +86,15 @@ def kb_search(*, organization_id: int, query: str, k: int = 5) -> SearchResult:
         if chunk is None or chunk.article_id in seen_articles:
             continue
         seen_articles.add(chunk.article_id)
+        # The title passage finds an article but says nothing: show the article's best body passage.
+        passage = chunk if chunk.text != chunk.article.title else _body_passage(chunk, ranked, chunks)
         hits.append(
             SearchHit(
                 article_id=chunk.article_id,
-                chunk_id=cid,
+                chunk_id=passage.pk,
                 title=chunk.article.title,
                 url=chunk.article.url,
-                text=chunk.text,
+                text=passage.text,
                 score=round(fused[cid], 6),
                 similarity=round(similarity.get(cid, 0.0), 4),
             )

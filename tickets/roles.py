@@ -38,6 +38,7 @@ _SUPERVISOR = {
         "staffprofile": ["view"],
     },
     "knowledge": {"article": ["add", "change"], "category": ["add", "change"]},
+    "agents": {"intentexample": ["view", "add", "change", "delete"], "intentmodel": ["view", "change"]},
 }
 _ADMIN = {
     "tickets": {

@@ -94,3 +94,25 @@ def test_repeated_fallback_and_vip_rules_escalate(trained_org):
     assert again["handoff"] and "could not answer twice" in again["escalation_reasons"][0]
     vip = run_pipeline("my parcel is late again", ConversationContext(trained_org.pk, vip_tier="platinum"))
     assert vip["handoff"] and any("VIP" in r for r in vip["escalation_reasons"])
+
+
+@pytest.mark.django_db
+def test_answer_quotes_the_article_body_not_just_its_title(trained_org):
+    state = run_pipeline("how much is membership?", ConversationContext(trained_org.pk))
+    assert state["sources"][0]["title"] == "Trailhead membership and pricing"
+    assert "$30" in state["reply"]
+
+
+@pytest.mark.django_db
+def test_admin_trains_and_rolls_back_intent_models(trained_org, supervisor):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(supervisor)
+    example = trained_org.intent_examples.first()
+    client.post("/admin/agents/intentexample/", {"action": "train_new_version", "_selected_action": [example.pk]})
+    assert active_intent_classifier(trained_org.pk)[1] == 2
+    first = IntentModel.objects.get(organization=trained_org, version=1)
+    client.post("/admin/agents/intentmodel/", {"action": "activate", "_selected_action": [first.pk]})
+    assert active_intent_classifier(trained_org.pk)[1] == 1
+    assert client.get("/admin/agents/intentmodel/").status_code == 200
