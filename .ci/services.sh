@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start or stop the test services on loopback, without systemd:
 #   PostgreSQL on 127.0.0.1:$PGPORT and Redis on 127.0.0.1:$REDIS_PORT.
-# Installs them from Debian's packages when missing.
+# Installs them (and Chromium with its driver, for the browser tests) from Debian's packages
+# when missing.
 set -euo pipefail
 
 PGPORT=${PGPORT:-55432}
@@ -21,6 +22,9 @@ install_missing() {
     local packages=()
     [ -n "$(pg_bin)" ] || packages+=(postgresql)
     command -v redis-server >/dev/null || packages+=(redis-server)
+    # headless Chromium and its driver for the browser tests
+    command -v chromium >/dev/null || packages+=(chromium)
+    command -v chromedriver >/dev/null || packages+=(chromium-driver)
     if [ ${#packages[@]} -gt 0 ]; then
         echo "Installing ${packages[*]} from Debian packages..."
         as_root apt-get update -qq

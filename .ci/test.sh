@@ -7,6 +7,8 @@ export PGPORT=${PGPORT:-55432} REDIS_PORT=${REDIS_PORT:-56379}
 export DATABASE_URL="postgres://postgres@127.0.0.1:$PGPORT/concierge"
 export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 export ORT_DISABLE_TELEMETRY=1 ANONYMIZED_TELEMETRY=False
+# Under `make test` a missing browser is an error, not a skipped test.
+export CONCIERGE_REQUIRE_BROWSER=1
 export CONCIERGE_VAR_DIR="${CONCIERGE_VAR_DIR:-$(mktemp -d /tmp/concierge-test-var.XXXXXX)}"
 
 bash .ci/services.sh start

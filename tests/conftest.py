@@ -1,8 +1,13 @@
+from pathlib import Path
+
 import pytest
+from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from tests.tickets.factories import CustomerFactory, OrganizationFactory, StaffFactory, TicketFactory
 from tickets.models import StaffRole
+
+DEMO_KB = Path(__file__).resolve().parent.parent / "knowledge" / "demo_kb"
 
 
 @pytest.fixture
@@ -45,3 +50,16 @@ def api(agent):
     client = APIClient()
     client.force_authenticate(agent)
     return client
+
+
+@pytest.fixture
+def trained_org(org):
+    """An organization with the demo knowledge base and a trained demo intent model."""
+    call_command("kb_ingest", str(DEMO_KB), "--org", org.slug)
+    from agents.demo_intents import DEMO_INTENTS
+    from agents.services import intent_examples_import, intent_model_train
+
+    rows = [(text, intent) for intent, texts in DEMO_INTENTS.items() for text in texts]
+    intent_examples_import(organization=org, rows=rows)
+    intent_model_train(organization=org)
+    return org

@@ -278,8 +278,14 @@ class ConversationViewSet(
         if request.method == "POST":
             data = MessageCreateSerializer(data=request.data)
             data.is_valid(raise_exception=True)
-            author = request.user if data.validated_data["role"] == "agent" else None
-            message, created = services.message_create(conversation=conversation, author=author, **data.validated_data)
+            fields = data.validated_data
+            if fields["role"] == "agent" and not fields["client_message_id"]:
+                message = services.conversation_reply(
+                    conversation=conversation, author=request.user, text=fields["text"]
+                )
+                return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+            author = request.user if fields["role"] == "agent" else None
+            message, created = services.message_create(conversation=conversation, author=author, **fields)
             code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
             return Response(MessageSerializer(message).data, status=code)
         after = request.query_params.get("after", "0")

@@ -198,6 +198,11 @@ def conversation_group_name(conversation_id: int) -> str:
     return f"conversation.{conversation_id}"
 
 
+def console_group_name(organization_id: int) -> str:
+    """Where an organization's staff console listens for every conversation's activity."""
+    return f"console.{organization_id}"
+
+
 def message_frame(message: Message) -> dict[str, Any]:
     """The websocket frame that carries one stored message to a client."""
     metadata = message.metadata or {}
@@ -212,8 +217,9 @@ def message_frame(message: Message) -> dict[str, Any]:
     }
 
 
-def _broadcast_on_commit(message: Message) -> None:
-    """After commit, push the message to everyone watching the conversation.
+def _broadcast_on_commit(message: Message, organization_id: int) -> None:
+    """After commit, push the message to everyone watching the conversation, and to the
+    organization's staff console.
 
     A failed broadcast loses nothing: the message is stored and a client gets it on resume.
     """
@@ -222,10 +228,14 @@ def _broadcast_on_commit(message: Message) -> None:
         layer = get_channel_layer()
         if layer is None:
             return
+        frame = message_frame(message)
         try:
             async_to_sync(layer.group_send)(
-                conversation_group_name(message.conversation_id),
-                {"type": "chat.message", "frame": message_frame(message)},
+                conversation_group_name(message.conversation_id), {"type": "chat.message", "frame": frame}
+            )
+            async_to_sync(layer.group_send)(
+                console_group_name(organization_id),
+                {"type": "console.message", "conversation_id": message.conversation_id, "frame": frame},
             )
         except Exception:  # the channel layer is a cache of delivery, never the record
             logger.warning("broadcast of message %s failed", message.pk, exc_info=True)
@@ -279,7 +289,7 @@ def message_create(
         Customer.objects.filter(pk=locked.customer_id).update(last_seen_at=message.created_at)
     desk_message_index(message, locked.organization_id)
     if broadcast:
-        _broadcast_on_commit(message)
+        _broadcast_on_commit(message, locked.organization_id)
     return message, True
 
 
@@ -780,3 +790,16 @@ def conversation_escalate(
         conversation.status = Conversation.Status.HANDED_OFF
         conversation.save(update_fields=["status"])
     return ticket
+
+
+@transaction.atomic
+def conversation_reply(*, conversation: Conversation, author: Any, text: str) -> Message:
+    """A person answers in a conversation: through its open ticket when there is one (so the
+    first-response clock and the audit trail see it), else as a plain agent message."""
+    ticket = (
+        Ticket.objects.filter(conversation=conversation, status__in=ACTIVE_STATUSES).order_by("-created_at").first()
+    )
+    if ticket is not None:
+        return ticket_reply(ticket=ticket, author=author, text=text)
+    message, _ = message_create(conversation=conversation, role=MessageRole.AGENT, text=text, author=author)
+    return message

@@ -1,22 +1,4 @@
-from pathlib import Path
-
 import pytest
-from django.core.management import call_command
-
-from agents.demo_intents import DEMO_INTENTS
-from agents.services import intent_examples_import, intent_model_train
-
-DEMO_KB = Path(__file__).resolve().parents[2] / "knowledge" / "demo_kb"
-
-
-@pytest.fixture
-def trained_org(org):
-    """An organization with the demo knowledge base and a trained demo intent model."""
-    call_command("kb_ingest", str(DEMO_KB), "--org", org.slug)
-    rows = [(text, intent) for intent, texts in DEMO_INTENTS.items() for text in texts]
-    intent_examples_import(organization=org, rows=rows)
-    intent_model_train(organization=org)
-    return org
 
 
 @pytest.fixture(autouse=True)

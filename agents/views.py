@@ -1,0 +1,16 @@
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from tickets import selectors
+from tickets.services import staff_organization
+
+
+@staff_member_required
+def console(request: HttpRequest) -> HttpResponse:
+    """The staff console: the organization's recent chats, updated live over /ws/console/."""
+    organization = staff_organization(request.user)
+    conversations = (
+        selectors.conversation_list(organization=organization).order_by("-started_at")[:50] if organization else []
+    )
+    return render(request, "agents/console.html", {"conversations": conversations, "organization": organization})
