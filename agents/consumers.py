@@ -196,6 +196,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def chat_message(self, event: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(event["frame"]))
 
+    async def chat_csat_request(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps({"type": "csat_request", "ticket_id": event["ticket_id"]}))
+
     async def chat_typing(self, event: dict[str, Any]) -> None:
         if event.get("sender") != self.channel_name:
             await self.send(text_data=json.dumps({"type": "typing", "role": event["role"]}))

@@ -18,6 +18,8 @@ from knowledge import embeddings
 
 FALLBACK = "fallback"
 OUT_OF_SCOPE_LABELS = frozenset({"oos", "out_of_scope", FALLBACK})
+# Tuned on a Banking77 holdout (weight 1 / C 10: 91.8%; 2 / 20: 91.6%; 3 / 50: 91.3%) and on the
+# demo intents, where ten examples an intent need the embeddings to carry more weight.
 EMBEDDING_WEIGHT = 2.0
 
 

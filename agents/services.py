@@ -1,7 +1,6 @@
 """Intent training and model versions, and the agent's turn: run the pipeline on a customer
 message, store the reply (and escalate when the pipeline says so)."""
 
-import csv
 import random
 import threading
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Max
 
+from agents.datasets import labelled_rows
 from agents.intents import IntentClassifier, evaluate
 from agents.models import IntentExample, IntentModel
 from tickets.errors import DomainError
@@ -33,15 +33,7 @@ def intent_examples_import(*, organization: Organization, rows: list[tuple[str, 
 
 
 def intent_examples_read_csv(path: Path) -> list[tuple[str, str]]:
-    try:
-        with path.open(encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if not reader.fieldnames or not {"text"} <= set(reader.fieldnames):
-                raise DomainError(f"{path}: needs the columns text and label (or intent).")
-            column = "intent" if "intent" in reader.fieldnames else "label"
-            return [(row["text"], row[column]) for row in reader]
-    except OSError as exc:
-        raise DomainError(f"{path}: cannot read ({exc})") from exc
+    return labelled_rows(path, label_columns=("intent", "label"))
 
 
 def intent_model_train(

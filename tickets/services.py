@@ -243,6 +243,24 @@ def _broadcast_on_commit(message: Message, organization_id: int) -> None:
     transaction.on_commit(send)
 
 
+def _csat_request_on_commit(ticket: Ticket) -> None:
+    """Ask the customer, if their chat is open, to rate how the ticket was handled."""
+    conversation_id, ticket_id = ticket.conversation_id, ticket.pk
+
+    def send() -> None:
+        layer = get_channel_layer()
+        if layer is None or conversation_id is None:
+            return
+        try:
+            async_to_sync(layer.group_send)(
+                conversation_group_name(conversation_id), {"type": "chat.csat_request", "ticket_id": ticket_id}
+            )
+        except Exception:  # the customer can still rate later; nothing is lost
+            logger.warning("CSAT request for ticket %s not delivered", ticket_id, exc_info=True)
+
+    transaction.on_commit(send)
+
+
 @transaction.atomic
 def message_create(
     *,
@@ -485,6 +503,8 @@ def ticket_transition(*, ticket: Ticket, to_status: str, actor: Any = None, reas
         _sla_pause(ticket, now)
     if to_status == S.RESOLVED:
         ticket.resolved_at = now
+        if ticket.conversation_id:
+            _csat_request_on_commit(ticket)
     if to_status == S.CLOSED:
         ticket.closed_at = now
         ticket.resolved_at = ticket.resolved_at or now

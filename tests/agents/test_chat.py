@@ -165,3 +165,19 @@ async def test_typing_reaches_the_other_side_only(trained_org):
     await customer.disconnect()
     await watcher.disconnect()
     await asyncio.sleep(0)
+
+
+async def test_resolving_the_ticket_asks_the_widget_for_a_rating(trained_org, supervisor):
+    session = await database_sync_to_async(start_session)(trained_org)
+    chat = await connect(session["token"])
+    await chat.send_to(text_data=json.dumps({"type": "message", "id": "r1", "text": "I want to talk to a human"}))
+    await receive_until(chat, lambda f: f["type"] == "message" and f["role"] == "bot")
+    ticket = await database_sync_to_async(Ticket.objects.get)(conversation_id=session["conversation_id"])
+    await database_sync_to_async(services.ticket_transition)(ticket=ticket, to_status="resolved", actor=supervisor)
+    frames = await receive_until(chat, lambda f: f["type"] == "csat_request")
+    assert frames[-1]["ticket_id"] == ticket.pk
+    await chat.send_to(text_data=json.dumps({"type": "csat", "score": 5}))
+    assert json.loads(await chat.receive_from(timeout=10)) == {"type": "csat", "score": 5, "status": "recorded"}
+    ticket = await database_sync_to_async(Ticket.objects.select_related("customer").get)(pk=ticket.pk)
+    assert ticket.csat_score == 5 and ticket.customer.satisfaction_score == 5
+    await chat.disconnect()

@@ -1,4 +1,3 @@
-import csv
 import random
 import time
 from pathlib import Path
@@ -6,17 +5,16 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from agents.datasets import labelled_rows
 from agents.intents import IntentClassifier, evaluate
+from tickets.errors import DomainError
 
 
 def _rows(path: Path) -> list[tuple[str, str]]:
-    if not path.is_file():
-        raise CommandError(f"{path}: no such file.")
-    with path.open(encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames or not {"text", "label"} <= set(reader.fieldnames):
-            raise CommandError(f"{path}: needs the columns text,label.")
-        return [(row["text"], row["label"]) for row in reader]
+    try:
+        return labelled_rows(path)
+    except DomainError as exc:
+        raise CommandError(str(exc)) from exc
 
 
 class Command(BaseCommand):

@@ -1,4 +1,3 @@
-import csv
 import time
 from collections import Counter
 from pathlib import Path
@@ -6,7 +5,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from agents.datasets import labelled_rows
 from agents.sentiment import sentiment_score
+from tickets.errors import DomainError
 
 NEUTRAL_BAND = 0.05
 
@@ -22,20 +23,16 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=0)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        path = Path(options["csv"])
-        if not path.is_file():
-            raise CommandError(f"{path}: no such file.")
-        with path.open(encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if not reader.fieldnames or not {"text", "label"} <= set(reader.fieldnames):
-                raise CommandError(f"{path}: needs the columns text,label.")
-            rows = [(r["text"], r["label"].strip().lower()) for r in reader]
+        try:
+            rows = [(text, label.strip().lower()) for text, label in labelled_rows(Path(options["csv"]))]
+        except DomainError as exc:
+            raise CommandError(str(exc)) from exc
         if options["limit"]:
             rows = rows[: options["limit"]]
         labels = sorted({label for _, label in rows})
         unknown = set(labels) - {"negative", "neutral", "positive"}
         if unknown:
-            raise CommandError(f"{path}: unknown labels {', '.join(sorted(unknown))}.")
+            raise CommandError(f"{options['csv']}: unknown labels {', '.join(sorted(unknown))}.")
         three_way = "neutral" in labels
         correct = 0
         per_label: Counter[str] = Counter()
