@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from agents import services
-from agents.models import IntentExample, IntentModel
+from agents.models import IntentExample, IntentModel, SentimentModel
 from tickets.admin_scoping import OrganizationScopedAdmin
 from tickets.errors import DomainError
 
@@ -55,6 +55,24 @@ class IntentModelAdmin(OrganizationScopedAdmin):
             return
         model = services.intent_model_activate(model=queryset.get())
         self.message_user(request, f"v{model.version} is now active; servers switch on their next message.")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).defer("blob")
+
+
+@admin.register(SentimentModel)
+class SentimentModelAdmin(admin.ModelAdmin):
+    """Sentiment models are shared by every organization: only the operator manages them."""
+
+    list_display = ["language", "version", "is_active", "examples", "source", "created_at"]
+    readonly_fields = ["language", "version", "is_active", "labels", "examples", "metrics", "source", "created_at"]
+    exclude = ["blob"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_superuser)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -33,9 +33,13 @@ class IntentPrediction:
 class IntentClassifier:
     def __init__(self, threshold: float = 0.3, c: float = 20.0) -> None:
         self.threshold = threshold
-        self.words = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, lowercase=True)
-        self.chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2)
-        self.model = LogisticRegression(C=c, max_iter=3000)
+        # Capped vocabularies keep training time bounded on large sets (tens of thousands of rows);
+        # intent sets of a few thousand examples stay under the caps.
+        self.words = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, max_features=50_000)
+        self.chars = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2, max_features=100_000
+        )
+        self.model = LogisticRegression(C=c, max_iter=1000)
         self.labels: list[str] = []
 
     def _features(self, texts: list[str], fit: bool = False) -> Any:
@@ -54,8 +58,12 @@ class IntentClassifier:
         self.labels = list(self.model.classes_)
         return self
 
+    def probabilities(self, texts: list[str]) -> Any:
+        """One row per text, one column per label (``self.labels``)."""
+        return self.model.predict_proba(self._features(texts))
+
     def predict_many(self, texts: list[str]) -> list[IntentPrediction]:
-        probabilities = self.model.predict_proba(self._features(texts))
+        probabilities = self.probabilities(texts)
         predictions = []
         for row in probabilities:
             order = np.argsort(-row)[:3]

@@ -46,3 +46,31 @@ class IntentModel(models.Model):
 
     def __str__(self) -> str:
         return f"v{self.version}{' (active)' if self.is_active else ''}"
+
+
+class SentimentModel(models.Model):
+    """A sentiment classifier trained on labelled messages of one language (train_sentiment).
+    When one is active for a message's language it scores the message; otherwise the built-in
+    lexicon engines do."""
+
+    language = models.CharField(max_length=10)
+    version = models.PositiveIntegerField()
+    is_active = models.BooleanField(default=False)
+    labels = models.JSONField(default=list)
+    examples = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=250, blank=True, help_text="What it was trained on.")
+    blob = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["language", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["language", "version"], name="sentiment_model_unique_version"),
+            models.UniqueConstraint(
+                fields=["language"], condition=models.Q(is_active=True), name="sentiment_model_one_active"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.language} v{self.version}{' (active)' if self.is_active else ''}"

@@ -69,7 +69,10 @@ def _language(state: State) -> dict[str, Any]:
 
 
 def _sentiment(state: State) -> dict[str, Any]:
-    score = round(sentiment_score(state["normalised"], state["language"]), 4)
+    from agents.services import active_sentiment_model
+
+    model, _ = active_sentiment_model(state["language"])
+    score = round(sentiment_score(state["normalised"], state["language"], model=model), 4)
     context: ConversationContext = state["context"]
     return {"sentiment": score, "sentiment_trend": round(sentiment_trend([*context.previous_scores, score]), 4)}
 

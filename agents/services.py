@@ -91,26 +91,30 @@ def intent_model_activate(*, model: IntentModel) -> IntentModel:
     return model
 
 
-_loaded: dict[int, tuple[int, IntentClassifier]] = {}
+_loaded: dict[tuple[str, Any], tuple[int, IntentClassifier]] = {}
 _loaded_lock = threading.Lock()
 
 
-def active_intent_classifier(organization_id: int) -> tuple[IntentClassifier | None, int | None]:
-    """The active classifier and its version. One small query per call tells whether another
-    process activated a different version; only then is the model loaded again."""
-    active = IntentModel.objects.filter(organization_id=organization_id, is_active=True).values_list("pk", "version")
-    row = active.first()
+def _active_classifier(kind: str, key: Any, rows: Any) -> tuple[IntentClassifier | None, int | None]:
+    """The classifier of the one active row in ``rows`` (a queryset of IntentModel or
+    SentimentModel) and its version. One small query per call tells whether another process
+    activated a different version; only then is the model loaded again."""
+    row = rows.filter(is_active=True).values_list("pk", "version").first()
     if row is None:
         return None, None
     pk, version = row
-    cached = _loaded.get(organization_id)
+    cached = _loaded.get((kind, key))
     if cached is None or cached[0] != pk:
         with _loaded_lock:
-            cached = _loaded.get(organization_id)
+            cached = _loaded.get((kind, key))
             if cached is None or cached[0] != pk:
-                blob = IntentModel.objects.values_list("blob", flat=True).get(pk=pk)
-                cached = _loaded[organization_id] = (pk, IntentClassifier.loads(bytes(blob)))
+                blob = rows.model.objects.values_list("blob", flat=True).get(pk=pk)
+                cached = _loaded[(kind, key)] = (pk, IntentClassifier.loads(bytes(blob)))
     return cached[1], version
+
+
+def active_intent_classifier(organization_id: int) -> tuple[IntentClassifier | None, int | None]:
+    return _active_classifier("intent", organization_id, IntentModel.objects.filter(organization_id=organization_id))
 
 
 # --- the agent's turn --------------------------------------------------------------------
@@ -203,3 +207,50 @@ def widget_session_start(*, widget_key: str, name: str = "", email: str = "") ->
     conversation = desk.conversation_start(customer=customer)
     token = widget_token_issue(WidgetSession(organization.pk, customer.pk, conversation.pk))
     return conversation, token
+
+
+# --- sentiment models --------------------------------------------------------------------
+
+SENTIMENT_LABELS = frozenset({"negative", "neutral", "positive"})
+
+
+def sentiment_model_train(
+    *, language: str, rows: list[tuple[str, str]], source: str = "", activate: bool = True
+) -> Any:
+    """Train a classifier on (text, label) rows; its figures come from every fifth row held back."""
+    from agents.models import SentimentModel
+    from agents.sentiment import sentiment_evaluate
+
+    unknown = {label for _, label in rows} - SENTIMENT_LABELS
+    if unknown:
+        raise DomainError(f"Sentiment labels are negative, neutral and positive, not {', '.join(sorted(unknown))}.")
+    if len({label for _, label in rows}) < 2 or len(rows) < 20:
+        raise DomainError("Training needs at least 20 rows of at least two labels.")
+    held = rows[4::HOLDOUT_EVERY]
+    kept = [row for n, row in enumerate(rows) if n % HOLDOUT_EVERY != 4]
+    trial = IntentClassifier(threshold=0.0).fit([t for t, _ in kept], [label for _, label in kept])
+    metrics = sentiment_evaluate(held, model=trial)
+    classifier = IntentClassifier(threshold=0.0).fit([t for t, _ in rows], [label for _, label in rows])
+    with transaction.atomic():
+        latest = SentimentModel.objects.select_for_update().filter(language=language).aggregate(v=Max("version"))
+        model = SentimentModel.objects.create(
+            language=language,
+            version=(latest["v"] or 0) + 1,
+            labels=classifier.labels,
+            examples=len(rows),
+            metrics=metrics,
+            source=source[:250],
+            blob=classifier.dumps(),
+        )
+        if activate:
+            SentimentModel.objects.filter(language=language, is_active=True).update(is_active=False)
+            SentimentModel.objects.filter(pk=model.pk).update(is_active=True)
+            model.is_active = True
+    return model
+
+
+def active_sentiment_model(language: str) -> tuple[IntentClassifier | None, int | None]:
+    """The active trained sentiment classifier for a language, if any."""
+    from agents.models import SentimentModel
+
+    return _active_classifier("sentiment", language, SentimentModel.objects.filter(language=language))

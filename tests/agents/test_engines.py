@@ -1,3 +1,5 @@
+import csv
+
 import pytest
 
 from agents.intents import FALLBACK, IntentClassifier
@@ -116,3 +118,37 @@ def test_admin_trains_and_rolls_back_intent_models(trained_org, supervisor):
     client.post("/admin/agents/intentmodel/", {"action": "activate", "_selected_action": [first.pk]})
     assert active_intent_classifier(trained_org.pk)[1] == 1
     assert client.get("/admin/agents/intentmodel/").status_code == 200
+
+
+POSITIVE = ["I love this jacket", "great service, thank you", "the tent is fantastic", "super fast delivery"]
+NEGATIVE = ["the zipper is rubbish", "awful customer service", "the tent leaks badly", "delivery was a disaster"]
+NEUTRAL = ["the parcel came on tuesday", "I bought boots in may", "my order has two items", "I live in Denver"]
+
+
+@pytest.mark.django_db
+def test_trained_sentiment_model_takes_over_from_the_lexicon(trained_org, capsys, tmp_path):
+    from django.core.management import call_command
+
+    from agents.services import active_sentiment_model, sentiment_model_train
+
+    assert active_sentiment_model("en") == (None, None)
+    rows = [(t, "positive") for t in POSITIVE] + [(t, "negative") for t in NEGATIVE] + [(t, "neutral") for t in NEUTRAL]
+    model = sentiment_model_train(language="en", rows=rows * 3, source="test")
+    assert model.is_active and set(model.labels) == {"negative", "neutral", "positive"}
+    classifier, version = active_sentiment_model("en")
+    assert version == model.version
+    assert sentiment_score("the tent leaks badly", "en", model=classifier) < -0.3
+    assert sentiment_score("I love this jacket", "en", model=classifier) > 0.3
+    # Complaint cues still count with a trained model.
+    assert sentiment_score("I want a refund now", "en", model=classifier) < -0.2
+    state = run_pipeline("the tent leaks badly", ConversationContext(trained_org.pk))
+    assert state["sentiment"] == round(sentiment_score("the tent leaks badly", "en", model=classifier), 4)
+    csv_path = tmp_path / "s.csv"
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    call_command("evaluate_sentiment", "--csv", str(csv_path))
+    assert f"trained model en v{model.version}" in capsys.readouterr().out
+    with pytest.raises(DomainError, match="labels"):
+        sentiment_model_train(language="en", rows=[("x", "angry")] * 30)
