@@ -16,4 +16,5 @@ app.conf.beat_schedule = {
         "task": "monitoring.tasks.heartbeat",
         "schedule": float(os.environ.get("CONCIERGE_HEARTBEAT_SECONDS", "30")),
     },
+    "route-backlog": {"task": "tickets.tasks.route_backlog", "schedule": 60.0},
 }

@@ -144,6 +144,9 @@ STORAGES = {
 LOGIN_URL = "/admin/login/"
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+if EMAIL_CONFIG.get("EMAIL_FILE_PATH") and not str(EMAIL_CONFIG["EMAIL_FILE_PATH"]).startswith("/"):
+    # django-environ drops the leading slash of filemail:///abs/path; keep the path absolute.
+    EMAIL_CONFIG["EMAIL_FILE_PATH"] = "/" + str(EMAIL_CONFIG["EMAIL_FILE_PATH"])
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="support@concierge.localhost")
 

@@ -39,6 +39,7 @@ class StaffProfile(models.Model):
     role = models.CharField(max_length=20, choices=StaffRole.choices, default=StaffRole.AGENT)
     capacity = models.PositiveIntegerField(default=10, help_text="Open tickets this person can hold at once.")
     is_available = models.BooleanField(default=True)
+    last_assigned_at = models.DateTimeField(null=True, blank=True, help_text="For round-robin routing.")
 
     def __str__(self) -> str:
         return f"{self.user} ({self.get_role_display()}, {self.organization})"

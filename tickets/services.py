@@ -15,6 +15,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -809,7 +810,99 @@ def conversation_escalate(
     if conversation.status == Conversation.Status.OPEN:
         conversation.status = Conversation.Status.HANDED_OFF
         conversation.save(update_fields=["status"])
+    ticket_id = ticket.pk
+    transaction.on_commit(lambda: _queue_escalation(ticket_id))
     return ticket
+
+
+def _queue_escalation(ticket_id: int) -> None:
+    from tickets.tasks import ticket_escalated
+
+    try:
+        ticket_escalated.delay(ticket_id)
+    except Exception:  # no broker: the ticket is stored and `route_backlog` assigns it later
+        logger.warning("could not queue routing of ticket %s", ticket_id, exc_info=True)
+
+
+# --- routing -----------------------------------------------------------------------------
+
+VIP_RANK: dict[str, int] = {VipTier.NONE: 0, VipTier.SILVER: 1, VipTier.GOLD: 2, VipTier.PLATINUM: 3}
+
+
+@transaction.atomic
+def ticket_route(*, ticket: Ticket) -> Any:
+    """Assign an unassigned active ticket to the available staff member with the fewest open
+    tickets under their capacity, the least recently assigned first (round-robin).
+
+    Safe under concurrency: the organization's staff rows are locked in id order, so two
+    workers route one after the other and capacity is never overrun. Harmless to repeat:
+    an assigned ticket is left as it is. Returns the assignee, or None."""
+    staff = list(
+        StaffProfile.objects.select_for_update()
+        .filter(organization_id=ticket.organization_id, is_available=True)
+        .select_related("user")
+        .order_by("pk")
+    )
+    ticket = _lock(ticket)
+    if ticket.assignee_id is not None or ticket.status not in ACTIVE_STATUSES:
+        return ticket.assignee
+    load = {
+        row["assignee"]: row["n"]
+        for row in Ticket.objects.filter(
+            organization_id=ticket.organization_id, status__in=ACTIVE_STATUSES, assignee__isnull=False
+        )
+        .values("assignee")
+        .annotate(n=Count("id"))
+    }
+    candidates = [p for p in staff if p.user.is_active and load.get(p.user_id, 0) < p.capacity]
+    if not candidates:
+        _event(ticket, None, TicketEvent.Kind.ASSIGNED, message="No available agent has capacity; left in the queue")
+        return None
+    epoch = timezone.now() - timedelta(days=36500)
+    chosen = min(candidates, key=lambda p: (load.get(p.user_id, 0), p.last_assigned_at or epoch, p.pk))
+    chosen.last_assigned_at = timezone.now()
+    chosen.save(update_fields=["last_assigned_at"])
+    return ticket_assign(ticket=ticket, assignee=chosen.user).assignee
+
+
+def tickets_route_backlog(*, organization: Organization) -> int:
+    """Route every unassigned active ticket: urgent and VIP first, then oldest. Returns how many."""
+    waiting = list(
+        Ticket.objects.filter(organization=organization, assignee__isnull=True, status__in=ACTIVE_STATUSES)
+        .select_related("customer")
+        .order_by("created_at")
+    )
+    waiting.sort(key=lambda t: (-PRIORITY_RANK[t.priority], -VIP_RANK.get(t.customer.vip_tier, 0), t.created_at))
+    return sum(1 for ticket in waiting if ticket_route(ticket=ticket) is not None)
+
+
+def ticket_escalation_notify(*, ticket: Ticket) -> int:
+    """Email the assignee (or, when nobody could take it, every available staff member) about a
+    ticket the assistant escalated. Returns the number of recipients."""
+    from django.core.mail import send_mail
+
+    ticket = Ticket.objects.select_related("assignee", "customer").get(pk=ticket.pk)
+    if ticket.assignee is not None:
+        recipients = [ticket.assignee.email]
+    else:
+        recipients = list(
+            StaffProfile.objects.filter(organization_id=ticket.organization_id, is_available=True).values_list(
+                "user__email", flat=True
+            )
+        )
+    recipients = [address for address in recipients if address]
+    if recipients:
+        send_mail(
+            subject=f"[{ticket.get_priority_display()}] Ticket #{ticket.pk}: {ticket.subject}",
+            message=(
+                f"The assistant handed a conversation with {ticket.customer} to the team.\n"
+                f"Priority: {ticket.get_priority_display()}. "
+                f"First response due {ticket.first_response_due:%Y-%m-%d %H:%M %Z}.\n"
+            ),
+            from_email=None,
+            recipient_list=recipients,
+        )
+    return len(recipients)
 
 
 @transaction.atomic
