@@ -17,4 +17,5 @@ app.conf.beat_schedule = {
         "schedule": float(os.environ.get("CONCIERGE_HEARTBEAT_SECONDS", "30")),
     },
     "route-backlog": {"task": "tickets.tasks.route_backlog", "schedule": 60.0},
+    "sla-check": {"task": "tickets.tasks.sla_check", "schedule": 60.0},
 }

@@ -253,6 +253,12 @@ class Ticket(models.Model):
     resolution_at_risk_at = models.DateTimeField(null=True, blank=True)
     sla_paused_at = models.DateTimeField(null=True, blank=True, help_text="Set while pending: the clock is paused.")
     sla_paused_seconds = models.PositiveIntegerField(default=0, help_text="Time spent paused so far.")
+    sla_status = models.CharField(
+        max_length=20,
+        blank=True,
+        default="ok",
+        help_text="Last state recorded by the SLA check (ok, at_risk, breached).",
+    )
     first_responded_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)

@@ -44,6 +44,7 @@ from tickets.models import (
 )
 from tickets.roles import ROLE_GROUP_NAMES
 from tickets.search import desk_message_index, desk_ticket_index
+from tickets.selectors import SlaState, ticket_sla_state
 
 logger = logging.getLogger(__name__)
 
@@ -916,3 +917,50 @@ def conversation_reply(*, conversation: Conversation, author: Any, text: str) ->
         return ticket_reply(ticket=ticket, author=author, text=text)
     message, _ = message_create(conversation=conversation, role=MessageRole.AGENT, text=text, author=author)
     return message
+
+
+# --- SLA enforcement ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SlaChange:
+    ticket_id: int
+    before: str
+    after: str
+    priority_raised_to: str = ""
+
+
+def sla_check(*, now: datetime | None = None) -> list[SlaChange]:
+    """Record SLA states that changed since the last pass: at risk, breached, or back to ok
+    (after a first reply, say). A newly breached ticket goes up one priority step. Running it
+    again without time passing changes nothing."""
+    now = now or timezone.now()
+    changes = []
+    candidates = Ticket.objects.filter(status__in=ACTIVE_STATUSES).values_list("pk", flat=True)
+    for ticket_id in candidates:
+        change = _sla_check_one(ticket_id, now)
+        if change is not None:
+            changes.append(change)
+    return changes
+
+
+@transaction.atomic
+def _sla_check_one(ticket_id: int, now: datetime) -> SlaChange | None:
+    ticket = Ticket.objects.select_for_update().select_related("customer", "organization").get(pk=ticket_id)
+    state = ticket_sla_state(ticket, now)
+    # A paused (pending) clock keeps whatever was recorded before the pause.
+    recorded = state if state in (SlaState.OK, SlaState.AT_RISK, SlaState.BREACHED) else ticket.sla_status
+    if recorded == ticket.sla_status:
+        return None
+    before = ticket.sla_status
+    ticket.sla_status = recorded
+    ticket.save(update_fields=["sla_status", "updated_at"])
+    _event(ticket, None, TicketEvent.Kind.SLA, field="sla_status", before=before, after=recorded)
+    raised = ""
+    if recorded == SlaState.BREACHED and ticket.priority != Priority.URGENT:
+        raised = _PRIORITY_ORDER[_PRIORITY_ORDER.index(Priority(ticket.priority)) + 1]
+        # The clock keeps its original targets: a breach raises urgency, not the deadline.
+        Ticket.objects.filter(pk=ticket.pk).update(priority=raised)
+        _event(ticket, None, TicketEvent.Kind.PRIORITY, field="priority", before=ticket.priority, after=raised,
+               message="SLA breached")  # fmt: skip
+    return SlaChange(ticket_id=ticket.pk, before=before, after=recorded, priority_raised_to=raised)

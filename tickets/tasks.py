@@ -23,3 +23,9 @@ def ticket_escalated(ticket_id: int) -> dict[str, object]:
 def route_backlog() -> int:
     """Give unassigned tickets to whoever has room (runs on beat; staff come back, capacity frees)."""
     return sum(services.tickets_route_backlog(organization=o) for o in Organization.objects.all())
+
+
+@shared_task(soft_time_limit=50, time_limit=55)
+def sla_check() -> int:
+    """Every minute on beat: record at-risk and breached tickets (see tickets.services.sla_check)."""
+    return len(services.sla_check())
