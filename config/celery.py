@@ -18,4 +18,5 @@ app.conf.beat_schedule = {
     },
     "route-backlog": {"task": "tickets.tasks.route_backlog", "schedule": 60.0},
     "sla-check": {"task": "tickets.tasks.sla_check", "schedule": 60.0},
+    "housekeeping": {"task": "tickets.tasks.housekeeping", "schedule": 3600.0},
 }

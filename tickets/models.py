@@ -19,6 +19,12 @@ class Organization(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
     widget_key = models.CharField(max_length=64, unique=True, default=widget_key_new)
+    transcript_retention_days = models.PositiveIntegerField(
+        default=365, help_text="Messages of conversations ended longer ago than this are deleted."
+    )
+    stale_conversation_minutes = models.PositiveIntegerField(
+        default=24 * 60, help_text="A chat with no message for this long is ended."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -29,3 +29,9 @@ def route_backlog() -> int:
 def sla_check() -> int:
     """Every minute on beat: record at-risk and breached tickets (see tickets.services.sla_check)."""
     return len(services.sla_check())
+
+
+@shared_task(soft_time_limit=300, time_limit=330)
+def housekeeping() -> dict[str, int]:
+    """Hourly on beat: end stale chats, then delete transcripts past their retention."""
+    return {"ended": services.conversations_close_stale(), "messages_deleted": services.transcripts_purge()}
