@@ -20,20 +20,29 @@ class IntentExample(models.Model):
         return f"{self.intent}: {self.text[:50]}"
 
 
-class IntentModel(models.Model):
+class TrainedClassifier(models.Model):
+    """What every stored classifier has: a version, whether it is the one in use, its figures
+    on held-back data, and the pickled model itself (agents.intents.IntentClassifier)."""
+
+    version = models.PositiveIntegerField()
+    is_active = models.BooleanField(default=False)
+    examples = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(default=dict, blank=True, help_text="Figures on a held-back share of the examples.")
+    blob = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+
+class IntentModel(TrainedClassifier):
     """One trained classifier. Exactly one per organization is active; servers notice a change
     of the active version on their next message and load it, with no restart."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="intent_models")
-    version = models.PositiveIntegerField()
-    is_active = models.BooleanField(default=False)
     intents = models.JSONField(default=list)
-    examples = models.PositiveIntegerField(default=0)
-    metrics = models.JSONField(default=dict, blank=True, help_text="Figures on a held-back share of the examples.")
     threshold = models.FloatField(default=0.3)
-    blob = models.BinaryField()
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-version"]
@@ -48,20 +57,14 @@ class IntentModel(models.Model):
         return f"v{self.version}{' (active)' if self.is_active else ''}"
 
 
-class SentimentModel(models.Model):
+class SentimentModel(TrainedClassifier):
     """A sentiment classifier trained on labelled messages of one language (train_sentiment).
     When one is active for a message's language it scores the message; otherwise the built-in
     lexicon engines do."""
 
     language = models.CharField(max_length=10)
-    version = models.PositiveIntegerField()
-    is_active = models.BooleanField(default=False)
     labels = models.JSONField(default=list)
-    examples = models.PositiveIntegerField(default=0)
-    metrics = models.JSONField(default=dict, blank=True)
     source = models.CharField(max_length=250, blank=True, help_text="What it was trained on.")
-    blob = models.BinaryField()
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["language", "-version"]
