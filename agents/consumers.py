@@ -10,11 +10,13 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from agents.tokens import WidgetSession, widget_token_read
 from tickets.errors import DomainError
+from tickets.presence import chat_presence_join, chat_presence_leave
 
 logger = logging.getLogger(__name__)
 
@@ -53,18 +55,22 @@ def _conversation_exists(session: WidgetSession) -> bool:
     ).exists()
 
 
-def _record_csat(session: WidgetSession, score: int) -> None:
+def _record_csat(session: WidgetSession, score: int, comment: str) -> None:
+    """Rate the conversation's latest resolved ticket, or the chat itself when the assistant
+    handled it alone."""
     from tickets import services as desk
-    from tickets.models import Ticket
+    from tickets.models import Conversation, Ticket
 
     ticket = (
         Ticket.objects.filter(conversation_id=session.conversation_id, status__in=["resolved", "closed"])
         .order_by("-resolved_at")
         .first()
     )
-    if ticket is None:
-        raise DomainError("There is no resolved ticket in this conversation to rate yet.")
-    desk.ticket_csat_record(ticket=ticket, score=score)
+    if ticket is not None:
+        desk.ticket_csat_record(ticket=ticket, score=score, comment=comment)
+        return
+    conversation = Conversation.objects.get(pk=session.conversation_id)
+    desk.conversation_csat_record(conversation=conversation, score=score, comment=comment)
 
 
 def _agent_reply(message_id: int) -> None:
@@ -94,10 +100,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.session = session
         self.group = conversation_group_name(session.conversation_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await sync_to_async(chat_presence_join)(conversation_id=session.conversation_id)
 
     async def disconnect(self, code: int) -> None:
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.session is not None:
+            await sync_to_async(chat_presence_leave)(conversation_id=self.session.conversation_id)
 
     async def error(self, code: str, message: str) -> None:
         await self.send(text_data=json.dumps({"type": "error", "code": code, "message": message}))
@@ -181,11 +190,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_csat(self, frame: dict[str, Any]) -> None:
         assert self.session is not None
         score = frame.get("score")
+        comment = frame.get("comment", "")
         if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
             await self.error("invalid", "csat needs score: a whole number from 1 to 5.")
             return
+        if not isinstance(comment, str):
+            await self.error("invalid", "csat comment must be text.")
+            return
         try:
-            await database_sync_to_async(_record_csat)(self.session, score)
+            await database_sync_to_async(_record_csat)(self.session, score, comment)
         except DomainError as exc:
             await self.error("invalid", str(exc))
             return

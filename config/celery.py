@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -10,7 +11,8 @@ app = Celery("concierge")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-# Periodic work, defined in code; django-celery-beat's scheduler copies it into the database.
+# Periodic work, defined in code. `manage.py beat_schedule_load` writes it into
+# django-celery-beat's tables (runstack and the deploy kit run it before beat starts).
 app.conf.beat_schedule = {
     "heartbeat": {
         "task": "monitoring.tasks.heartbeat",
@@ -19,4 +21,10 @@ app.conf.beat_schedule = {
     "route-backlog": {"task": "tickets.tasks.route_backlog", "schedule": 60.0},
     "sla-check": {"task": "tickets.tasks.sla_check", "schedule": 60.0},
     "housekeeping": {"task": "tickets.tasks.housekeeping", "schedule": 3600.0},
+    "reports-daily": {"task": "tickets.tasks.reports_refresh", "schedule": crontab(minute=15), "args": ["day"]},
+    "reports-weekly": {
+        "task": "tickets.tasks.reports_refresh",
+        "schedule": crontab(minute=30, hour=0, day_of_week="mon"),
+        "args": ["week"],
+    },
 }

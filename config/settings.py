@@ -229,6 +229,8 @@ LLM_API_KEY = env("LLM_API_KEY", default="")
 LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=8.0)
 # Below this retrieval confidence (best cosine similarity) the agent says it does not know.
 CONCIERGE_WIDGET_TOKEN_MAX_AGE = env.int("CONCIERGE_WIDGET_TOKEN_MAX_AGE", default=7 * 24 * 3600)
+# Where customers reach this site: links in emails (CSAT surveys) start with it.
+CONCIERGE_PUBLIC_URL = env("CONCIERGE_PUBLIC_URL", default="http://127.0.0.1:8000")
 CONCIERGE_ANSWER_MIN_CONFIDENCE = env.float("CONCIERGE_ANSWER_MIN_CONFIDENCE", default=0.3)
 ELASTICSEARCH_URL = env("ELASTICSEARCH_URL", default="")
 ELASTICSEARCH_INDEX_PREFIX = env("ELASTICSEARCH_INDEX_PREFIX", default="concierge")

@@ -9,3 +9,20 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class TaskFailure(models.Model):
+    """A Celery task that raised after its retries ran out, recorded by the failure handler."""
+
+    task_name = models.CharField(max_length=200, db_index=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    args = models.TextField(blank=True, help_text="The task's arguments (ids, never message text).")
+    exception = models.CharField(max_length=500)
+    traceback = models.TextField(blank=True)
+    failed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-failed_at"]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} failed: {self.exception[:60]}"

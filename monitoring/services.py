@@ -65,3 +65,51 @@ def readiness() -> dict[str, Any]:
         checks["elasticsearch"] = _timed(_elasticsearch)
         required += ("elasticsearch",)
     return {"ready": all(checks[name]["ok"] for name in required), "checks": checks}
+
+
+def task_failure_store(*, task_name: str, task_id: str, args: str, exception: str, traceback: str) -> Any:
+    from monitoring.models import TaskFailure
+
+    return TaskFailure.objects.create(
+        task_name=task_name[:200],
+        task_id=task_id[:64],
+        args=args[:2000],
+        exception=exception[:500],
+        traceback=traceback[-20000:],
+    )
+
+
+# Tasks of these apps are ours: a schedule row for one of them that the code no longer
+# defines is removed by beat_schedule_load. Rows made by hand in admin for other tasks stay.
+OWN_TASK_PREFIXES = ("tickets.", "knowledge.", "agents.", "monitoring.")
+
+
+def beat_schedule_load() -> dict[str, list[str]]:
+    """Write the beat schedule defined in config/celery.py into django-celery-beat's tables:
+    add new entries, update changed ones, remove our own entries the code dropped."""
+    from django.db import transaction
+    from django_celery_beat.models import PeriodicTask
+    from django_celery_beat.schedulers import ModelEntry
+
+    from config.celery import app
+
+    result: dict[str, list[str]] = {"added": [], "updated": [], "unchanged": [], "removed": []}
+    schedule = app.conf.beat_schedule
+    with transaction.atomic():
+        for name, entry in schedule.items():
+            before = PeriodicTask.objects.filter(name=name).values().first()
+            ModelEntry.from_entry(name, app=app, **entry)
+            after = PeriodicTask.objects.filter(name=name).values().first()
+            if before is None:
+                result["added"].append(name)
+            elif {k: v for k, v in before.items() if k != "date_changed"} != {
+                k: v for k, v in (after or {}).items() if k != "date_changed"
+            }:
+                result["updated"].append(name)
+            else:
+                result["unchanged"].append(name)
+        for task in PeriodicTask.objects.exclude(name__in=list(schedule)):
+            if task.task.startswith(OWN_TASK_PREFIXES):
+                result["removed"].append(task.name)
+                task.delete()
+    return result

@@ -10,6 +10,14 @@ from tickets.models import StaffRole
 DEMO_KB = Path(__file__).resolve().parent.parent / "knowledge" / "demo_kb"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_cache():
+    """The test Redis outlives a run: start without last run's chat presence or rate counters."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def org(db):
     return OrganizationFactory(name="Acme", slug="acme")

@@ -17,8 +17,10 @@ from tickets import selectors, services
 from tickets.admin_scoping import OrganizationScopedAdmin
 from tickets.errors import DomainError
 from tickets.models import (
+    BusinessHours,
     Conversation,
     Customer,
+    Holiday,
     Macro,
     Message,
     Organization,
@@ -35,11 +37,22 @@ from tickets.search import desk_ticket_ids
 User = get_user_model()
 
 
+class BusinessHoursInline(admin.TabularInline):
+    model = BusinessHours
+    extra = 0
+
+
+class HolidayInline(admin.TabularInline):
+    model = Holiday
+    extra = 0
+
+
 @admin.register(Organization)
 class OrganizationAdmin(OrganizationScopedAdmin):
     organization_path = "pk"
-    list_display = ["name", "slug", "widget_key", "created_at"]
+    list_display = ["name", "slug", "timezone", "sla_breach_action", "widget_key", "created_at"]
     readonly_fields = ["widget_key", "created_at"]
+    inlines = [BusinessHoursInline, HolidayInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Organization]:
         queryset = admin.ModelAdmin.get_queryset(self, request)
@@ -601,6 +614,8 @@ class StaffUserAdmin(DjangoUserAdmin):
         if organization is not None:
             services.staff_profile_ensure(user=form.instance, organization=organization)
 
+
+from tickets import admin_reports  # noqa: E402,F401  (registers the report admin)
 
 admin.site.site_header = "Concierge support desk"
 admin.site.site_title = "Concierge"

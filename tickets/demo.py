@@ -3,18 +3,20 @@ policies and a knowledge base, all written by us. Built through the same service
 Running it again resets the demo passwords and adds nothing twice."""
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
 from knowledge.ingest import read_documents
 from knowledge.services import kb_article_publish, kb_article_upsert, kb_category_ensure, kb_reindex
 from tickets import services
-from tickets.models import Customer, Organization, SlaPolicy, StaffRole, Ticket, TicketStatus
+from tickets.models import BusinessHours, Customer, Organization, SlaPolicy, StaffRole, Ticket, TicketStatus
+from tickets.reports import report_store
 from tickets.roles import staff_roles_sync
 
 DEMO_KB_DIR = Path(settings.BASE_DIR) / "knowledge" / "demo_kb"
@@ -301,6 +303,10 @@ def demo_bootstrap() -> DemoResult:
     # Index now, so the knowledge base answers as soon as the server starts.
     kb_reindex(organization=organization)
     _demo_intents(organization)
+    # Today's and this week's figures so far, so the report pages have something to show.
+    for each in Organization.objects.all():
+        for period in ("day", "week"):
+            report_store(organization=each, period=period, start=timezone.localdate())
     harbor_agent = user_model.objects.filter(username="harbor-agent").first()
     if harbor_agent is not None:
         harbor_agent.set_password("concierge-harbor")
@@ -326,7 +332,12 @@ def _demo_intents(organization: Organization) -> None:
 
 def _demo_second_tenant() -> None:
     """A second company, so that the isolation between tenants can be seen and tested."""
-    other = Organization.objects.create(slug="harbor-coffee", name="Harbor Coffee Co.")
+    # A desk with office hours: its SLA clocks run Monday to Saturday, 07:00-19:00 London time.
+    other = Organization.objects.create(
+        slug="harbor-coffee", name="Harbor Coffee Co.", timezone="Europe/London", sla_breach_action="reassign"
+    )
+    for weekday in range(6):
+        BusinessHours.objects.create(organization=other, weekday=weekday, opens=time(7), closes=time(19))
     services.staff_member_create(
         organization=other, username="harbor-agent", password="concierge-harbor", role=StaffRole.AGENT
     )

@@ -4,8 +4,10 @@ Every row belongs to an Organization (the tenant). Writes go through ``tickets.s
 """
 
 import secrets
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -13,6 +15,12 @@ from django.utils import timezone
 
 def widget_key_new() -> str:
     return secrets.token_urlsafe(18)
+
+
+class BreachAction(models.TextChoices):
+    RAISE_PRIORITY = "raise_priority", "Raise priority one step"
+    REASSIGN = "reassign", "Reassign to another available agent"
+    RAISE_AND_REASSIGN = "raise_and_reassign", "Raise priority and reassign"
 
 
 class Organization(models.Model):
@@ -25,10 +33,71 @@ class Organization(models.Model):
     stale_conversation_minutes = models.PositiveIntegerField(
         default=24 * 60, help_text="A chat with no message for this long is ended."
     )
+    timezone = models.CharField(
+        max_length=64, default="UTC", help_text="IANA time zone of the business hours, e.g. Europe/Berlin."
+    )
+    sla_breach_action = models.CharField(
+        max_length=20,
+        choices=BreachAction.choices,
+        default=BreachAction.RAISE_PRIORITY,
+        help_text="What the SLA check does when a ticket newly breaches.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValidationError({"timezone": f"Unknown time zone {self.timezone!r}."}) from exc
+
+
+class BusinessHours(models.Model):
+    """One opening interval on one weekday, in the organization's time zone. An organization
+    with no rows is open around the clock; SLA clocks only run while it is open."""
+
+    class Weekday(models.IntegerChoices):
+        MONDAY = 0, "Monday"
+        TUESDAY = 1, "Tuesday"
+        WEDNESDAY = 2, "Wednesday"
+        THURSDAY = 3, "Thursday"
+        FRIDAY = 4, "Friday"
+        SATURDAY = 5, "Saturday"
+        SUNDAY = 6, "Sunday"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="business_hours")
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    opens = models.TimeField()
+    closes = models.TimeField()
+
+    class Meta:
+        verbose_name_plural = "business hours"
+        ordering = ["weekday", "opens"]
+        constraints = [models.CheckConstraint(condition=Q(closes__gt=models.F("opens")), name="business_hours_order")]
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}-{self.closes:%H:%M}"
+
+    def clean(self) -> None:
+        if self.opens is not None and self.closes is not None and self.closes <= self.opens:
+            raise ValidationError("Closing time must come after opening time.")
+
+
+class Holiday(models.Model):
+    """A day the organization is closed: SLA clocks do not run on it."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="holidays")
+    date = models.DateField()
+    name = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["date"]
+        constraints = [models.UniqueConstraint(fields=["organization", "date"], name="holiday_unique_per_org")]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.name}".strip()
 
 
 class StaffRole(models.TextChoices):
@@ -129,6 +198,9 @@ class Conversation(models.Model):
     last_seq = models.PositiveIntegerField(default=0, help_text="Sequence number of the newest message.")
     sentiment_score = models.FloatField(null=True, blank=True, help_text="Latest customer sentiment, -1..1.")
     sentiment_label = models.CharField(max_length=20, choices=SentimentLabel.choices, blank=True)
+    reopened_at = models.DateTimeField(null=True, blank=True, help_text="Last time the customer wrote after it ended.")
+    csat_score = models.PositiveSmallIntegerField(null=True, blank=True, help_text="The customer's 1-5 rating.")
+    csat_comment = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-started_at"]
@@ -273,6 +345,10 @@ class Ticket(models.Model):
     )
     csat_score = models.PositiveSmallIntegerField(null=True, blank=True)
     csat_comment = models.TextField(blank=True)
+    csat_requested_at = models.DateTimeField(null=True, blank=True)
+    csat_request_channel = models.CharField(
+        max_length=10, blank=True, help_text="Where the rating was asked for: widget or email."
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -358,3 +434,25 @@ class Macro(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ReportPeriod(models.TextChoices):
+    DAY = "day", "Day"
+    WEEK = "week", "Week"
+
+
+class Report(models.Model):
+    """One organization's figures for one day or one ISO week, as built by ``tickets.reports``."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="reports")
+    period = models.CharField(max_length=10, choices=ReportPeriod.choices)
+    start = models.DateField(help_text="First day of the period (a Monday for weeks).")
+    data = models.JSONField(default=dict)
+    built_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-start", "period"]
+        constraints = [models.UniqueConstraint(fields=["organization", "period", "start"], name="report_unique_period")]
+
+    def __str__(self) -> str:
+        return f"{self.organization} {self.get_period_display().lower()} from {self.start}"

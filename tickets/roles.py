@@ -1,7 +1,8 @@
 """The three staff roles as Django groups, with the permissions each one holds.
 
-Agent works tickets; Supervisor also manages customers, macros, teams and SLA policies;
-Admin also manages staff and the knowledge base. Audit events are never editable by anyone.
+Agent works tickets; Supervisor also manages customers, macros and teams and reads reports;
+Admin also manages staff, SLA policies, business hours and the knowledge base. Audit events
+are never editable by anyone.
 """
 
 from typing import Any
@@ -36,6 +37,9 @@ _SUPERVISOR = {
         "tag": ["change", "delete"],
         "slapolicy": ["view"],
         "staffprofile": ["view"],
+        "report": ["view"],
+        "businesshours": ["view"],
+        "holiday": ["view"],
     },
     "knowledge": {"article": ["add", "change"], "category": ["add", "change"]},
     "agents": {"intentexample": ["view", "add", "change", "delete"], "intentmodel": ["view", "change"]},
@@ -47,6 +51,8 @@ _ADMIN = {
         "team": ["delete"],
         "customer": ["delete"],
         "organization": ["view", "change"],
+        "businesshours": ["add", "change", "delete"],
+        "holiday": ["add", "change", "delete"],
     },
     "knowledge": {"article": ["delete"], "category": ["delete"]},
     "auth": {"user": ["view", "add", "change"]},

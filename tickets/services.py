@@ -19,8 +19,10 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
+from tickets.business_hours import business_calendar
 from tickets.errors import DomainError
 from tickets.models import (
+    BreachAction,
     Channel,
     Conversation,
     Customer,
@@ -42,6 +44,7 @@ from tickets.models import (
     TicketStatus,
     VipTier,
 )
+from tickets.presence import chat_is_online
 from tickets.roles import ROLE_GROUP_NAMES
 from tickets.search import desk_message_index, desk_ticket_index
 from tickets.selectors import SlaState, ticket_sla_state
@@ -246,21 +249,118 @@ def _broadcast_on_commit(message: Message, organization_id: int) -> None:
 
 
 def _csat_request_on_commit(ticket: Ticket) -> None:
-    """Ask the customer, if their chat is open, to rate how the ticket was handled."""
-    conversation_id, ticket_id = ticket.conversation_id, ticket.pk
+    """After a resolution commits, ask the customer for a rating: in the widget when their
+    chat is open, else by email (queued)."""
+    ticket_id = ticket.pk
+    transaction.on_commit(lambda: ticket_csat_request(ticket_id=ticket_id))
 
-    def send() -> None:
+
+def ticket_csat_request(*, ticket_id: int) -> str:
+    """Ask for a rating once: returns "widget", "email" (queued), or "" when not asked."""
+    ticket = Ticket.objects.filter(pk=ticket_id).first()
+    if ticket is None or ticket.csat_score is not None or ticket.csat_requested_at is not None:
+        return ""
+    if ticket.conversation_id and chat_is_online(conversation_id=ticket.conversation_id):
         layer = get_channel_layer()
-        if layer is None or conversation_id is None:
-            return
         try:
+            assert layer is not None
             async_to_sync(layer.group_send)(
-                conversation_group_name(conversation_id), {"type": "chat.csat_request", "ticket_id": ticket_id}
+                conversation_group_name(ticket.conversation_id), {"type": "chat.csat_request", "ticket_id": ticket_id}
             )
-        except Exception:  # the customer can still rate later; nothing is lost
-            logger.warning("CSAT request for ticket %s not delivered", ticket_id, exc_info=True)
+        except Exception:  # fall back to email below
+            logger.warning("CSAT request for ticket %s not delivered to the widget", ticket_id, exc_info=True)
+        else:
+            _csat_requested(ticket_id, channel="widget")
+            return "widget"
+    from tickets.tasks import csat_email
 
-    transaction.on_commit(send)
+    try:
+        csat_email.delay(ticket_id)
+    except Exception:  # no broker: the rating is not asked for, nothing else is affected
+        logger.warning("could not queue the CSAT email for ticket %s", ticket_id, exc_info=True)
+        return ""
+    return "email"
+
+
+@transaction.atomic
+def _csat_requested(ticket_id: int, *, channel: str) -> None:
+    ticket = Ticket.objects.select_for_update().get(pk=ticket_id)
+    ticket.csat_requested_at = timezone.now()
+    ticket.csat_request_channel = channel
+    ticket.save(update_fields=["csat_requested_at", "csat_request_channel", "updated_at"])
+    _event(ticket, None, TicketEvent.Kind.CSAT, message=f"Rating requested by {channel}")
+
+
+CSAT_TOKEN_SALT = "concierge.csat"  # noqa: S105 (a signing namespace, not a secret)
+CSAT_LINK_MAX_AGE = 30 * 24 * 3600
+
+
+def csat_link_token(*, ticket_id: int) -> str:
+    from django.core import signing
+
+    return signing.dumps({"t": ticket_id}, salt=CSAT_TOKEN_SALT, compress=True)
+
+
+def csat_link_read(token: str) -> Ticket:
+    """The ticket a survey link is for; DomainError when it is forged, expired or gone."""
+    from django.core import signing
+
+    try:
+        ticket_id = signing.loads(token, salt=CSAT_TOKEN_SALT, max_age=CSAT_LINK_MAX_AGE)["t"]
+    except (signing.BadSignature, KeyError, TypeError) as exc:
+        raise DomainError("This survey link is invalid or has expired.") from exc
+    ticket = Ticket.objects.select_related("customer", "organization").filter(pk=ticket_id).first()
+    if ticket is None:
+        raise DomainError("This ticket no longer exists.")
+    return ticket
+
+
+@transaction.atomic
+def ticket_csat_email(*, ticket: Ticket) -> bool:
+    """Email the customer a link to rate a resolved ticket. Once per ticket; skipped when it
+    is already rated or there is no address. Returns whether an email went out."""
+    from django.core.mail import send_mail
+
+    ticket = _lock(ticket)
+    if ticket.csat_score is not None or ticket.csat_requested_at is not None:
+        return False
+    if ticket.status not in (S.RESOLVED, S.CLOSED):
+        return False
+    customer = Customer.objects.get(pk=ticket.customer_id)
+    if not customer.email:
+        _event(ticket, None, TicketEvent.Kind.CSAT, message="No email address to ask for a rating")
+        return False
+    link = f"{settings.CONCIERGE_PUBLIC_URL.rstrip('/')}/csat/{csat_link_token(ticket_id=ticket.pk)}/"
+    organization = Organization.objects.get(pk=ticket.organization_id)
+    send_mail(
+        subject=f"How did we do? {organization.name} ticket #{ticket.pk}",
+        message=(
+            f"Hello {customer.name or 'there'},\n\n"
+            f'Your request "{ticket.subject}" was resolved. Please rate how we handled it '
+            f"(1 to 5, one click):\n\n{link}\n\nThank you,\n{organization.name}\n"
+        ),
+        from_email=None,
+        recipient_list=[customer.email],
+    )
+    ticket.csat_requested_at = timezone.now()
+    ticket.csat_request_channel = "email"
+    ticket.save(update_fields=["csat_requested_at", "csat_request_channel", "updated_at"])
+    _event(ticket, None, TicketEvent.Kind.CSAT, message="Rating requested by email")
+    return True
+
+
+@transaction.atomic
+def conversation_csat_record(*, conversation: Conversation, score: int, comment: str = "") -> Conversation:
+    """The customer's rating of a chat the assistant handled on its own (no ticket)."""
+    if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
+        raise DomainError("A satisfaction score is a whole number from 1 to 5.")
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    if Ticket.objects.filter(conversation=conversation, status__in=ACTIVE_STATUSES).exists():
+        raise DomainError("A person is still working on this conversation; rate it once it is resolved.")
+    conversation.csat_score = score
+    conversation.csat_comment = (comment or "").strip()[:2000]
+    conversation.save(update_fields=["csat_score", "csat_comment"])
+    return conversation
 
 
 @transaction.atomic
@@ -307,6 +407,12 @@ def message_create(
     )
     if role == MessageRole.CUSTOMER:
         Customer.objects.filter(pk=locked.customer_id).update(last_seen_at=message.created_at)
+        if locked.status == Conversation.Status.ENDED:
+            # The customer came back: the chat is live again and the assistant answers.
+            locked.status = Conversation.Status.OPEN
+            locked.reopened_at = message.created_at
+            locked.save(update_fields=["status", "reopened_at"])
+            conversation.status = locked.status
     desk_message_index(message, locked.organization_id)
     if broadcast:
         _broadcast_on_commit(message, locked.organization_id)
@@ -359,17 +465,19 @@ def sla_targets(*, organization: Organization, priority: str, vip_tier: str) -> 
 
 
 def _sla_apply(ticket: Ticket) -> None:
-    """Set due and at-risk times from creation, targets and time spent paused."""
+    """Set due and at-risk times: the targets count business time from creation, and time
+    spent paused (itself counted in business time) pushes every deadline back."""
     first, resolution = sla_targets(
         organization=ticket.organization, priority=ticket.priority, vip_tier=ticket.customer.vip_tier
     )
+    calendar = business_calendar(ticket.organization)
     start = ticket.created_at
-    paused = timedelta(seconds=ticket.sla_paused_seconds)
+    paused = ticket.sla_paused_seconds
     share = settings.CONCIERGE_SLA_AT_RISK_SHARE
-    ticket.first_response_due = start + timedelta(minutes=first) + paused
-    ticket.resolution_due = start + timedelta(minutes=resolution) + paused
-    ticket.first_response_at_risk_at = start + timedelta(minutes=first * share) + paused
-    ticket.resolution_at_risk_at = start + timedelta(minutes=resolution * share) + paused
+    ticket.first_response_due = calendar.add(start, first * 60 + paused)
+    ticket.resolution_due = calendar.add(start, resolution * 60 + paused)
+    ticket.first_response_at_risk_at = calendar.add(start, first * 60 * share + paused)
+    ticket.resolution_at_risk_at = calendar.add(start, resolution * 60 * share + paused)
 
 
 def _sla_pause(ticket: Ticket, now: datetime) -> None:
@@ -379,8 +487,8 @@ def _sla_pause(ticket: Ticket, now: datetime) -> None:
 def _sla_resume(ticket: Ticket, now: datetime) -> None:
     if ticket.sla_paused_at is None:
         return
-    paused_for = max(0, int((now - ticket.sla_paused_at).total_seconds()))
-    ticket.sla_paused_seconds += paused_for
+    calendar = business_calendar(ticket.organization)
+    ticket.sla_paused_seconds += int(calendar.seconds_between(ticket.sla_paused_at, now))
     ticket.sla_paused_at = None
     _sla_apply(ticket)
 
@@ -505,8 +613,7 @@ def ticket_transition(*, ticket: Ticket, to_status: str, actor: Any = None, reas
         _sla_pause(ticket, now)
     if to_status == S.RESOLVED:
         ticket.resolved_at = now
-        if ticket.conversation_id:
-            _csat_request_on_commit(ticket)
+        _csat_request_on_commit(ticket)
     if to_status == S.CLOSED:
         ticket.closed_at = now
         ticket.resolved_at = ticket.resolved_at or now
@@ -519,7 +626,7 @@ def ticket_transition(*, ticket: Ticket, to_status: str, actor: Any = None, reas
 
 
 @transaction.atomic
-def ticket_assign(*, ticket: Ticket, assignee: Any, actor: Any = None) -> Ticket:
+def ticket_assign(*, ticket: Ticket, assignee: Any, actor: Any = None, reason: str = "") -> Ticket:
     ticket = _lock(ticket)
     if assignee is not None and not _staff_in_organization(assignee, ticket.organization):
         raise DomainError(f"{assignee} is not on the staff of {ticket.organization}.")
@@ -538,7 +645,7 @@ def ticket_assign(*, ticket: Ticket, assignee: Any, actor: Any = None) -> Ticket
         field="assignee",
         before=before,
         after=after,
-        message=f"Assigned to {assignee}" if assignee else "Unassigned",
+        message=reason or (f"Assigned to {assignee}" if assignee else "Unassigned"),
     )
     return ticket
 
@@ -830,23 +937,16 @@ def _queue_escalation(ticket_id: int) -> None:
 VIP_RANK: dict[str, int] = {VipTier.NONE: 0, VipTier.SILVER: 1, VipTier.GOLD: 2, VipTier.PLATINUM: 3}
 
 
-@transaction.atomic
-def ticket_route(*, ticket: Ticket) -> Any:
-    """Assign an unassigned active ticket to the available staff member with the fewest open
-    tickets under their capacity, the least recently assigned first (round-robin).
-
-    Safe under concurrency: the organization's staff rows are locked in id order, so two
-    workers route one after the other and capacity is never overrun. Harmless to repeat:
-    an assigned ticket is left as it is. Returns the assignee, or None."""
+def _route_pick(ticket: Ticket, *, exclude_user_id: int | None = None) -> StaffProfile | None:
+    """Lock the organization's available staff (in id order, so concurrent routers queue up)
+    and pick the one with the fewest active tickets under capacity, least recently assigned
+    first. Call inside a transaction, before locking the ticket."""
     staff = list(
         StaffProfile.objects.select_for_update()
         .filter(organization_id=ticket.organization_id, is_available=True)
         .select_related("user")
         .order_by("pk")
     )
-    ticket = _lock(ticket)
-    if ticket.assignee_id is not None or ticket.status not in ACTIVE_STATUSES:
-        return ticket.assignee
     load = {
         row["assignee"]: row["n"]
         for row in Ticket.objects.filter(
@@ -855,15 +955,53 @@ def ticket_route(*, ticket: Ticket) -> Any:
         .values("assignee")
         .annotate(n=Count("id"))
     }
-    candidates = [p for p in staff if p.user.is_active and load.get(p.user_id, 0) < p.capacity]
+    candidates = [
+        p for p in staff if p.user.is_active and p.user_id != exclude_user_id and load.get(p.user_id, 0) < p.capacity
+    ]
     if not candidates:
-        _event(ticket, None, TicketEvent.Kind.ASSIGNED, message="No available agent has capacity; left in the queue")
         return None
     epoch = timezone.now() - timedelta(days=36500)
     chosen = min(candidates, key=lambda p: (load.get(p.user_id, 0), p.last_assigned_at or epoch, p.pk))
     chosen.last_assigned_at = timezone.now()
     chosen.save(update_fields=["last_assigned_at"])
+    return chosen
+
+
+@transaction.atomic
+def ticket_route(*, ticket: Ticket) -> Any:
+    """Assign an unassigned active ticket to the available staff member with the fewest open
+    tickets under their capacity, the least recently assigned first (round-robin).
+
+    Safe under concurrency: the organization's staff rows are locked in id order, so two
+    workers route one after the other and capacity is never overrun. Harmless to repeat:
+    an assigned ticket is left as it is. Returns the assignee, or None."""
+    current = Ticket.objects.only("assignee_id", "status").get(pk=ticket.pk)
+    if current.assignee_id is not None or current.status not in ACTIVE_STATUSES:
+        return current.assignee
+    chosen = _route_pick(ticket)
+    ticket = _lock(ticket)
+    if ticket.assignee_id is not None or ticket.status not in ACTIVE_STATUSES:
+        return ticket.assignee
+    if chosen is None:
+        _event(ticket, None, TicketEvent.Kind.ASSIGNED, message="No available agent has capacity; left in the queue")
+        return None
     return ticket_assign(ticket=ticket, assignee=chosen.user).assignee
+
+
+@transaction.atomic
+def ticket_reassign_after_breach(*, ticket: Ticket) -> Any:
+    """Give a breached ticket to another available agent with room (the breach policy
+    'reassign'). Keeps the current assignee when nobody else can take it. Returns the
+    assignee after the attempt."""
+    chosen = _route_pick(ticket, exclude_user_id=ticket.assignee_id)
+    ticket = _lock(ticket)
+    if ticket.status not in ACTIVE_STATUSES:
+        return ticket.assignee
+    if chosen is None:
+        _event(ticket, None, TicketEvent.Kind.ASSIGNED, message="SLA breached; nobody else has room to take it")
+        return ticket.assignee
+    reason = f"SLA breached; reassigned from {ticket.assignee} to {chosen.user}"
+    return ticket_assign(ticket=ticket, assignee=chosen.user, reason=reason).assignee
 
 
 def tickets_route_backlog(*, organization: Organization) -> int:
@@ -928,19 +1066,24 @@ class SlaChange:
     before: str
     after: str
     priority_raised_to: str = ""
+    reassigned_to: str = ""
 
 
 def sla_check(*, now: datetime | None = None) -> list[SlaChange]:
     """Record SLA states that changed since the last pass: at risk, breached, or back to ok
-    (after a first reply, say). A newly breached ticket goes up one priority step. Running it
-    again without time passing changes nothing."""
+    (after a first reply, say). A newly breached ticket goes up one priority step, is given to
+    another agent, or both, as its organization's breach policy says. Running it again
+    without time passing changes nothing."""
     now = now or timezone.now()
     changes = []
     candidates = Ticket.objects.filter(status__in=ACTIVE_STATUSES).values_list("pk", flat=True)
     for ticket_id in candidates:
         change = _sla_check_one(ticket_id, now)
-        if change is not None:
-            changes.append(change)
+        if change is None:
+            continue
+        if change.after == SlaState.BREACHED:
+            change = _sla_breach_reassign(change)
+        changes.append(change)
     return changes
 
 
@@ -957,13 +1100,33 @@ def _sla_check_one(ticket_id: int, now: datetime) -> SlaChange | None:
     ticket.save(update_fields=["sla_status", "updated_at"])
     _event(ticket, None, TicketEvent.Kind.SLA, field="sla_status", before=before, after=recorded)
     raised = ""
-    if recorded == SlaState.BREACHED and ticket.priority != Priority.URGENT:
+    action = ticket.organization.sla_breach_action
+    raises = action in (BreachAction.RAISE_PRIORITY, BreachAction.RAISE_AND_REASSIGN)
+    if recorded == SlaState.BREACHED and raises and ticket.priority != Priority.URGENT:
         raised = _PRIORITY_ORDER[_PRIORITY_ORDER.index(Priority(ticket.priority)) + 1]
         # The clock keeps its original targets: a breach raises urgency, not the deadline.
         Ticket.objects.filter(pk=ticket.pk).update(priority=raised)
         _event(ticket, None, TicketEvent.Kind.PRIORITY, field="priority", before=ticket.priority, after=raised,
                message="SLA breached")  # fmt: skip
     return SlaChange(ticket_id=ticket.pk, before=before, after=recorded, priority_raised_to=raised)
+
+
+def _sla_breach_reassign(change: SlaChange) -> SlaChange:
+    ticket = Ticket.objects.select_related("organization").get(pk=change.ticket_id)
+    reassigns = ticket.organization.sla_breach_action in (BreachAction.REASSIGN, BreachAction.RAISE_AND_REASSIGN)
+    if not reassigns or ticket.assignee_id is None:
+        return change
+    before = ticket.assignee_id
+    assignee = ticket_reassign_after_breach(ticket=ticket)
+    if assignee is None or assignee.pk == before:
+        return change
+    return SlaChange(
+        ticket_id=change.ticket_id,
+        before=change.before,
+        after=change.after,
+        priority_raised_to=change.priority_raised_to,
+        reassigned_to=assignee.get_username(),
+    )
 
 
 # --- housekeeping ------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from tickets import services
+from tickets import reports, services
 from tickets.models import Organization, Ticket
 
 
@@ -35,3 +35,18 @@ def sla_check() -> int:
 def housekeeping() -> dict[str, int]:
     """Hourly on beat: end stale chats, then delete transcripts past their retention."""
     return {"ended": services.conversations_close_stale(), "messages_deleted": services.transcripts_purge()}
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, soft_time_limit=30, time_limit=60)
+def csat_email(ticket_id: int) -> bool:
+    """Email a resolved ticket's customer a rating link (once; see ticket_csat_email)."""
+    ticket = Ticket.objects.filter(pk=ticket_id).first()
+    return ticket is not None and services.ticket_csat_email(ticket=ticket)
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, soft_time_limit=600, time_limit=660)
+def reports_refresh(period: str) -> int:
+    """Hourly (day) and on Mondays (week): build the last complete period's report for every
+    organization (hourly, because each organization's day ends in its own time zone) and
+    rebuild the previous ones while their 72-hour reopen window settles."""
+    return reports.reports_refresh(period=period)

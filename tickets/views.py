@@ -1,6 +1,9 @@
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
 
+from tickets import services
+from tickets.errors import DomainError
 from tickets.models import Organization
 
 
@@ -8,3 +11,26 @@ def demo_home(request: HttpRequest) -> HttpResponse:
     """The demo company's public site, which embeds the chat widget."""
     organization = Organization.objects.order_by("pk").first()
     return render(request, "demo/index.html", {"organization": organization})
+
+
+@require_http_methods(["GET", "POST"])
+def csat_survey(request: HttpRequest, token: str) -> HttpResponse:
+    """The page a CSAT email links to: a 1-5 rating and a comment for one resolved ticket.
+    A link preview (GET) never records anything; the customer's POST does."""
+    context: dict[str, object] = {"scores": range(1, 6)}
+    try:
+        ticket = services.csat_link_read(token)
+    except DomainError as exc:
+        context["error"] = str(exc)
+        return render(request, "tickets/csat.html", context, status=400)
+    context["ticket"] = ticket
+    if request.method == "POST":
+        raw = request.POST.get("score", "")
+        try:
+            score = int(raw)
+            ticket = services.ticket_csat_record(ticket=ticket, score=score, comment=request.POST.get("comment", ""))
+        except (ValueError, DomainError) as exc:
+            context["form_error"] = str(exc) if isinstance(exc, DomainError) else "Pick a rating from 1 to 5."
+            return render(request, "tickets/csat.html", context, status=400)
+        context.update(ticket=ticket, recorded=True)
+    return render(request, "tickets/csat.html", context)

@@ -133,7 +133,7 @@ async def test_bad_frames_get_error_frames_and_lose_nothing(trained_org):
         ("x" * 9000, "too_large"),
         (json.dumps({"type": "resume", "after": "yesterday"}), "invalid"),
         (json.dumps({"type": "csat", "score": 9}), "invalid"),
-        (json.dumps({"type": "csat", "score": 5}), "invalid"),  # nothing resolved to rate yet
+        (json.dumps({"type": "csat", "score": 5, "comment": 7}), "invalid"),
     ]
     for raw, code in cases:
         await chat.send_to(text_data=raw)
@@ -180,4 +180,17 @@ async def test_resolving_the_ticket_asks_the_widget_for_a_rating(trained_org, su
     assert json.loads(await chat.receive_from(timeout=10)) == {"type": "csat", "score": 5, "status": "recorded"}
     ticket = await database_sync_to_async(Ticket.objects.select_related("customer").get)(pk=ticket.pk)
     assert ticket.csat_score == 5 and ticket.customer.satisfaction_score == 5
+    assert ticket.csat_request_channel == "widget"  # the customer was online: no email
+    await chat.disconnect()
+
+
+async def test_a_chat_the_bot_handled_alone_is_rated_on_the_conversation(trained_org):
+    session = await database_sync_to_async(start_session)(trained_org)
+    chat = await connect(session["token"])
+    await chat.send_to(text_data=json.dumps({"type": "message", "id": "b1", "text": "how long do refunds take?"}))
+    await receive_until(chat, lambda f: f["type"] == "message" and f["role"] == "bot")
+    await chat.send_to(text_data=json.dumps({"type": "csat", "score": 4, "comment": "clear answer"}))
+    assert json.loads(await chat.receive_from(timeout=10)) == {"type": "csat", "score": 4, "status": "recorded"}
+    conversation = await database_sync_to_async(Conversation.objects.get)(pk=session["conversation_id"])
+    assert (conversation.csat_score, conversation.csat_comment) == (4, "clear answer")
     await chat.disconnect()

@@ -108,6 +108,13 @@ def test_escalation_is_routed_and_notified_by_a_real_worker(org, tmp_path):
             time.sleep(0.3)
         mail = "".join(path.read_text() for path in mail_dir.iterdir())
         assert "ann@example.com" in mail and f"Ticket #{ticket.pk}" in mail
+        # Resolved while the customer is offline: the worker emails them a rating link.
+        services.ticket_transition(ticket=Ticket.objects.get(pk=ticket.pk), to_status="resolved", actor=ann)
+        while time.monotonic() < deadline and not Ticket.objects.get(pk=ticket.pk).csat_requested_at:
+            time.sleep(0.3)
+        mail = "".join(path.read_text() for path in mail_dir.iterdir())
+        assert Ticket.objects.get(pk=ticket.pk).csat_request_channel == "email"
+        assert customer.email in mail and "/csat/" in mail
     finally:
         worker.terminate()
         worker.wait(timeout=20)

@@ -7,6 +7,7 @@ import sys
 import time
 from typing import Any
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 
@@ -19,6 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        call_command("beat_schedule_load", stdout=self.stdout)
         python = sys.executable
         commands = {
             "web": [

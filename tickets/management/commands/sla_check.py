@@ -12,5 +12,6 @@ class Command(BaseCommand):
         changes = sla_check()
         for change in changes:
             raised = f", priority raised to {change.priority_raised_to}" if change.priority_raised_to else ""
-            self.stdout.write(f"ticket #{change.ticket_id}: {change.before} -> {change.after}{raised}")
+            moved = f", reassigned to {change.reassigned_to}" if change.reassigned_to else ""
+            self.stdout.write(f"ticket #{change.ticket_id}: {change.before} -> {change.after}{raised}{moved}")
         self.stdout.write(f"{len(changes)} ticket(s) changed.")
