@@ -15,6 +15,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from agents.tokens import WidgetSession, widget_token_read
+from monitoring.context import conversation_context
+from monitoring.metrics import WEBSOCKETS_OPEN
 from tickets.errors import DomainError
 from tickets.presence import chat_presence_join, chat_presence_leave
 
@@ -82,6 +84,7 @@ def _agent_reply(message_id: int) -> None:
 class ChatConsumer(AsyncWebsocketConsumer):
     session: WidgetSession | None = None
     group = ""
+    counted = False
 
     async def connect(self) -> None:
         from tickets.services import conversation_group_name
@@ -101,12 +104,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.group = conversation_group_name(session.conversation_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await sync_to_async(chat_presence_join)(conversation_id=session.conversation_id)
+        WEBSOCKETS_OPEN.labels(kind="chat").inc()
+        self.counted = True
 
     async def disconnect(self, code: int) -> None:
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
         if self.session is not None:
             await sync_to_async(chat_presence_leave)(conversation_id=self.session.conversation_id)
+        if self.counted:
+            WEBSOCKETS_OPEN.labels(kind="chat").dec()
+            self.counted = False
 
     async def error(self, code: str, message: str) -> None:
         await self.send(text_data=json.dumps({"type": "error", "code": code, "message": message}))
@@ -135,7 +143,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if handler is None:
             await self.error("unknown_type", "Frame types are message, typing, resume and csat.")
             return
-        await handler(frame)
+        with conversation_context(self.session.conversation_id):
+            await handler(frame)
 
     async def on_message(self, frame: dict[str, Any]) -> None:
         assert self.session is not None
@@ -237,12 +246,14 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             return
         self.organization_id = organization.pk
         await self.channel_layer.group_add(console_group_name(organization.pk), self.channel_name)
+        WEBSOCKETS_OPEN.labels(kind="console").inc()
 
     async def disconnect(self, code: int) -> None:
         from tickets.services import console_group_name
 
         if self.organization_id is not None:
             await self.channel_layer.group_discard(console_group_name(self.organization_id), self.channel_name)
+            WEBSOCKETS_OPEN.labels(kind="console").dec()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         from tickets.models import Conversation

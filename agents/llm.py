@@ -48,3 +48,14 @@ def llm_answer(*, question: str, passages: list[dict[str, Any]]) -> str | None:
         return None
     text = str(getattr(message, "content", "") or "").strip()
     return text or None
+
+
+def llm_ping() -> str:
+    """The endpoint lists its models (GET /models) within two seconds."""
+    import httpx
+
+    base = (settings.LLM_BASE_URL or "https://api.openai.com/v1").rstrip("/")
+    headers = {"Authorization": f"Bearer {settings.LLM_API_KEY}"} if settings.LLM_API_KEY else {}
+    response = httpx.get(f"{base}/models", headers=headers, timeout=2.0)
+    response.raise_for_status()
+    return f"{settings.LLM_MODEL} at {base}"

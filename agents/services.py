@@ -1,6 +1,7 @@
 """Intent training and model versions, and the agent's turn: run the pipeline on a customer
 message, store the reply (and escalate when the pipeline says so)."""
 
+import logging
 import random
 import threading
 from pathlib import Path
@@ -12,8 +13,12 @@ from django.db.models import Max
 from agents.datasets import labelled_rows
 from agents.intents import IntentClassifier, evaluate
 from agents.models import IntentExample, IntentModel
+from monitoring.context import conversation_context
+from monitoring.metrics import chat_turn_observe, sentiment_observe
 from tickets.errors import DomainError
 from tickets.models import Organization
+
+logger = logging.getLogger(__name__)
 
 MIN_EXAMPLES_PER_INTENT = 3
 HOLDOUT_EVERY = 5
@@ -181,6 +186,10 @@ def agent_reply(*, message_id: int) -> Any:
                 intent=state["intent"],
                 sentiment=state["sentiment"],
             )
+    chat_turn_observe(metadata)
+    sentiment_observe(desk.sentiment_label_for(max(-1.0, min(1.0, state["sentiment"]))))
+    with conversation_context(conversation.pk):
+        logger.info("bot turn: intent=%s answered=%s handoff=%s", state["intent"], state["answered"], state["handoff"])
     return reply
 
 

@@ -21,6 +21,7 @@ app.conf.beat_schedule = {
     "route-backlog": {"task": "tickets.tasks.route_backlog", "schedule": 60.0},
     "sla-check": {"task": "tickets.tasks.sla_check", "schedule": 60.0},
     "housekeeping": {"task": "tickets.tasks.housekeeping", "schedule": 3600.0},
+    "monitoring-prune": {"task": "monitoring.tasks.prune", "schedule": crontab(minute=40, hour=3)},
     "reports-daily": {"task": "tickets.tasks.reports_refresh", "schedule": crontab(minute=15), "args": ["day"]},
     "reports-weekly": {
         "task": "tickets.tasks.reports_refresh",

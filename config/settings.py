@@ -5,6 +5,7 @@ With no variables set the project runs on one machine with no services: SQLite u
 Setting ``DATABASE_URL`` and ``REDIS_URL`` switches to PostgreSQL and Redis.
 """
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -49,6 +50,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "monitoring.middleware.RequestObservationMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -57,6 +59,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "monitoring.middleware.ProfilingMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -199,6 +202,8 @@ else:
         "store_processed": False,
         "polling_interval": 0.1,
     }
+# The worker logs through LOGGING above (JSON, with the task id), not Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -238,16 +243,60 @@ CHROMA_PATH = env("CHROMA_PATH", default=str(VAR_DIR / "chroma"))
 CHROMA_HOST = env("CHROMA_HOST", default="")
 FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY", default="")
 
+LOG_FORMAT = env("LOG_FORMAT", default="json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "monitoring.logs.ContextFilter"}},
+    "formatters": {
+        "json": {"()": "monitoring.logs.JsonFormatter"},
+        "text": {"()": "monitoring.logs.TextFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "text" if LOG_FORMAT == "text" else "json",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # Django's own request log repeats our access line for 4xx/5xx; errors still come through.
+        "django.request": {"level": "ERROR"},
         "bm25s": {"level": "WARNING"},
         "chromadb": {"level": "WARNING"},
         "kombu.connection": {"level": "ERROR"},
+        "uvicorn.access": {"level": "WARNING"},
     },
 }
+
+# --- monitoring ------------------------------------------------------------------------
+# /metrics answers a matching "Authorization: Bearer <METRICS_TOKEN>", or any client inside
+# METRICS_ALLOWED_NETWORKS (default: loopback only).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = [
+    ipaddress.ip_network(network, strict=False)
+    for network in env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+]
+# Profiling: a share of requests, plus (when > 0) every request slower than the threshold.
+CONCIERGE_PROFILE_SAMPLE_RATE = env.float("CONCIERGE_PROFILE_SAMPLE_RATE", default=0.0)
+CONCIERGE_PROFILE_SLOW_MS = env.float("CONCIERGE_PROFILE_SLOW_MS", default=0.0)
+CONCIERGE_PROFILE_RETENTION_DAYS = env.int("CONCIERGE_PROFILE_RETENTION_DAYS", default=7)
+CONCIERGE_PROFILE_MAX_ROWS = env.int("CONCIERGE_PROFILE_MAX_ROWS", default=2000)
+CONCIERGE_WEBSOCKET_CAPACITY = env.int("CONCIERGE_WEBSOCKET_CAPACITY", default=2000)
+
+# --- production hardening (DEBUG off) -----------------------------------------------------
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # Probes and the scraper talk plain HTTP inside the cluster.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    SECURE_REFERRER_POLICY = "same-origin"
+    X_FRAME_OPTIONS = "DENY"

@@ -91,3 +91,10 @@ def query(organization_id: int, query_vector: list[float], k: int) -> list[tuple
 
 def count(organization_id: int) -> int:
     return int(get_collection(organization_id).count())
+
+
+def ping() -> str:
+    """Chroma answers (server heartbeat, or the local store opens)."""
+    client = get_client()
+    client.heartbeat()
+    return f"server {settings.CHROMA_HOST}" if settings.CHROMA_HOST else f"local {settings.CHROMA_PATH}"

@@ -6,4 +6,7 @@ class MonitoringConfig(AppConfig):
     verbose_name = "Monitoring"
 
     def ready(self) -> None:
-        from monitoring import signals  # noqa: F401  (connects the Celery failure handler)
+        from monitoring import profiling, signals  # noqa: F401  (connect Celery and database signals)
+        from monitoring.logs import install_record_factory
+
+        install_record_factory()

@@ -56,15 +56,106 @@ def _elasticsearch() -> str:
     return "reachable"
 
 
+def _channel_layer() -> str:
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer configured")
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.send)(channel, {"type": "readyz.ping"})
+    if async_to_sync(layer.receive)(channel).get("type") != "readyz.ping":
+        raise RuntimeError("the channel layer returned something else")
+    return type(layer).__name__
+
+
+def _chroma() -> str:
+    from knowledge import vectors
+
+    return vectors.ping()
+
+
+def _llm() -> str:
+    from agents.llm import llm_ping
+
+    return llm_ping()
+
+
 def readiness() -> dict[str, Any]:
-    """Each dependency's state; ``ready`` is false when a required one is down.
-    The Celery worker is reported but not required: chat keeps answering without it."""
-    checks = {"database": _timed(_database), "cache": _timed(_cache), "celery": _timed(_worker)}
-    required: tuple[str, ...] = ("database", "cache")
+    """Each dependency's state with its latency; ``ready`` is false when a required one is
+    down. The Celery worker and the LLM endpoint are reported but not required: chat keeps
+    answering without them (grounded answers; tasks wait in the broker)."""
+    from agents.llm import llm_configured
+
+    checks = {
+        "database": _timed(_database),
+        "cache": _timed(_cache),
+        "channel_layer": _timed(_channel_layer),
+        "chroma": _timed(_chroma),
+        "celery": _timed(_worker),
+    }
+    required: tuple[str, ...] = ("database", "cache", "channel_layer", "chroma")
     if settings.ELASTICSEARCH_URL:
         checks["elasticsearch"] = _timed(_elasticsearch)
         required += ("elasticsearch",)
-    return {"ready": all(checks[name]["ok"] for name in required), "checks": checks}
+    if llm_configured():
+        checks["llm"] = _timed(_llm)
+    failed = [name for name in required if not checks[name]["ok"]]
+    return {"ready": not failed, "failed": failed, "checks": checks}
+
+
+def heartbeat_age_seconds() -> float | None:
+    heartbeat = Heartbeat.objects.filter(name="celery").first()
+    return None if heartbeat is None else max(0.0, (timezone.now() - heartbeat.seen_at).total_seconds())
+
+
+def celery_queue_depths() -> dict[str, int]:
+    """Messages waiting per queue: Redis list lengths, or files in the local broker's folder."""
+    from pathlib import Path
+
+    queues = ["celery"]
+    broker = settings.CELERY_BROKER_URL
+    try:
+        if broker.startswith(("redis://", "rediss://")):
+            import redis
+
+            client = redis.Redis.from_url(broker, socket_timeout=2)
+            return {queue: int(client.llen(queue)) for queue in queues}
+        if broker.startswith("filesystem://"):
+            folder = Path(str(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]))
+            return {"celery": sum(1 for path in folder.iterdir() if path.suffix == ".msg")}
+    except Exception:  # a metrics scrape reports what it can
+        return {}
+    return {}
+
+
+def index_sizes() -> list[dict[str, Any]]:
+    """Per organization: published articles, vectors in Chroma, documents in each keyword corpus."""
+    from knowledge import keyword, vectors
+    from knowledge.models import Article
+    from tickets.models import Organization
+
+    backend = keyword.get_backend()
+    rows = []
+    for organization in Organization.objects.order_by("slug"):
+        row: dict[str, Any] = {
+            "organization": organization.slug,
+            "articles": Article.objects.filter(organization=organization, status="published").count(),
+        }
+        org_id = organization.pk
+        measures = {
+            "vectors": lambda: vectors.count(org_id),  # noqa: B023 (called right away)
+            "keyword_kb": lambda: backend.size(org_id, keyword.KB),  # noqa: B023
+            "keyword_desk": lambda: backend.size(org_id, keyword.DESK),  # noqa: B023
+        }
+        for name, measure in measures.items():
+            try:
+                row[name] = measure()
+            except Exception as exc:
+                row[name] = f"error: {type(exc).__name__}"
+        rows.append(row)
+    return rows
 
 
 def task_failure_store(*, task_name: str, task_id: str, args: str, exception: str, traceback: str) -> Any:
