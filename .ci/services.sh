@@ -25,10 +25,19 @@ install_missing() {
     # headless Chromium and its driver for the browser tests
     command -v chromium >/dev/null || packages+=(chromium)
     command -v chromedriver >/dev/null || packages+=(chromium-driver)
+    # nginx only to check the deploy kit's config with `nginx -t`; it must not start as a service
+    [ -x /usr/sbin/nginx ] || packages+=(nginx-light)
     if [ ${#packages[@]} -gt 0 ]; then
         echo "Installing ${packages[*]} from Debian packages..."
+        local made_policy=""
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+            as_root chmod +x /usr/sbin/policy-rc.d
+            made_policy=1
+        fi
         as_root apt-get update -qq
         DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+        [ -z "$made_policy" ] || as_root rm -f /usr/sbin/policy-rc.d
     fi
 }
 

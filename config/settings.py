@@ -179,6 +179,13 @@ SPECTACULAR_SETTINGS = {
     # drf-spectacular's docs page loads Swagger UI from a CDN by default; we serve our own.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # One name per choice set that several models share.
+    "ENUM_NAME_OVERRIDES": {
+        "TicketStatusEnum": "tickets.models.TicketStatus",
+        "PriorityEnum": "tickets.models.Priority",
+        "ConversationStatusEnum": "tickets.models.Conversation.Status",
+        "ArticleStatusEnum": "knowledge.models.Article.Status",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------
@@ -243,7 +250,7 @@ CHROMA_PATH = env("CHROMA_PATH", default=str(VAR_DIR / "chroma"))
 CHROMA_HOST = env("CHROMA_HOST", default="")
 FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY", default="")
 
-LOG_FORMAT = env("LOG_FORMAT", default="json")
+LOG_FORMAT = env("LOG_FORMAT", default="text" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

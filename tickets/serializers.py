@@ -4,6 +4,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from tickets.models import (
@@ -24,6 +26,7 @@ from tickets.selectors import ticket_sla_state
 from tickets.services import staff_organization
 
 
+@extend_schema_field(OpenApiTypes.INT)
 class OrganizationScopedPK(serializers.PrimaryKeyRelatedField):
     """A primary key that only resolves to rows of the requesting staff member's organization."""
 

@@ -1,0 +1,164 @@
+"""The production stack for real, on loopback: gunicorn with uvicorn workers (the deploy
+kit's gunicorn.conf.py, DEBUG off) on PostgreSQL and Redis, a Celery worker and beat on
+Redis, and a widget chat through it: session, websocket turn with a cited answer, a handoff
+routed by the worker, readiness, multiprocess metrics and JSON logs."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from websockets.sync.client import connect
+
+from tests.tickets.factories import StaffFactory
+from tickets.models import Ticket
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http(url: str, data: dict | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(  # noqa: S310 (loopback only)
+        url,
+        data=json.dumps(data).encode() if data is not None else None,
+        headers={"Content-Type": "application/json"} if data is not None else {},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def until(predicate, timeout: float = 60, every: float = 0.3):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    return predicate()
+
+
+def receive_until(ws, predicate, timeout: float = 30) -> list[dict]:
+    frames = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frame = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+        frames.append(frame)
+        if predicate(frame):
+            return frames
+    raise AssertionError(f"no matching frame in {frames}")
+
+
+def test_gunicorn_uvicorn_workers_celery_and_beat_serve_a_chat(trained_org, tmp_path):
+    if connection.vendor != "postgresql" or not settings.REDIS_URL:
+        pytest.skip("the production stack runs on PostgreSQL and Redis")
+    ann = StaffFactory(organization=trained_org, username="ann", email="ann@example.com")
+    db = connection.settings_dict
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        "DEBUG": "false",
+        "SECURE_SSL_REDIRECT": "false",  # no TLS on loopback
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "CONCIERGE_VAR_DIR": str(tmp_path / "var"),
+        "CHROMA_PATH": str(settings.CHROMA_PATH),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "2",
+        "CONCIERGE_HEARTBEAT_SECONDS": "1",
+        "EMAIL_URL": f"filemail://{tmp_path / 'mail'}",
+        "LOG_FORMAT": "json",
+    }
+    run = {"cwd": ROOT, "env": env, "timeout": 120, "capture_output": True, "text": True}
+    static = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput"], **run)
+    assert static.returncode == 0, static.stderr
+    schedule = subprocess.run([sys.executable, "manage.py", "beat_schedule_load"], **run)
+    assert schedule.returncode == 0 and "added" in schedule.stdout, schedule.stderr
+
+    logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("web", "worker", "beat")}  # noqa: SIM115
+    commands = {
+        "web": [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "config.asgi:application"],
+        "worker": [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO"],
+        "beat": [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
+                 "--schedule", str(tmp_path / "beat-schedule")],
+    }  # fmt: skip
+    processes = {
+        name: subprocess.Popen(argv, cwd=ROOT, env=env, stdout=logs[name], stderr=subprocess.STDOUT)
+        for name, argv in commands.items()
+    }
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert until(lambda: _up(base), timeout=90), (tmp_path / "web.log").read_text()[-3000:]
+        status, body = http(f"{base}/api/v1/widget/sessions", {"widget_key": trained_org.widget_key, "name": "Maya"})
+        assert status == 201, body
+        session = json.loads(body)
+
+        ws_url = f"ws://127.0.0.1:{port}/ws/chat/?token={session['token']}"
+        with connect(ws_url, origin="http://127.0.0.1", proxy=None) as ws:
+            ws.send(json.dumps({"type": "message", "id": "p1", "text": "how long do refunds take?"}))
+            frames = receive_until(ws, lambda f: f["type"] == "message" and f["role"] == "bot")
+            assert frames[0] == {"type": "ack", "id": "p1", "seq": 1}
+            assert frames[-1]["sources"] and not frames[-1]["handoff"]
+            ws.send(json.dumps({"type": "message", "id": "p2", "text": "I want to talk to a human agent now"}))
+            handoff = receive_until(ws, lambda f: f["type"] == "message" and f["role"] == "bot")[-1]
+            assert handoff["handoff"] is True
+
+        # The escalation was queued by a web worker and routed by the Celery worker over Redis.
+        routed = until(lambda: Ticket.objects.filter(conversation_id=session["conversation_id"], assignee=ann).first())
+        assert routed is not None, (tmp_path / "worker.log").read_text()[-3000:]
+
+        # Beat → worker heartbeat makes the stack ready.
+        def ready():
+            status, body = http(f"{base}/readyz")
+            return status == 200 and json.loads(body)["checks"]["celery"]["ok"]
+
+        assert until(ready, timeout=60), http(f"{base}/readyz")
+        status, metrics = http(f"{base}/metrics")
+        text = metrics.decode()
+        assert status == 200
+        turns = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                    if line.startswith("concierge_chat_turns_total{"))  # fmt: skip
+        assert turns == 2  # counted across both web processes
+        assert 'concierge_http_requests_total{method="POST",status="201",view="api/v1/widget/sessions"}' in text
+    finally:
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            try:
+                process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for handle in logs.values():
+            handle.close()
+
+    access = [json.loads(line) for line in (tmp_path / "web.log").read_text().splitlines() if line.startswith("{")]
+    session_line = next(
+        e for e in access if e.get("logger") == "concierge.access" and "widget/sessions" in e["message"]
+    )
+    assert len(session_line["request_id"]) == 32 and session_line["status"] == 201
+    turn_lines = [e for e in access if e["message"].startswith("bot turn")]
+    assert {e["conversation_id"] for e in turn_lines} == {session["conversation_id"]}
+
+
+def _up(base: str) -> bool:
+    try:
+        return http(f"{base}/healthz")[0] == 200
+    except OSError:
+        return False
