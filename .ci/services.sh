@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start or stop the test services on loopback, without systemd:
 #   PostgreSQL on 127.0.0.1:$PGPORT and Redis on 127.0.0.1:$REDIS_PORT.
+# PG_OPTIONS replaces the test-speed settings (fsync off); benchmarks pass durable ones.
 # Installs them (and Chromium with its driver, for the browser tests) from Debian's packages
 # when missing.
 set -euo pipefail
@@ -54,7 +55,7 @@ start() {
     if [ "$(id -u)" = 0 ]; then chown postgres "$STATE"; fi
     pg_run "$bin/initdb" -D "$PGDATA" -U postgres -A trust --no-sync -E UTF8 >/dev/null
     pg_run "$bin/pg_ctl" -D "$PGDATA" -l "$STATE/pg.log" -w -t 60 start \
-        -o "-h 127.0.0.1 -p $PGPORT -k $STATE -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" >/dev/null
+        -o "-h 127.0.0.1 -p $PGPORT -k $STATE ${PG_OPTIONS:--c fsync=off -c synchronous_commit=off -c full_page_writes=off} -c max_connections=300" >/dev/null
     redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
         --daemonize yes --pidfile "$STATE/redis.pid" --logfile "$STATE/redis.log" --dir "$STATE"
     for _ in $(seq 1 50); do

@@ -30,6 +30,7 @@ CLOSE_GONE = 4404
 
 def _stored_message(session: WidgetSession, client_id: str, text: str) -> tuple[dict[str, Any], int, bool, bool]:
     """Store the customer's message: (its frame, its id, whether it is new, whether the bot answers)."""
+    from agents.services import bot_reply_for
     from tickets import services as desk
     from tickets.models import Conversation, MessageRole
 
@@ -37,7 +38,10 @@ def _stored_message(session: WidgetSession, client_id: str, text: str) -> tuple[
     message, created = desk.message_create(
         conversation=conversation, role=MessageRole.CUSTOMER, text=text, client_message_id=client_id
     )
-    return desk.message_frame(message), message.pk, created, conversation.status == Conversation.Status.OPEN
+    # A retry whose first delivery died before the bot answered (a web process restarting
+    # mid-turn) is answered now; one that was answered gets its ack and no second answer.
+    needs_answer = conversation.status == Conversation.Status.OPEN and (created or bot_reply_for(message) is None)
+    return desk.message_frame(message), message.pk, created, needs_answer
 
 
 def _replay(session: WidgetSession, after: int) -> list[dict[str, Any]]:
@@ -159,15 +163,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.error("too_long", f"Messages are limited to {MAX_TEXT_CHARS} characters.")
             return
         try:
-            stored, message_id, created, bot_answers = await database_sync_to_async(_stored_message)(
+            stored, message_id, _created, bot_answers = await database_sync_to_async(_stored_message)(
                 self.session, client_id, text
             )
         except DomainError as exc:
             await self.error("invalid", str(exc))
             return
-        # A repeated id (a client retrying after a lost ack) gets the same ack and no second answer.
+        # A repeated id (a client retrying after a lost ack) gets the same ack, and an answer
+        # only if its first delivery never got one.
         await self.send(text_data=json.dumps({"type": "ack", "id": client_id, "seq": stored["seq"]}))
-        if created and bot_answers:
+        if bot_answers:
             await self.send(text_data=json.dumps({"type": "typing", "role": "bot"}))
             try:
                 await database_sync_to_async(_agent_reply)(message_id)

@@ -125,6 +125,15 @@ def active_intent_classifier(organization_id: int) -> tuple[IntentClassifier | N
 # --- the agent's turn --------------------------------------------------------------------
 
 
+def bot_reply_for(message: Any) -> Any:
+    """The bot message answering this customer message, if one was stored."""
+    from tickets.models import Message, MessageRole
+
+    return Message.objects.filter(
+        conversation_id=message.conversation_id, role=MessageRole.BOT, metadata__in_reply_to=message.seq
+    ).first()
+
+
 def agent_reply(*, message_id: int) -> Any:
     """Answer one stored customer message: sentiment on the message, a bot reply with its
     metadata, and an escalation when the pipeline decides so. Returns the bot message, or
@@ -137,6 +146,9 @@ def agent_reply(*, message_id: int) -> Any:
     conversation = message.conversation
     if conversation.status != Conversation.Status.OPEN:
         return None
+    answered = bot_reply_for(message)
+    if answered is not None:  # a retried turn: the customer gets the stored reply, not a second one
+        return answered
     previous_scores = list(
         SentimentRecord.objects.filter(message__conversation=conversation, message__seq__lt=message.seq)
         .order_by("message__seq")
@@ -175,6 +187,12 @@ def agent_reply(*, message_id: int) -> Any:
         "in_reply_to": message.seq,
     }
     with transaction.atomic():
+        # Two deliveries of one turn (a retry racing the first) store one reply: the conversation
+        # row lock orders them and the second finds the first's reply.
+        Conversation.objects.select_for_update().only("pk").get(pk=conversation.pk)
+        answered = bot_reply_for(message)
+        if answered is not None:
+            return answered
         desk.message_sentiment_record(message=message, score=max(-1.0, min(1.0, state["sentiment"])))
         reply, _ = desk.message_create(
             conversation=conversation, role=MessageRole.BOT, text=state["reply"], metadata=metadata

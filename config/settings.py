@@ -291,6 +291,8 @@ CONCIERGE_PROFILE_SAMPLE_RATE = env.float("CONCIERGE_PROFILE_SAMPLE_RATE", defau
 CONCIERGE_PROFILE_SLOW_MS = env.float("CONCIERGE_PROFILE_SLOW_MS", default=0.0)
 CONCIERGE_PROFILE_RETENTION_DAYS = env.int("CONCIERGE_PROFILE_RETENTION_DAYS", default=7)
 CONCIERGE_PROFILE_MAX_ROWS = env.int("CONCIERGE_PROFILE_MAX_ROWS", default=2000)
+# Adds /bench/bare (a bare Django view) for the API load benchmark's ceiling. Off in production.
+CONCIERGE_BENCH_ENDPOINTS = env.bool("CONCIERGE_BENCH_ENDPOINTS", default=False)
 CONCIERGE_WEBSOCKET_CAPACITY = env.int("CONCIERGE_WEBSOCKET_CAPACITY", default=2000)
 
 # --- production hardening (DEBUG off) -----------------------------------------------------

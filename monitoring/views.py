@@ -19,6 +19,12 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(report, status=200 if report["ready"] else 503)
 
 
+def bench_bare(request: HttpRequest) -> JsonResponse:
+    """A bare Django view (no database, no DRF) behind the same middleware: the ceiling the
+    API load benchmark compares our endpoints with. Routed only with CONCIERGE_BENCH_ENDPOINTS."""
+    return JsonResponse({"ok": True})
+
+
 def _metrics_allowed(request: HttpRequest) -> bool:
     """A matching bearer token, or a client address inside METRICS_ALLOWED_NETWORKS."""
     token = settings.METRICS_TOKEN

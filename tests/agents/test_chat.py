@@ -145,6 +145,29 @@ async def test_bad_frames_get_error_frames_and_lose_nothing(trained_org):
     await chat.disconnect()
 
 
+async def test_a_retried_turn_whose_first_delivery_died_is_answered_once(trained_org):
+    session = await database_sync_to_async(start_session)(trained_org)
+
+    def stored_without_answer():  # the first delivery reached the database, then its process died
+        conversation = Conversation.objects.get(pk=session["conversation_id"])
+        services.message_create(conversation=conversation, role="customer", text="can I rent skis?",
+                                client_message_id="d1")  # fmt: skip
+
+    await database_sync_to_async(stored_without_answer)()
+    chat = await connect(session["token"])
+    await chat.send_to(text_data=json.dumps({"type": "message", "id": "d1", "text": "can I rent skis?"}))
+    frames = await receive_until(chat, lambda f: f["type"] == "message" and f["role"] == "bot")
+    assert frames[0] == {"type": "ack", "id": "d1", "seq": 1} and frames[-1]["seq"] == 2
+    await chat.send_to(text_data=json.dumps({"type": "message", "id": "d1", "text": "can I rent skis?"}))
+    assert json.loads(await chat.receive_from(timeout=10)) == {"type": "ack", "id": "d1", "seq": 1}
+    assert await chat.receive_nothing(timeout=1)  # answered now: no second reply
+    roles = await database_sync_to_async(
+        lambda: list(Message.objects.filter(conversation_id=session["conversation_id"]).values_list("role", flat=True))
+    )()
+    assert roles == ["customer", "bot"]
+    await chat.disconnect()
+
+
 async def test_bad_or_foreign_tokens_are_refused(trained_org, other_org):
     for token in ["", "garbage", widget_token_issue(WidgetSession(other_org.pk, 1, 999_999))]:
         chat = WebsocketCommunicator(application, f"/ws/chat/?token={token}", headers=ORIGIN)

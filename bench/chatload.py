@@ -1,0 +1,185 @@
+"""The widget load client shared by chat_load.py and soak.py: N concurrent conversations,
+each a widget session and a websocket, sending a question at human pace and waiting for the
+bot's reply. It behaves like widget.js: on a dropped connection it reconnects, resumes from
+the last sequence number it saw and resends its unacknowledged message under the same client
+id (stored once by the server)."""
+
+import asyncio
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import websockets
+
+# Questions the demo knowledge base answers (none asks for a person, so the bot keeps answering).
+QUESTIONS = [
+    "when will I get my refund?",
+    "how much is membership?",
+    "my tent pole snapped, is that covered by warranty?",
+    "can I rent skis?",
+    "do you take paypal?",
+    "how long does shipping take?",
+    "how do I return boots that don't fit?",
+    "I forgot my password",
+]
+
+
+@dataclass
+class Conversation:
+    token: str
+    conversation_id: int
+    sent: int = 0
+    acked: int = 0
+    replies: int = 0
+    errors: list[str] = field(default_factory=list)
+    reconnects: int = 0
+    handoff: bool = False
+    last_seq: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+
+@dataclass
+class LoadStats:
+    conversations: list[Conversation] = field(default_factory=list)
+    connect_failures: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        from bench.stack import percentile
+
+        latencies = [ms for c in self.conversations for ms in c.latencies_ms]
+        return {
+            "conversations": len(self.conversations),
+            "connect_failures": self.connect_failures,
+            "messages_sent": sum(c.sent for c in self.conversations),
+            "acked": sum(c.acked for c in self.conversations),
+            "bot_replies": sum(c.replies for c in self.conversations),
+            "handoffs": sum(1 for c in self.conversations if c.handoff),
+            "reconnects": sum(c.reconnects for c in self.conversations),
+            "errors": sum(len(c.errors) for c in self.conversations),
+            "error_samples": [e for c in self.conversations for e in c.errors][:5],
+            "turn_ms": {
+                "count": len(latencies),
+                "p50": percentile(latencies, 0.50),
+                "p95": percentile(latencies, 0.95),
+                "p99": percentile(latencies, 0.99),
+                "max": round(max(latencies), 2) if latencies else None,
+            },
+        }
+
+
+async def open_sessions(base_url: str, widget_key: str, count: int, parallel: int = 32) -> list[Conversation]:
+    semaphore = asyncio.Semaphore(parallel)
+    async with aiohttp.ClientSession() as http:
+
+        async def one(n: int) -> Conversation:
+            async with semaphore:
+                body = {"widget_key": widget_key, "name": f"Load {n}", "email": f"load{n}@bench.example"}
+                async with http.post(f"{base_url}/api/v1/widget/sessions", json=body) as response:
+                    data = await response.json()
+                    if response.status != 201:
+                        raise RuntimeError(f"session: {response.status} {data}")
+                    return Conversation(token=data["token"], conversation_id=data["conversation_id"])
+
+        return list(await asyncio.gather(*(one(n) for n in range(count))))
+
+
+async def converse(
+    base_url: str,
+    conversation: Conversation,
+    *,
+    until: float,
+    think: tuple[float, float],
+    start_after: float,
+    reply_timeout: float = 60.0,
+) -> None:
+    """Talk until the deadline: wait, ask, wait for the reply; reconnect and resume on drops."""
+    ws_url = base_url.replace("http", "ws", 1) + f"/ws/chat/?token={conversation.token}"
+    await asyncio.sleep(start_after)
+    pending: tuple[str, str, float] | None = None  # (client id, text, sent at)
+    next_at = time.monotonic() + random.uniform(*think) * random.random()
+    while time.monotonic() < until or pending is not None:
+        try:
+            async with websockets.connect(ws_url, origin=base_url, open_timeout=30, ping_interval=None,
+                                          max_queue=None) as ws:  # fmt: skip
+                if conversation.last_seq or pending:
+                    await ws.send(json.dumps({"type": "resume", "after": conversation.last_seq}))
+                if pending is not None:
+                    await ws.send(json.dumps({"type": "message", "id": pending[0], "text": pending[1]}))
+                while True:
+                    if pending is None:
+                        if time.monotonic() >= until or conversation.handoff:
+                            return
+                        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+                        client_id = f"m{conversation.sent + 1}"
+                        text = random.choice(QUESTIONS)
+                        pending = (client_id, text, time.monotonic())
+                        conversation.sent += 1
+                        await ws.send(json.dumps({"type": "message", "id": client_id, "text": text}))
+                    remaining = pending[2] + reply_timeout - time.monotonic()
+                    if remaining <= 0:
+                        conversation.errors.append(f"no reply to {pending[0]} in {reply_timeout:.0f} s")
+                        pending = None
+                        continue
+                    frame = json.loads(await asyncio.wait_for(ws.recv(), timeout=remaining))
+                    if frame.get("type") == "ack" and frame.get("id") == pending[0]:
+                        conversation.acked += 1
+                    elif frame.get("type") == "message":
+                        conversation.last_seq = max(conversation.last_seq, frame["seq"])
+                        if frame["role"] == "bot" and pending is not None:
+                            conversation.replies += 1
+                            conversation.latencies_ms.append((time.monotonic() - pending[2]) * 1000)
+                            conversation.handoff = bool(frame.get("handoff"))
+                            pending = None
+                            next_at = time.monotonic() + random.uniform(*think)
+                    elif frame.get("type") == "error":
+                        conversation.errors.append(f"{frame.get('code')}: {frame.get('message')}")
+        except (TimeoutError, OSError, websockets.exceptions.WebSocketException) as exc:
+            conversation.reconnects += 1
+            if conversation.reconnects > 50:
+                conversation.errors.append(f"gave up after reconnecting: {type(exc).__name__}")
+                return
+            await asyncio.sleep(min(5.0, 0.2 * conversation.reconnects))
+
+
+async def run_load(
+    base_url: str,
+    widget_key: str,
+    *,
+    conversations: int,
+    duration: float,
+    ramp: float,
+    think: tuple[float, float],
+) -> LoadStats:
+    stats = LoadStats(conversations=await open_sessions(base_url, widget_key, conversations))
+    until = time.monotonic() + ramp + duration
+    await asyncio.gather(
+        *(
+            converse(base_url, c, until=until, think=think, start_after=ramp * n / max(1, conversations))
+            for n, c in enumerate(stats.conversations)
+        )
+    )
+    return stats
+
+
+def lost_messages(stack: Any, stats: LoadStats) -> dict[str, int]:
+    """Compare what clients sent with what the database holds: a message the client counted
+    as sent but that is not stored, or a stored customer message with no bot reply after it,
+    is lost. Duplicates (stored twice) are counted too."""
+    ids = [c.conversation_id for c in stats.conversations]
+    rows = stack.sql(
+        "SELECT conversation_id, role, count(*), count(DISTINCT client_message_id) FROM tickets_message "
+        "WHERE conversation_id = ANY(%s) GROUP BY conversation_id, role",
+        (ids,),
+    )
+    stored: dict[tuple[int, str], tuple[int, int]] = {(r[0], r[1]): (r[2], r[3]) for r in rows}
+    not_stored = unanswered = duplicates = 0
+    for c in stats.conversations:
+        customer, distinct = stored.get((c.conversation_id, "customer"), (0, 0))
+        bot = stored.get((c.conversation_id, "bot"), (0, 0))[0]
+        not_stored += max(0, c.sent - customer)
+        duplicates += customer - distinct
+        unanswered += max(0, customer - bot) if not c.handoff else 0
+    return {"not_stored": not_stored, "unanswered": unanswered, "duplicates": duplicates}
