@@ -116,6 +116,9 @@ def test_gunicorn_uvicorn_workers_celery_and_beat_serve_a_chat(trained_org, tmp_
             frames = receive_until(ws, lambda f: f["type"] == "message" and f["role"] == "bot")
             assert frames[0] == {"type": "ack", "id": "p1", "seq": 1}
             assert frames[-1]["sources"] and not frames[-1]["handoff"]
+            # Idle longer than redis-py's default 5 s read timeout: the channel layer's blocking
+            # receive must survive it (it did not, before the channel layer set no read timeout).
+            time.sleep(6.5)
             ws.send(json.dumps({"type": "message", "id": "p2", "text": "I want to talk to a human agent now"}))
             handoff = receive_until(ws, lambda f: f["type"] == "message" and f["role"] == "bot")[-1]
             assert handoff["handoff"] is True
