@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.services import widget_session_start
+from tickets.limits import WidgetSessionIpThrottle, WidgetSessionOrganizationThrottle
 
 
 class WidgetSessionRequestSerializer(serializers.Serializer):
@@ -26,6 +27,7 @@ class WidgetSessionSerializer(serializers.Serializer):
 class WidgetSessionView(APIView):
     authentication_classes: list[Any] = []  # anonymous visitors; the widget key says which company
     permission_classes = [AllowAny]
+    throttle_classes = [WidgetSessionIpThrottle, WidgetSessionOrganizationThrottle]
 
     @extend_schema(request=WidgetSessionRequestSerializer, responses={201: WidgetSessionSerializer})
     def post(self, request: Request) -> Response:

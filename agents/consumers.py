@@ -13,15 +13,19 @@ from urllib.parse import parse_qs
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.db import DatabaseError
 
 from agents.tokens import WidgetSession, widget_token_read
+from config.channel_layer import OUTAGE_ERRORS
 from monitoring.context import conversation_context
 from monitoring.metrics import WEBSOCKETS_OPEN
-from tickets.errors import DomainError
+from tickets.errors import ConversationFull, DomainError
 from tickets.presence import chat_presence_join, chat_presence_leave
 
 logger = logging.getLogger(__name__)
 
+DEGRADED_MESSAGE = "Live updates are interrupted. Your messages are saved and answered here."
+UNAVAILABLE_MESSAGE = "We could not save your message just now; it will be sent again automatically."
 MAX_FRAME_BYTES = 8192
 MAX_TEXT_CHARS = 2000
 CLOSE_BAD_TOKEN = 4401
@@ -79,6 +83,27 @@ def _record_csat(session: WidgetSession, score: int, comment: str) -> None:
     desk.conversation_csat_record(conversation=conversation, score=score, comment=comment)
 
 
+def _message_limits(session: WidgetSession, ip: str) -> dict[str, Any] | None:
+    """None when the message may go through; else what to tell the widget."""
+    from django.conf import settings
+
+    from tickets.limits import limit_hit
+
+    rates = settings.CONCIERGE_RATE_LIMITS
+    for scope, ident in (
+        ("chat_message_session", str(session.conversation_id)),
+        ("chat_message_ip", ip),
+        ("chat_message_org", str(session.organization_id)),
+    ):
+        verdict = limit_hit(scope=scope, ident=ident, rate=rates[scope])
+        if not verdict.allowed:
+            return {
+                "message": f"You are sending messages too fast; try again in {verdict.retry_after} s.",
+                "retry_after": verdict.retry_after,
+            }
+    return None
+
+
 def _agent_reply(message_id: int) -> None:
     from agents.services import agent_reply
 
@@ -106,22 +131,45 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.session = session
         self.group = conversation_group_name(session.conversation_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await sync_to_async(chat_presence_join)(conversation_id=session.conversation_id)
+        if not await self.live(self.channel_layer.group_add(self.group, self.channel_name)):
+            await self.error("degraded", DEGRADED_MESSAGE)
+        try:
+            await sync_to_async(chat_presence_join)(conversation_id=session.conversation_id)
+        except Exception:  # presence is a hint (widget or email for CSAT), never a reason to refuse
+            logger.warning("chat presence not recorded", exc_info=True)
         WEBSOCKETS_OPEN.labels(kind="chat").inc()
         self.counted = True
 
     async def disconnect(self, code: int) -> None:
         if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self.live(self.channel_layer.group_discard(self.group, self.channel_name))
         if self.session is not None:
-            await sync_to_async(chat_presence_leave)(conversation_id=self.session.conversation_id)
+            try:
+                await sync_to_async(chat_presence_leave)(conversation_id=self.session.conversation_id)
+            except Exception:
+                logger.warning("chat presence not cleared", exc_info=True)
         if self.counted:
             WEBSOCKETS_OPEN.labels(kind="chat").dec()
             self.counted = False
 
     async def error(self, code: str, message: str) -> None:
         await self.send(text_data=json.dumps({"type": "error", "code": code, "message": message}))
+
+    async def live(self, operation: Any) -> bool:
+        """Run a channel layer operation; False (and logged) when Redis is out."""
+        try:
+            await operation
+        except OUTAGE_ERRORS:
+            logger.warning("channel layer unavailable; delivering directly on this socket")
+            return False
+        return True
+
+    def client_ip(self) -> str:
+        client = self.scope.get("client") or ("unknown", 0)
+        return str(client[0])
+
+    def layer_healthy(self) -> bool:
+        return bool(getattr(self.channel_layer, "healthy", True))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.session is None:
@@ -162,12 +210,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if len(text) > MAX_TEXT_CHARS:
             await self.error("too_long", f"Messages are limited to {MAX_TEXT_CHARS} characters.")
             return
+        refused = await sync_to_async(_message_limits)(self.session, self.client_ip())
+        if refused is not None:
+            await self.send(text_data=json.dumps({"type": "error", "code": "rate_limited", **refused}))
+            return
         try:
             stored, message_id, _created, bot_answers = await database_sync_to_async(_stored_message)(
                 self.session, client_id, text
             )
+        except ConversationFull as exc:
+            await self.error("conversation_full", str(exc))
+            return
         except DomainError as exc:
             await self.error("invalid", str(exc))
+            return
+        except DatabaseError:
+            logger.exception("message from the widget not stored")
+            # No ack: the widget keeps the message queued and sends it again (same id) on reconnect.
+            await self.error("unavailable", UNAVAILABLE_MESSAGE)
             return
         # A repeated id (a client retrying after a lost ack) gets the same ack, and an answer
         # only if its first delivery never got one.
@@ -179,17 +239,26 @@ class ChatConsumer(AsyncWebsocketConsumer):
             except Exception:  # the customer's message is stored; staff see it even if the bot failed
                 logger.exception("agent reply failed for message %s", message_id)
                 await self.error("agent_unavailable", "The assistant is unavailable; a person will read your message.")
+                return
+            if not self.layer_healthy():
+                # Redis is out, so the group broadcast did not reach us: send the reply here.
+                for reply in await database_sync_to_async(_replay)(self.session, stored["seq"]):
+                    await self.send(text_data=json.dumps(reply))
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         from tickets.services import console_group_name
 
         assert self.session is not None
-        await self.channel_layer.group_send(
-            self.group, {"type": "chat.typing", "role": "customer", "sender": self.channel_name}
+        await self.live(
+            self.channel_layer.group_send(
+                self.group, {"type": "chat.typing", "role": "customer", "sender": self.channel_name}
+            )
         )
-        await self.channel_layer.group_send(
-            console_group_name(self.session.organization_id),
-            {"type": "console.typing", "conversation_id": self.session.conversation_id, "role": "customer"},
+        await self.live(
+            self.channel_layer.group_send(
+                console_group_name(self.session.organization_id),
+                {"type": "console.typing", "conversation_id": self.session.conversation_id, "role": "customer"},
+            )
         )
 
     async def on_resume(self, frame: dict[str, Any]) -> None:
@@ -198,7 +267,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not isinstance(after, int) or isinstance(after, bool) or after < 0:
             await self.error("invalid", "resume needs after: the last sequence number seen (0 for all).")
             return
-        for message in await database_sync_to_async(_replay)(self.session, after):
+        try:
+            replay = await database_sync_to_async(_replay)(self.session, after)
+        except DatabaseError:
+            logger.exception("resume failed")
+            await self.error("unavailable", UNAVAILABLE_MESSAGE)
+            return
+        for message in replay:
             await self.send(text_data=json.dumps(message))
 
     async def on_csat(self, frame: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from agents.intents import IntentClassifier, evaluate
 from agents.models import IntentExample, IntentModel
 from monitoring.context import conversation_context
 from monitoring.metrics import chat_turn_observe, sentiment_observe
+from tickets.audit import audit_record_on_commit
 from tickets.errors import DomainError
 from tickets.models import Organization
 
@@ -125,6 +126,20 @@ def active_intent_classifier(organization_id: int) -> tuple[IntentClassifier | N
 # --- the agent's turn --------------------------------------------------------------------
 
 
+AUDITED_DECISION = (
+    "intent",
+    "confidence",
+    "intent_model_version",
+    "language",
+    "sentiment",
+    "retrieval_confidence",
+    "answered",
+    "generated",
+    "handoff",
+    "escalation_reasons",
+)
+
+
 def bot_reply_for(message: Any) -> Any:
     """The bot message answering this customer message, if one was stored."""
     from tickets.models import Message, MessageRole
@@ -204,6 +219,19 @@ def agent_reply(*, message_id: int) -> Any:
                 intent=state["intent"],
                 sentiment=state["sentiment"],
             )
+    audit_record_on_commit(
+        organization_id=conversation.organization_id,
+        action="ai.decision",
+        actor="assistant",
+        object_type="message",
+        object_id=reply.pk,
+        data={
+            "conversation": conversation.pk,
+            "in_reply_to": message.seq,
+            **{key: metadata[key] for key in AUDITED_DECISION},
+            "sources": [{k: s.get(k) for k in ("article_id", "title", "url")} for s in metadata["sources"]],
+        },
+    )
     chat_turn_observe(metadata)
     sentiment_observe(desk.sentiment_label_for(max(-1.0, min(1.0, state["sentiment"]))))
     with conversation_context(conversation.pk):
@@ -220,13 +248,13 @@ def widget_session_start(*, widget_key: str, name: str = "", email: str = "") ->
     customer by email (or make a new one), open a conversation, and sign a token for it."""
     from agents.tokens import WidgetSession, widget_token_issue
     from tickets import services as desk
-    from tickets.models import Customer
+    from tickets.selectors import customer_by_email
 
     organization = Organization.objects.filter(widget_key=widget_key).first() if widget_key else None
     if organization is None:
         raise DomainError("Unknown widget key.")
     email = (email or "").strip().lower()
-    customer = Customer.objects.filter(organization=organization, email=email).first() if email else None
+    customer = customer_by_email(organization=organization, email=email) if email else None
     if customer is None:
         customer = desk.customer_create(organization=organization, name=(name or "").strip()[:200], email=email)
     elif name and not customer.name:

@@ -106,6 +106,14 @@ class ProductionStack:
             "GUNICORN_BIND": f"127.0.0.1:{self.port}",
             "WEB_CONCURRENCY": str(web_workers),
             "CONCIERGE_BENCH_ENDPOINTS": "1",
+            # Every simulated customer and the API client share one loopback address and one
+            # token: lift the per-address, per-organization and per-user limits. The per-session
+            # chat limit (20/min) stays, and human pace is far below it.
+            "RATE_WIDGET_SESSIONS_PER_IP": "1000000/min",
+            "RATE_WIDGET_SESSIONS_PER_ORG": "1000000/min",
+            "RATE_CHAT_MESSAGES_PER_IP": "1000000/min",
+            "RATE_CHAT_MESSAGES_PER_ORG": "1000000/min",
+            "RATE_API_PER_USER": "100000000/min",
             "CONCIERGE_HEARTBEAT_SECONDS": "5",
             "EMAIL_URL": f"filemail://{self.workdir / 'mail'}",
             "LOG_LEVEL": "WARNING",

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "django_celery_beat",
+    "axes",
     "tickets",
     "knowledge",
     "agents",
@@ -60,7 +61,15 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "monitoring.middleware.ProfilingMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
+# Staff sign-in: django-axes counts failures per username and address and locks that pair out.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("LOGIN_LOCKOUT_HOURS", default=0.25)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "tickets/locked_out.html"
 
 ROOT_URLCONF = "config.urls"
 
@@ -102,7 +111,7 @@ REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "config.channel_layer.ResilientRedisChannelLayer",
             # redis-py 8 times out socket reads after 5 s by default, which kills the channel
             # layer's blocking receive on every idle websocket; blocking reads need no timeout.
             "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}]},
@@ -171,6 +180,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "tickets.api_errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["tickets.limits.StaffApiThrottle"],
 }
 
 SPECTACULAR_SETTINGS = {
@@ -276,6 +286,7 @@ LOGGING = {
         "bm25s": {"level": "WARNING"},
         "chromadb": {"level": "WARNING"},
         "kombu.connection": {"level": "ERROR"},
+        "axes": {"level": "WARNING"},
         "uvicorn.access": {"level": "WARNING"},
     },
 }
@@ -293,6 +304,18 @@ CONCIERGE_PROFILE_SAMPLE_RATE = env.float("CONCIERGE_PROFILE_SAMPLE_RATE", defau
 CONCIERGE_PROFILE_SLOW_MS = env.float("CONCIERGE_PROFILE_SLOW_MS", default=0.0)
 CONCIERGE_PROFILE_RETENTION_DAYS = env.int("CONCIERGE_PROFILE_RETENTION_DAYS", default=7)
 CONCIERGE_PROFILE_MAX_ROWS = env.int("CONCIERGE_PROFILE_MAX_ROWS", default=2000)
+# --- abuse limits (count/period; period s, min, h or day). Counted in the cache: Redis in production.
+CONCIERGE_RATE_LIMITS = {
+    "widget_session_ip": env("RATE_WIDGET_SESSIONS_PER_IP", default="20/min"),
+    "widget_session_org": env("RATE_WIDGET_SESSIONS_PER_ORG", default="600/min"),
+    "chat_message_session": env("RATE_CHAT_MESSAGES_PER_SESSION", default="20/min"),
+    "chat_message_ip": env("RATE_CHAT_MESSAGES_PER_IP", default="120/min"),
+    "chat_message_org": env("RATE_CHAT_MESSAGES_PER_ORG", default="6000/min"),
+    "api_user": env("RATE_API_PER_USER", default="3000/min"),
+}
+CONCIERGE_CONVERSATION_MAX_MESSAGES = env.int("CONCIERGE_CONVERSATION_MAX_MESSAGES", default=500)
+CONCIERGE_TRUST_X_FORWARDED_FOR = env.bool("CONCIERGE_TRUST_X_FORWARDED_FOR", default=False)
+
 # Adds /bench/bare (a bare Django view) for the API load benchmark's ceiling. Off in production.
 CONCIERGE_BENCH_ENDPOINTS = env.bool("CONCIERGE_BENCH_ENDPOINTS", default=False)
 CONCIERGE_WEBSOCKET_CAPACITY = env.int("CONCIERGE_WEBSOCKET_CAPACITY", default=2000)

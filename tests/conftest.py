@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,21 @@ from tests.tickets.factories import CustomerFactory, OrganizationFactory, StaffF
 from tickets.models import StaffRole
 
 DEMO_KB = Path(__file__).resolve().parent.parent / "knowledge" / "demo_kb"
+
+
+# The whole suite talks from 127.0.0.1 as a handful of users: lift the per-address limits here
+# (servers the tests start inherit this), and test the limits themselves with their own values.
+UNLIMITED = "1000000/min"
+for _name in ("RATE_WIDGET_SESSIONS_PER_IP", "RATE_WIDGET_SESSIONS_PER_ORG", "RATE_CHAT_MESSAGES_PER_IP",
+              "RATE_CHAT_MESSAGES_PER_ORG", "RATE_API_PER_USER"):  # fmt: skip
+    os.environ.setdefault(_name, UNLIMITED)
+
+
+@pytest.fixture(autouse=True)
+def _generous_limits(settings):
+    settings.CONCIERGE_RATE_LIMITS = {**settings.CONCIERGE_RATE_LIMITS, **{
+        scope: UNLIMITED for scope in ("widget_session_ip", "widget_session_org", "chat_message_ip",
+                                       "chat_message_org", "api_user")}}  # fmt: skip
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,5 +1,6 @@
 import pytest
 from django.contrib.auth import authenticate
+from django.test import RequestFactory
 from django.core.management import call_command
 
 from knowledge.models import Article
@@ -23,9 +24,9 @@ def test_bootstrap_demo_builds_a_workable_company_and_is_idempotent(capsys):
     assert (Ticket.objects.count(), Customer.objects.count(), Article.objects.count()) == counts
     # The printed credentials work.
     for username, password in (("admin", "concierge-admin"), ("agent", "concierge-agent")):
-        user = authenticate(username=username, password=password)
+        user = authenticate(RequestFactory().post("/admin/login/"), username=username, password=password)
         assert user is not None and user.is_staff and user.staff_profile.organization == org
-    agent = authenticate(username="agent", password="concierge-agent")
+    agent = authenticate(RequestFactory().post("/admin/login/"), username="agent", password="concierge-agent")
     assert agent.has_perm("tickets.change_ticket") and not agent.has_perm("tickets.add_macro")
 
 

@@ -1,5 +1,6 @@
 """Staff admin: where support agents work tickets. Every change goes through tickets.services."""
 
+import json
 from typing import Any
 
 from django import forms
@@ -14,9 +15,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from tickets import selectors, services
-from tickets.admin_scoping import OrganizationScopedAdmin
+from tickets.admin_scoping import AuditedAdminMixin, OrganizationScopedAdmin
+from tickets.crypto import blind_index
 from tickets.errors import DomainError
 from tickets.models import (
+    AuditEntry,
     BusinessHours,
     Conversation,
     Customer,
@@ -468,9 +471,41 @@ class CustomerConversationInline(admin.TabularInline):
 class CustomerAdmin(OrganizationScopedAdmin):
     list_display = ["__str__", "email", "vip_tier", "satisfaction_score", "language", "last_seen_at"]
     list_filter = ["vip_tier", "language"]
-    search_fields = ["name", "email", "phone", "external_id"]
-    readonly_fields = ["satisfaction_score", "created_at", "last_seen_at"]
+    search_fields = ["name", "external_id"]
+    readonly_fields = ["satisfaction_score", "created_at", "last_seen_at", "erased_at"]
     inlines = [CustomerTicketInline, CustomerConversationInline]
+    actions = ["export_personal_data", "erase_personal_data"]
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Customer], search_term: str) -> Any:
+        """Emails are encrypted at rest: an address in the search box is matched exactly, by its hash."""
+        results, duplicates = super().get_search_results(request, queryset, search_term)
+        if "@" in search_term:
+            results = results | queryset.filter(email_hash=blind_index(search_term.strip()))
+        return results, duplicates
+
+    @admin.action(description="Export personal data (JSON)", permissions=["view"])
+    def export_personal_data(self, request: HttpRequest, queryset: QuerySet[Customer]) -> HttpResponse:
+        from tickets.privacy import customer_export
+
+        exports = [customer_export(customer=customer, actor=request.user) for customer in queryset]
+        response = HttpResponse(json.dumps(exports, indent=2, default=str), content_type="application/json")
+        response["Content-Disposition"] = 'attachment; filename="customer-export.json"'
+        return response
+
+    @admin.action(description="Erase personal data (irreversible)", permissions=["delete"])
+    def erase_personal_data(self, request: HttpRequest, queryset: QuerySet[Customer]) -> HttpResponse | None:
+        from django.template.response import TemplateResponse
+
+        from tickets.privacy import customer_erase
+
+        if request.POST.get("confirmed") != "yes":
+            context = {**self.admin_site.each_context(request), "customers": queryset, "opts": self.model._meta,
+                       "action": "erase_personal_data", "title": "Erase personal data?"}  # fmt: skip
+            return TemplateResponse(request, "admin/tickets/customer/erase_confirm.html", context)
+        for customer in queryset:
+            customer_erase(customer=customer, actor=request.user)
+        self.message_user(request, f"Erased the personal data of {queryset.count()} customer(s).", messages.SUCCESS)
+        return None
 
     def save_model(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
         fields = {name: form.cleaned_data[name] for name in services.CUSTOMER_FIELDS if name in form.cleaned_data}
@@ -589,7 +624,7 @@ admin.site.unregister(User)
 
 
 @admin.register(User)
-class StaffUserAdmin(DjangoUserAdmin):
+class StaffUserAdmin(AuditedAdminMixin, DjangoUserAdmin):
     """Users, limited to one's own organization's staff for everyone but the operator."""
 
     inlines = [StaffProfileInline]
@@ -616,6 +651,28 @@ class StaffUserAdmin(DjangoUserAdmin):
 
 
 from tickets import admin_reports  # noqa: E402,F401  (registers the report admin)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(OrganizationScopedAdmin):
+    """The hash-chained audit trail: read-only for everyone. `manage.py audit_verify` checks it."""
+
+    list_display = ["seq", "created_at", "actor_label", "action", "object_type", "object_id"]
+    list_filter = ["action", "object_type"]
+    search_fields = ["actor_label", "action", "object_id"]
+    readonly_fields = ["organization", "seq", "created_at", "actor_label", "actor_user_id", "action",
+                       "object_type", "object_id", "data", "prev_hash", "hash"]  # fmt: skip
+    ordering = ["-seq"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
 
 admin.site.site_header = "Concierge support desk"
 admin.site.site_title = "Concierge"

@@ -10,7 +10,54 @@ from django.http import HttpRequest
 from tickets.services import staff_organization
 
 
-class OrganizationScopedAdmin(admin.ModelAdmin):
+def _organization_id_of(obj: Any) -> int | None:
+    from tickets.models import Organization
+
+    if isinstance(obj, Organization):
+        return int(obj.pk)
+    if getattr(obj, "organization_id", None):
+        return int(obj.organization_id)
+    profile = getattr(obj, "staff_profile", None)  # a staff user
+    return int(profile.organization_id) if profile is not None else None
+
+
+class AuditedAdminMixin:
+    """Every add, change and delete made in admin is appended to the organization's audit trail
+    (next to Django's own LogEntry), with the change message, never the field values."""
+
+    def _audit(self, request: HttpRequest, obj: Any, action: str, detail: Any) -> None:
+        from tickets.audit import audit_record_on_commit
+
+        organization_id = _organization_id_of(obj)
+        if organization_id is None:
+            staff = staff_organization(request.user)
+            organization_id = staff.pk if staff is not None else None
+        if organization_id is None:
+            return
+        audit_record_on_commit(
+            organization_id=organization_id,
+            action=f"admin.{action}",
+            actor=request.user,
+            object_type=obj._meta.label_lower,
+            object_id=obj.pk,
+            data={"change": str(detail)[:500]},
+        )
+
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        self._audit(request, obj, "add", message)
+        return super().log_addition(request, obj, message)  # type: ignore[misc]
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        self._audit(request, obj, "change", message)
+        return super().log_change(request, obj, message)  # type: ignore[misc]
+
+    def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
+        for obj in queryset:
+            self._audit(request, obj, "delete", str(obj))
+        return super().log_deletions(request, queryset)  # type: ignore[misc]
+
+
+class OrganizationScopedAdmin(AuditedAdminMixin, admin.ModelAdmin):
     """Lists, forms and lookups show only rows of the signed-in user's organization.
 
     ``organization_path`` is the lookup from this model to its Organization. A superuser

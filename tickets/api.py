@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tickets import selectors, services
+from tickets.crypto import blind_index
 from tickets.models import Channel, Conversation, Customer, Macro, Priority, Ticket, TicketStatus, VipTier
 from tickets.search import desk_search
 from tickets.serializers import (
@@ -47,6 +48,20 @@ class OrganizationScopedMixin:
 
 
 # --- tickets -----------------------------------------------------------------------------
+
+
+class CustomerFilter(django_filters.FilterSet):
+    vip_tier = django_filters.ChoiceFilter(choices=VipTier.choices)
+    language = django_filters.CharFilter()
+    external_id = django_filters.CharFilter()
+    email = django_filters.CharFilter(method="by_email", help_text="Exact email (case-insensitive).")
+
+    class Meta:
+        model = Customer
+        fields = ["vip_tier", "language", "external_id"]
+
+    def by_email(self, queryset: QuerySet[Customer], name: str, value: str) -> QuerySet[Customer]:
+        return queryset.filter(email_hash=blind_index(value))
 
 
 class TicketFilter(django_filters.FilterSet):
@@ -219,8 +234,8 @@ class CustomerViewSet(
     viewsets.GenericViewSet,
 ):
     serializer_class = CustomerSerializer
-    filterset_fields = ["vip_tier", "language", "email", "external_id"]
-    search_fields = ["name", "email", "phone", "external_id"]
+    filterset_class = CustomerFilter
+    search_fields = ["name", "external_id"]  # email and phone are encrypted: filter by ?email= instead
     ordering_fields = ["created_at", "last_seen_at", "name"]
     queryset = Customer.objects.none()
 

@@ -7,6 +7,7 @@ class TicketsConfig(AppConfig):
     verbose_name = "Support desk"
 
     def ready(self) -> None:
+        from tickets import checks  # noqa: F401  (registers the data-protection checks)
         from tickets.roles import staff_roles_sync_after_migrate
 
         # Groups and their permissions can only be set once every app's permissions exist.

@@ -6,11 +6,15 @@ Every row belongs to an Organization (the tenant). Writes go through ``tickets.s
 import secrets
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator, MaxLengthValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from tickets.fields import BlindIndexField, EncryptedTextField
 
 
 def widget_key_new() -> str:
@@ -142,8 +146,11 @@ class VipTier(models.TextChoices):
 class Customer(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="customers")
     name = models.CharField(max_length=200, blank=True)
-    email = models.EmailField(blank=True)
-    phone = models.CharField(max_length=40, blank=True)
+    # Personal data, encrypted at rest; email_hash answers exact lookups by email.
+    email = EncryptedTextField(blank=True, validators=[EmailValidator()], form_class=forms.EmailField)
+    email_hash = BlindIndexField(source="email")
+    phone = EncryptedTextField(blank=True, validators=[MaxLengthValidator(40)], form_class=forms.CharField)
+    erased_at = models.DateTimeField(null=True, blank=True, help_text="Personal data erased on request.")
     external_id = models.CharField(max_length=100, blank=True)
     vip_tier = models.CharField(max_length=10, choices=VipTier.choices, default=VipTier.NONE)
     satisfaction_score = models.FloatField(null=True, blank=True, help_text="Mean CSAT (1-5) over rated tickets.")
@@ -222,7 +229,7 @@ class Message(models.Model):
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    text = models.TextField()
+    text = EncryptedTextField()
     seq = models.PositiveIntegerField(help_text="Per-conversation sequence number, from 1.")
     client_message_id = models.CharField(max_length=64, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
@@ -456,3 +463,32 @@ class Report(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization} {self.get_period_display().lower()} from {self.start}"
+
+
+class AuditEntry(models.Model):
+    """One staff action or AI decision, in an append-only, hash-chained log per organization.
+
+    Each entry's hash covers its content and the previous entry's hash, so an edited,
+    deleted or inserted row breaks the chain (``manage.py audit_verify``). Entries hold ids
+    and decisions, never customers' personal data, so erasing a customer leaves the chain whole."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="audit_entries")
+    seq = models.PositiveBigIntegerField(help_text="Position in the organization's chain, from 1.")
+    # A plain id, not a foreign key: deleting a user must not rewrite (or be blocked by) the trail.
+    actor_user_id = models.PositiveIntegerField(null=True, blank=True)
+    actor_label = models.CharField(max_length=150, help_text="Who acted: a username, 'assistant' or 'system'.")
+    action = models.CharField(max_length=60, db_index=True)
+    object_type = models.CharField(max_length=60, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["organization", "seq"]
+        verbose_name_plural = "audit entries"
+        constraints = [models.UniqueConstraint(fields=["organization", "seq"], name="audit_unique_seq")]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.actor_label}: {self.action}"

@@ -38,6 +38,7 @@ _SUPERVISOR = {
         "slapolicy": ["view"],
         "staffprofile": ["view"],
         "report": ["view"],
+        "auditentry": ["view"],
         "businesshours": ["view"],
         "holiday": ["view"],
     },

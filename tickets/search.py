@@ -41,6 +41,19 @@ def desk_message_index(message: Message, organization_id: int) -> None:
     _write_on_commit(organization_id, [(f"m{message.pk}", message.text, {"kind": "message"})])
 
 
+def desk_messages_unindex(message_ids: list[int], organization_id: int) -> None:
+    """Take deleted messages out of the staff search index (after commit)."""
+
+    def delete() -> None:
+        try:
+            keyword.get_backend().delete(organization_id, keyword.DESK, [f"m{pk}" for pk in message_ids])
+        except Exception:
+            logger.warning("desk index delete failed for organization %s", organization_id, exc_info=True)
+
+    if message_ids:
+        transaction.on_commit(delete)
+
+
 def _ranked_tickets(organization: Organization, query: str, k: int) -> list[tuple[int, float, str]]:
     """(ticket id, score, document id) best first, a ticket once, scoped to the organization.
     Ticket documents name their ticket; a message document stands for its conversation's tickets."""

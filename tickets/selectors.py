@@ -5,6 +5,7 @@ from datetime import datetime
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from tickets.crypto import blind_index
 from tickets.models import Conversation, Customer, Macro, Message, Organization, Ticket, TicketStatus
 
 ACTIVE = (TicketStatus.OPEN, TicketStatus.IN_PROGRESS, TicketStatus.PENDING)
@@ -64,6 +65,11 @@ def ticket_list(*, organization: Organization) -> QuerySet[Ticket]:
 
 def ticket_detail(*, organization: Organization) -> QuerySet[Ticket]:
     return ticket_list(organization=organization).prefetch_related("events__actor", "notes__author")
+
+
+def customer_by_email(*, organization: Organization, email: str) -> Customer | None:
+    """Exact, case-insensitive: emails are encrypted, so the lookup goes through their keyed hash."""
+    return Customer.objects.filter(organization=organization, email_hash=blind_index(email)).first()
 
 
 def customer_list(*, organization: Organization) -> QuerySet[Customer]:

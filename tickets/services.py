@@ -19,8 +19,9 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
+from tickets.audit import audit_record_on_commit
 from tickets.business_hours import business_calendar
-from tickets.errors import DomainError
+from tickets.errors import ConversationFull, DomainError
 from tickets.models import (
     BreachAction,
     Channel,
@@ -393,6 +394,9 @@ def message_create(
         existing = Message.objects.filter(conversation=locked, client_message_id=client_message_id).first()
         if existing:
             return existing, False
+    cap = settings.CONCIERGE_CONVERSATION_MAX_MESSAGES
+    if role == MessageRole.CUSTOMER and locked.last_seq >= cap:
+        raise ConversationFull(f"This conversation reached {cap} messages; please start a new chat.")
     locked.last_seq += 1
     locked.save(update_fields=["last_seq"])
     conversation.last_seq = locked.last_seq
@@ -506,7 +510,7 @@ def _event(
     after: Any = None,
     message: str = "",
 ) -> TicketEvent:
-    return TicketEvent.objects.create(
+    event = TicketEvent.objects.create(
         ticket=ticket,
         actor=actor if getattr(actor, "pk", None) else None,
         kind=kind,
@@ -515,6 +519,21 @@ def _event(
         after=after,
         message=message[:500],
     )
+    data: dict[str, Any] = {"event": event.pk, "field": field}
+    if field in AUDITED_VALUES:  # subjects and texts may hold personal data: not in the audit trail
+        data.update(before=before, after=after)
+    audit_record_on_commit(
+        organization_id=ticket.organization_id,
+        action=f"ticket.{kind}",
+        actor=actor if getattr(actor, "pk", None) else None,
+        object_type="ticket",
+        object_id=ticket.pk,
+        data=data,
+    )
+    return event
+
+
+AUDITED_VALUES = {"status", "priority", "assignee", "team", "sla_status", "csat_score"}
 
 
 def tags_resolve(*, organization: Organization, names: Iterable[str]) -> list[Tag]:

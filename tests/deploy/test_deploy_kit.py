@@ -238,6 +238,7 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
         "DEBUG": "false",
         "SECRET_KEY": secrets.token_urlsafe(64),
         "ALLOWED_HOSTS": "support.example.com",
+        "FIELD_ENCRYPTION_KEY": "ZPupE7_rWmji1V5qsLMy4paQQI2i3DmiyR31bmfjz7A=",
         "CONCIERGE_VAR_DIR": str(tmp_path),
     }
     result = subprocess.run(

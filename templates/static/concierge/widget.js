@@ -180,6 +180,10 @@
         typingTimer = setTimeout(function () { typing.textContent = ""; }, 4000);
       } else if (frame.type === "error") {
         render({ role: "system", text: frame.message });
+        // Not saved (database briefly away) or too fast: send the queued messages again later.
+        if (frame.code === "unavailable" || frame.code === "rate_limited") {
+          setTimeout(flushQueue, 1000 * (frame.retry_after || 3));
+        }
       } else if (frame.type === "csat_request") {
         renderCsat();
       }

@@ -1,0 +1,34 @@
+"""Check every organization's audit chain (or one): hashes, links and positions."""
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from tickets.audit import audit_verify
+from tickets.models import Organization
+
+
+class Command(BaseCommand):
+    help = "Verify the hash-chained audit trail; exit 1 naming the first tampered entries."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--org", help="Organization slug (default: every organization).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        organizations = Organization.objects.order_by("slug")
+        if options["org"]:
+            organizations = organizations.filter(slug=options["org"])
+            if not organizations.exists():
+                raise CommandError(f"no organization with slug {options['org']!r}")
+        broken = []
+        for organization in organizations:
+            report = audit_verify(organization=organization)
+            if report.problems:
+                broken.append(report.organization)
+                self.stdout.write(f"{report.organization}: TAMPERED ({len(report.problems)} problem(s))")
+                for problem in report.problems[:20]:
+                    self.stdout.write(f"  {problem}")
+            else:
+                self.stdout.write(f"{report.organization}: ok, {report.entries} entries")
+        if broken:
+            raise CommandError(f"audit trail broken for: {', '.join(broken)}")

@@ -1,0 +1,33 @@
+"""On PostgreSQL the audit table refuses UPDATE and DELETE outright; the hash chain
+(audit_verify) catches whoever gets around that with owner rights."""
+
+from django.db import migrations
+
+CREATE = """
+CREATE OR REPLACE FUNCTION concierge_audit_append_only() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit trail is append-only';
+END;
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER tickets_auditentry_append_only BEFORE UPDATE OR DELETE ON tickets_auditentry
+    FOR EACH ROW EXECUTE FUNCTION concierge_audit_append_only();
+"""
+DROP = """
+DROP TRIGGER IF EXISTS tickets_auditentry_append_only ON tickets_auditentry;
+DROP FUNCTION IF EXISTS concierge_audit_append_only();
+"""
+
+
+def forwards(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(CREATE)
+
+
+def backwards(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(DROP)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("tickets", "0007_audit_trail")]
+    operations = [migrations.RunPython(forwards, backwards)]
