@@ -1,7 +1,7 @@
 import pytest
 from django.contrib.auth import authenticate
-from django.test import RequestFactory
 from django.core.management import call_command
+from django.test import RequestFactory
 
 from knowledge.models import Article
 from tickets.models import Customer, Organization, Ticket, TicketStatus
