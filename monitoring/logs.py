@@ -3,6 +3,7 @@ the work that wrote it (see monitoring.context). LOG_FORMAT=text gives a readabl
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 
 from monitoring import context
@@ -16,6 +17,18 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "conversation_id",
     "task_id",
 }
+
+
+_EMAIL = re.compile(r"\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\b")
+# Card-like runs of 13-19 digits and phone-like runs of 7+ digits (spaces, dots, dashes allowed).
+# ISO dates (2026-11-24) are left alone.
+_DIGITS = re.compile(r"(?<![\w])(?!\d{4}-\d{2}-\d{2}\b)\+?\d(?:[ .\-]?\d){6,18}(?![\w])")
+
+
+def mask_personal_data(text: str) -> str:
+    """Emails become ``m***@example.com``; long digit runs (phones, cards) become ``[number]``."""
+    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+    return _DIGITS.sub("[number]", text)
 
 
 def install_record_factory() -> None:
@@ -59,7 +72,7 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": mask_personal_data(record.getMessage()),
         }
         for key in ("request_id", "conversation_id", "task_id"):
             value = getattr(record, key, None)
@@ -69,7 +82,7 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and key not in entry and not key.startswith("_"):
                 entry[key] = value if isinstance(value, str | int | float | bool | type(None)) else repr(value)
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = mask_personal_data(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
@@ -84,4 +97,10 @@ class TextFormatter(logging.Formatter):
         stamp = record.__dict__
         ids = [f"{short}={stamp[key]}" for key, short in _ID_KEYS if stamp.get(key)]
         stamp["ids"] = " ".join(ids) or "-"
-        return super().format(record)
+        # Mask the message, not the whole line: the timestamp is not personal data.
+        record.message = mask_personal_data(record.getMessage())
+        record.asctime = self.formatTime(record, self.datefmt)
+        line = self.formatMessage(record)
+        if record.exc_info:
+            line += "\n" + mask_personal_data(self.formatException(record.exc_info))
+        return line

@@ -46,6 +46,14 @@ class OrganizationScopedMixin:
     def organization(self) -> Any:
         return services.staff_organization(self.request.user)
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        # Custom actions on one object (transition, reply, merge...): an object of another
+        # organization answers 404 before its body is read, so errors cannot hint at it.
+        action = getattr(self, "action", None)
+        if getattr(self, "detail", False) and action not in ("retrieve", "update", "partial_update", "destroy"):
+            self.get_object()  # type: ignore[attr-defined]
+
 
 # --- tickets -----------------------------------------------------------------------------
 

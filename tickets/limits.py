@@ -27,7 +27,9 @@ def parse_rate(rate: str) -> tuple[int, int]:
     """ "20/min" -> (20, 60). Units: s, sec, min, h, hour, d, day."""
     count, _, unit = rate.partition("/")
     seconds = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600,
-               "d": 86400, "day": 86400}[unit.strip().lower()]  # fmt: skip
+               "d": 86400, "day": 86400}.get(unit.strip().lower())  # fmt: skip
+    if seconds is None or not count.strip().isdigit():
+        raise ValueError(f"A rate looks like 20/min, not {rate!r}.")
     return int(count), seconds
 
 

@@ -352,6 +352,9 @@ class Ticket(models.Model):
     )
     csat_score = models.PositiveSmallIntegerField(null=True, blank=True)
     csat_comment = models.TextField(blank=True)
+    escalation_notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When staff were emailed about this escalation (sent once)."
+    )
     csat_requested_at = models.DateTimeField(null=True, blank=True)
     csat_request_channel = models.CharField(
         max_length=10, blank=True, help_text="Where the rating was asked for: widget or email."

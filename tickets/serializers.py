@@ -16,6 +16,7 @@ from tickets.models import (
     Message,
     MessageRole,
     Priority,
+    SentimentLabel,
     Team,
     Ticket,
     TicketEvent,
@@ -68,7 +69,7 @@ class CustomerSerializer(serializers.ModelSerializer):
 
 class TicketSerializer(serializers.ModelSerializer):
     customer_name = serializers.CharField(source="customer.__str__", read_only=True)
-    assignee_username = serializers.CharField(source="assignee.username", read_only=True, default=None)
+    assignee_username = serializers.CharField(source="assignee.username", read_only=True, default=None, allow_null=True)
     tags = serializers.SerializerMethodField()
     sla_state = serializers.SerializerMethodField()
 
@@ -156,7 +157,7 @@ class TicketCsatSerializer(serializers.Serializer):
 
 
 class TicketNoteSerializer(serializers.ModelSerializer):
-    author = serializers.CharField(source="author.username", read_only=True, default=None)
+    author = serializers.CharField(source="author.username", read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = TicketNote
@@ -165,7 +166,7 @@ class TicketNoteSerializer(serializers.ModelSerializer):
 
 
 class TicketEventSerializer(serializers.ModelSerializer):
-    actor = serializers.CharField(source="actor.username", read_only=True, default=None)
+    actor = serializers.CharField(source="actor.username", read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = TicketEvent
@@ -177,6 +178,9 @@ class TicketEventSerializer(serializers.ModelSerializer):
 
 
 class ConversationSerializer(serializers.ModelSerializer):
+    # Blank until the customer's first message is scored (the schema says so).
+    sentiment_label = serializers.ChoiceField(choices=SentimentLabel.choices, allow_blank=True, read_only=True)
+
     class Meta:
         model = Conversation
         fields = [
@@ -199,7 +203,7 @@ class ConversationCreateSerializer(serializers.Serializer):
 
 
 class MessageSerializer(serializers.ModelSerializer):
-    author = serializers.CharField(source="author.username", read_only=True, default=None)
+    author = serializers.CharField(source="author.username", read_only=True, default=None, allow_null=True)
     sentiment = serializers.SerializerMethodField()
 
     class Meta:

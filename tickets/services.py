@@ -1034,12 +1034,17 @@ def tickets_route_backlog(*, organization: Organization) -> int:
     return sum(1 for ticket in waiting if ticket_route(ticket=ticket) is not None)
 
 
+@transaction.atomic
 def ticket_escalation_notify(*, ticket: Ticket) -> int:
     """Email the assignee (or, when nobody could take it, every available staff member) about a
-    ticket the assistant escalated. Returns the number of recipients."""
+    ticket the assistant escalated, once: a redelivered task finds it sent and does nothing.
+    Returns the number of recipients (0 when already notified)."""
     from django.core.mail import send_mail
 
-    ticket = Ticket.objects.select_related("assignee", "customer").get(pk=ticket.pk)
+    # The row lock makes two deliveries of the same task take turns; the second sees it sent.
+    ticket = Ticket.objects.select_for_update(of=("self",)).select_related("assignee", "customer").get(pk=ticket.pk)
+    if ticket.escalation_notified_at is not None:
+        return 0
     if ticket.assignee is not None:
         recipients = [ticket.assignee.email]
     else:
@@ -1060,6 +1065,8 @@ def ticket_escalation_notify(*, ticket: Ticket) -> int:
             from_email=None,
             recipient_list=recipients,
         )
+    ticket.escalation_notified_at = timezone.now()
+    ticket.save(update_fields=["escalation_notified_at", "updated_at"])
     return len(recipients)
 
 

@@ -9,13 +9,13 @@ from tickets.models import Organization, Ticket
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, soft_time_limit=30, time_limit=60)
 def ticket_escalated(ticket_id: int) -> dict[str, object]:
-    """Route an escalated ticket to a person and tell them. Re-running it changes nothing."""
+    """Route an escalated ticket to a person and tell them. Re-running it (a redelivery after a
+    worker died mid-task) finishes what is missing and repeats nothing."""
     ticket = Ticket.objects.filter(pk=ticket_id).first()
     if ticket is None:
         return {"ticket": ticket_id, "skipped": "deleted"}
-    already = ticket.assignee_id is not None
     assignee = services.ticket_route(ticket=ticket)
-    notified = 0 if already else services.ticket_escalation_notify(ticket=ticket)
+    notified = services.ticket_escalation_notify(ticket=ticket)
     return {"ticket": ticket_id, "assignee": getattr(assignee, "pk", None), "notified": notified}
 
 

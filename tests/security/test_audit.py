@@ -1,0 +1,96 @@
+"""The audit trail: staff actions and AI decisions are recorded, the chain holds under
+concurrency, the database refuses edits, and audit_verify catches tampering."""
+
+import threading
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection, transaction
+from django.test import Client
+
+from tests.tickets.factories import CustomerFactory, TicketFactory
+from tickets import services
+from tickets.audit import audit_record, audit_verify
+from tickets.models import AuditEntry
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_staff_actions_and_admin_edits_are_recorded(org, agent, admin_user, customer):
+    ticket = TicketFactory(customer=customer, subject="Private subject")
+    services.ticket_transition(ticket=ticket, to_status="in_progress", actor=agent)
+    entry = AuditEntry.objects.filter(action="ticket.status").last()
+    assert (entry.actor_label, entry.object_id, entry.data["after"]) == ("alice", str(ticket.pk), "in_progress")
+    services.ticket_update(ticket=ticket, subject="Another private subject", actor=agent)
+    subject = AuditEntry.objects.get(action="ticket.subject")
+    assert "private" not in str(subject.data).lower()  # personal text stays out of the trail
+
+    client = Client()
+    client.force_login(admin_user)
+    macro = services.macro_create(organization=org, name="Thanks", reply="Thanks!")
+    form = {"organization": org.pk, "name": "Thanks a lot", "reply": "Thanks!", "set_status": "", "set_priority": "",
+            "add_tags": ""}  # fmt: skip
+    assert client.post(f"/admin/tickets/macro/{macro.pk}/change/", form).status_code == 302
+    change = AuditEntry.objects.get(action="admin.change")
+    assert (change.object_type, change.object_id, change.actor_label) == ("tickets.macro", str(macro.pk), "admin")
+    assert audit_verify(organization=org).problems == []
+
+
+def test_ai_decisions_are_recorded_with_model_and_sources(trained_org):
+    from agents.services import agent_reply
+
+    conversation = services.conversation_start(customer=CustomerFactory(organization=trained_org))
+    message, _ = services.message_create(conversation=conversation, role="customer", text="how do refunds work?")
+    reply = agent_reply(message_id=message.pk)
+    entry = AuditEntry.objects.get(action="ai.decision")
+    assert entry.actor_label == "assistant" and entry.object_id == str(reply.pk)
+    assert entry.data["intent"] == reply.metadata["intent"] and entry.data["intent_model_version"]
+    assert entry.data["sources"] and entry.data["sources"][0]["title"]
+    assert "how do refunds work" not in str(entry.data).lower()  # the customer's words are not copied into it
+
+
+def test_concurrent_appends_keep_one_unbroken_chain(org):
+    errors = []
+
+    def append(worker):
+        try:
+            for n in range(10):
+                audit_record(organization_id=org.pk, action="test.append", actor=f"w{worker}", data={"n": n})
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=append, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert list(AuditEntry.objects.filter(organization=org).values_list("seq", flat=True)) == list(range(1, 41))
+    assert audit_verify(organization=org).problems == []
+
+
+def test_the_database_refuses_edits_and_verify_catches_tampering(org, capsys):
+    if connection.vendor != "postgresql":
+        pytest.skip("the append-only trigger is PostgreSQL's")
+    for n in range(3):
+        audit_record(organization_id=org.pk, action="test.append", data={"n": n})
+    call_command("audit_verify", "--org", "acme")
+    assert "acme: ok, 3 entries" in capsys.readouterr().out
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditEntry.objects.filter(seq=2).update(action="test.rewritten")
+    # Someone with the table owner's rights switches the guard off and edits a row.
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE tickets_auditentry DISABLE TRIGGER tickets_auditentry_append_only")
+        cursor.execute("UPDATE tickets_auditentry SET data = '{\"n\": 99}' WHERE seq = 2")
+        cursor.execute("ALTER TABLE tickets_auditentry ENABLE TRIGGER tickets_auditentry_append_only")
+    with pytest.raises(CommandError, match="audit trail broken for: acme"):
+        call_command("audit_verify", "--org", "acme")
+    assert "(#2): content does not match its hash" in capsys.readouterr().out
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE tickets_auditentry DISABLE TRIGGER tickets_auditentry_append_only")
+        cursor.execute("DELETE FROM tickets_auditentry WHERE seq = 2")
+        cursor.execute("ALTER TABLE tickets_auditentry ENABLE TRIGGER tickets_auditentry_append_only")
+    problems = audit_verify(organization=org).problems
+    assert any("entries missing" in p for p in problems) and any("does not link" in p for p in problems)
