@@ -117,6 +117,7 @@ class ProductionStack:
             "CONCIERGE_HEARTBEAT_SECONDS": "5",
             "EMAIL_URL": f"filemail://{self.workdir / 'mail'}",
             "LOG_LEVEL": "WARNING",
+            "CONCIERGE_PROFILE_SAMPLE_RATE": os.environ.get("BENCH_PROFILE_RATE", "0"),
             "ORT_DISABLE_TELEMETRY": "1",
             "ANONYMIZED_TELEMETRY": "False",
         }

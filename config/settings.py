@@ -101,6 +101,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+elif env.bool("DATABASE_POOL", default=False):
+    # Under ASGI every request runs its sync code in a fresh thread, so per-thread persistent
+    # connections never get reused: a process-wide psycopg pool hands connections out instead
+    # (a new PostgreSQL connection per request costs ~5 ms). Opt-in for now: after a PostgreSQL
+    # restart our fault test saw pooled connections stay broken in the process that held them.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DATABASE_POOL_MIN", default=2),
+        "max_size": env.int("DATABASE_POOL_MAX", default=20),
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+    }  # Django adds a check, so a connection that died with a PostgreSQL restart is not handed out
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
