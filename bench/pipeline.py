@@ -109,8 +109,7 @@ def main() -> None:
             "intent_banking77_holdout": ("evaluate_intents", ["--train", str(intents / "banking77_train.csv")]),
             "sentiment_sst2_dev": ("evaluate_sentiment", ["--csv", str(sentiment / "sst2_dev.csv")]),
             "sentiment_tweeteval_val": ("evaluate_sentiment", ["--csv", str(sentiment / "tweeteval_val.csv")]),
-            "sentiment_waimai_zh": ("evaluate_sentiment", ["--csv", str(sentiment / "waimai_10k_zh.csv"),
-                                                           "--limit", "2000"]),
+            "sentiment_waimai_zh": ("evaluate_sentiment", ["--csv", str(sentiment / "waimai_10k_zh.csv")]),
         }  # fmt: skip
         for name, (command, command_args) in runs.items():
             out = io.StringIO()

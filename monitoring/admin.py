@@ -10,14 +10,8 @@ class HeartbeatAdmin(admin.ModelAdmin):
     list_display = ["name", "seen_at"]
 
 
-@admin.register(TaskFailure)
-class TaskFailureAdmin(admin.ModelAdmin):
-    """Background jobs that gave up. Platform-wide, so only superusers see them."""
-
-    list_display = ["failed_at", "task_name", "exception", "task_id"]
-    list_filter = ["task_name"]
-    search_fields = ["task_name", "task_id", "exception"]
-    readonly_fields = ["task_name", "task_id", "args", "exception", "traceback", "failed_at"]
+class OperatorOnlyAdmin(admin.ModelAdmin):
+    """Platform-wide records: only superusers see them, and nobody edits them."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.is_superuser)
@@ -32,8 +26,18 @@ class TaskFailureAdmin(admin.ModelAdmin):
         return False
 
 
+@admin.register(TaskFailure)
+class TaskFailureAdmin(OperatorOnlyAdmin):
+    """Background jobs that gave up. Platform-wide, so only superusers see them."""
+
+    list_display = ["failed_at", "task_name", "exception", "task_id"]
+    list_filter = ["task_name"]
+    search_fields = ["task_name", "task_id", "exception"]
+    readonly_fields = ["task_name", "task_id", "args", "exception", "traceback", "failed_at"]
+
+
 @admin.register(RequestProfile)
-class RequestProfileAdmin(admin.ModelAdmin):
+class RequestProfileAdmin(OperatorOnlyAdmin):
     """Profiled requests: the call tree pyinstrument recorded, the slowest functions, SQL."""
 
     list_display = ["created_at", "method", "path", "status", "duration_ms", "sql_count", "sql_ms", "reason"]
@@ -56,18 +60,6 @@ class RequestProfileAdmin(admin.ModelAdmin):
         "call_tree_view",
     )
     fields = readonly_fields
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.is_superuser)
-
-    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return bool(request.user.is_superuser)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
     @admin.display(description="slowest functions (self time)")
     def slowest_table(self, obj: RequestProfile) -> str:

@@ -4,14 +4,14 @@ route, one access log line; and sampled or slow-request profiling."""
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
 from django.http import HttpRequest, HttpResponse
 
+from config.middleware import HybridMiddleware
 from monitoring import context
 from monitoring.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
@@ -32,38 +32,17 @@ def _route(request: HttpRequest) -> str:
     return route.replace("^", "").replace("$", "")[:120]
 
 
-class RequestObservationMiddleware:
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> Any:
-        if self.is_async:
-            return self._acall(request)
+class RequestObservationMiddleware(HybridMiddleware):
+    def before(self, request: HttpRequest) -> Any:
         token = context.request_id.set(context.request_id_new(request.headers.get("X-Request-ID", "")))
-        started = time.perf_counter()
-        try:
-            response = self.get_response(request)
-            self._observe(request, response, started)
-            return response
-        finally:
-            context.request_id.reset(token)
+        return token, time.perf_counter()
 
-    async def _acall(self, request: HttpRequest) -> HttpResponse:
-        token = context.request_id.set(context.request_id_new(request.headers.get("X-Request-ID", "")))
-        started = time.perf_counter()
-        try:
-            get_response: Callable[[HttpRequest], Awaitable[HttpResponse]] = self.get_response
-            response = await get_response(request)
-            self._observe(request, response, started)
-            return response
-        finally:
-            context.request_id.reset(token)
+    def after(self, request: HttpRequest, response: HttpResponse, state: Any) -> HttpResponse:
+        self._observe(request, response, state[1])
+        return response
+
+    def finish(self, state: Any) -> None:
+        context.request_id.reset(state[0])
 
     def _observe(self, request: HttpRequest, response: HttpResponse, started: float) -> None:
         elapsed = time.perf_counter() - started

@@ -5,11 +5,9 @@ routed by the worker, readiness, multiprocess metrics and JSON logs."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -17,40 +15,12 @@ from django.conf import settings
 from django.db import connection
 from websockets.sync.client import connect
 
+from tests.support import free_port, http, until
 from tests.tickets.factories import StaffFactory
 from tickets.models import Ticket
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def http(url: str, data: dict | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(  # noqa: S310 (loopback only)
-        url,
-        data=json.dumps(data).encode() if data is not None else None,
-        headers={"Content-Type": "application/json"} if data is not None else {},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-def until(predicate, timeout: float = 60, every: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    return predicate()
 
 
 def receive_until(ws, predicate, timeout: float = 30) -> list[dict]:

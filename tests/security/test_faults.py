@@ -5,7 +5,6 @@ effects happen once."""
 
 import json
 import os
-import socket
 import socketserver
 import subprocess
 import sys
@@ -19,28 +18,13 @@ from django.conf import settings
 from django.db import connection
 from websockets.sync.client import connect
 
+from tests.support import free_port, until
 from tests.tickets.factories import CustomerFactory, StaffFactory
 from tickets import services
 from tickets.models import Message, Ticket, TicketEvent
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def until(predicate, timeout=30.0, every=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    return predicate()
 
 
 def needs_real_services():
