@@ -161,9 +161,6 @@ def agent_reply(*, message_id: int) -> Any:
     conversation = message.conversation
     if conversation.status != Conversation.Status.OPEN:
         return None
-    answered = bot_reply_for(message)
-    if answered is not None:  # a retried turn: the customer gets the stored reply, not a second one
-        return answered
     previous_scores = list(
         SentimentRecord.objects.filter(message__conversation=conversation, message__seq__lt=message.seq)
         .order_by("message__seq")
@@ -202,8 +199,8 @@ def agent_reply(*, message_id: int) -> Any:
         "in_reply_to": message.seq,
     }
     with transaction.atomic():
-        # Two deliveries of one turn (a retry racing the first) store one reply: the conversation
-        # row lock orders them and the second finds the first's reply.
+        # One reply per customer message: a retried turn, or two deliveries racing, find the
+        # stored reply here (the conversation row lock orders them) and store nothing new.
         Conversation.objects.select_for_update().only("pk").get(pk=conversation.pk)
         answered = bot_reply_for(message)
         if answered is not None:
