@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import Iterable
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from prometheus_client import (
@@ -108,11 +109,14 @@ def task_outcome_count(task: str, state: str) -> None:
         logging.getLogger(__name__).debug("task outcome not counted", exc_info=True)
 
 
-def _our_tasks() -> list[str]:
+@lru_cache(maxsize=1)
+def _our_tasks() -> tuple[str, ...]:
+    """Our task names: fixed for the life of the process, so looked up once."""
     from config.celery import app
+    from monitoring.services import OWN_TASK_PREFIXES
 
     app.loader.import_default_modules()
-    return sorted(name for name in app.tasks if name.startswith(("tickets.", "knowledge.", "agents.", "monitoring.")))
+    return tuple(sorted(name for name in app.tasks if name.startswith(OWN_TASK_PREFIXES)))
 
 
 class DeskCollector(Collector):

@@ -38,10 +38,9 @@ def _cache() -> str:
 
 
 def _worker() -> str:
-    heartbeat = Heartbeat.objects.filter(name="celery").first()
-    if heartbeat is None:
+    age = heartbeat_age_seconds()
+    if age is None:
         raise RuntimeError("no heartbeat from the Celery worker yet")
-    age = (timezone.now() - heartbeat.seen_at).total_seconds()
     if age > 3 * settings.CONCIERGE_HEARTBEAT_SECONDS:
         raise RuntimeError(f"last Celery heartbeat {age:.0f}s ago")
     return f"last heartbeat {age:.0f}s ago"

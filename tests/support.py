@@ -8,6 +8,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from django.db import connection
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -37,3 +39,21 @@ def http(url: str, data: dict[str, Any] | None = None) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+
+
+def run_database_url() -> str:
+    """The URL of the database this test run uses, for the servers and workers a test starts."""
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def ws_frames_until(ws: Any, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30) -> list[dict[str, Any]]:
+    """Read JSON frames from a (sync) websocket until one matches; all of them, in order."""
+    frames = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frame = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+        frames.append(frame)
+        if predicate(frame):
+            return frames
+    raise AssertionError(f"no matching frame in {frames}")

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import connection
 from websockets.sync.client import connect
 
-from tests.support import free_port, http, until
+from tests.support import free_port, http, run_database_url, until, ws_frames_until
 from tests.tickets.factories import StaffFactory
 from tickets.models import Ticket
 
@@ -23,26 +23,14 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-def receive_until(ws, predicate, timeout: float = 30) -> list[dict]:
-    frames = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        frame = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
-        frames.append(frame)
-        if predicate(frame):
-            return frames
-    raise AssertionError(f"no matching frame in {frames}")
-
-
 def test_gunicorn_uvicorn_workers_celery_and_beat_serve_a_chat(trained_org, tmp_path):
     if connection.vendor != "postgresql" or not settings.REDIS_URL:
         pytest.skip("the production stack runs on PostgreSQL and Redis")
     ann = StaffFactory(organization=trained_org, username="ann", email="ann@example.com")
-    db = connection.settings_dict
     port = free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_URL": run_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "DEBUG": "false",
         "SECURE_SSL_REDIRECT": "false",  # no TLS on loopback
@@ -83,14 +71,14 @@ def test_gunicorn_uvicorn_workers_celery_and_beat_serve_a_chat(trained_org, tmp_
         ws_url = f"ws://127.0.0.1:{port}/ws/chat/?token={session['token']}"
         with connect(ws_url, origin="http://127.0.0.1", proxy=None) as ws:
             ws.send(json.dumps({"type": "message", "id": "p1", "text": "how long do refunds take?"}))
-            frames = receive_until(ws, lambda f: f["type"] == "message" and f["role"] == "bot")
+            frames = ws_frames_until(ws, lambda f: f["type"] == "message" and f["role"] == "bot")
             assert frames[0] == {"type": "ack", "id": "p1", "seq": 1}
             assert frames[-1]["sources"] and not frames[-1]["handoff"]
             # Idle longer than redis-py's default 5 s read timeout: the channel layer's blocking
             # receive must survive it (it did not, before the channel layer set no read timeout).
             time.sleep(6.5)
             ws.send(json.dumps({"type": "message", "id": "p2", "text": "I want to talk to a human agent now"}))
-            handoff = receive_until(ws, lambda f: f["type"] == "message" and f["role"] == "bot")[-1]
+            handoff = ws_frames_until(ws, lambda f: f["type"] == "message" and f["role"] == "bot")[-1]
             assert handoff["handoff"] is True
 
         # The escalation was queued by a web worker and routed by the Celery worker over Redis.

@@ -15,6 +15,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from tests.support import free_port, run_database_url
 from tickets.models import Ticket
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,23 +31,16 @@ def _browser_tools():
     return chromium, driver
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def site(trained_org, supervisor, tmp_path):
     if connection.vendor != "postgresql" or not settings.REDIS_URL:
         pytest.skip("the browser test shares PostgreSQL and Redis with a server process")
-    db = connection.settings_dict
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_URL": run_database_url(),
         "PYTHONUNBUFFERED": "1",
     }
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / "server.log"
     log = log_path.open("w")
     server = subprocess.Popen(

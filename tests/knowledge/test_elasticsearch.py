@@ -17,6 +17,7 @@ from knowledge import keyword
 from knowledge.models import Article, Chunk
 from knowledge.search import kb_search
 from knowledge.services import kb_article_index, kb_reindex
+from tests.support import free_port
 from tests.tickets.factories import CustomerFactory, TicketFactory
 from tickets import services
 from tickets.search import desk_search
@@ -24,18 +25,12 @@ from tickets.search import desk_search
 DEMO_KB = Path(__file__).resolve().parents[2] / "knowledge" / "demo_kb"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def elasticsearch_url(tmp_path_factory):
     binary = shutil.which("noida-db", path=str(Path(sys.executable).parent))
     if binary is None:
         pytest.fail("noida-db is not installed (requirements-dev.txt)")
-    port = _free_port()
+    port = free_port()
     data = tmp_path_factory.mktemp("noida")
     process = subprocess.Popen(
         [binary, "start", "--only", "elasticsearch", "--elasticsearch-port", str(port), "--data-dir", str(data)],
@@ -105,7 +100,7 @@ def test_staff_search_runs_on_elasticsearch(elastic, org, django_capture_on_comm
 def test_readiness_reports_elasticsearch(elastic, client):
     report = client.get("/readyz").json()
     assert report["checks"]["elasticsearch"]["ok"] is True
-    with override_settings(ELASTICSEARCH_URL=f"http://127.0.0.1:{_free_port()}"):
+    with override_settings(ELASTICSEARCH_URL=f"http://127.0.0.1:{free_port()}"):
         response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["elasticsearch"]["ok"] is False

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connection
 from websockets.sync.client import connect
 
-from tests.support import free_port, until
+from tests.support import free_port, run_database_url, until, ws_frames_until
 from tests.tickets.factories import CustomerFactory, StaffFactory
 from tickets import services
 from tickets.models import Message, Ticket, TicketEvent
@@ -33,10 +33,9 @@ def needs_real_services():
 
 
 def server_env(tmp_path, **extra):
-    db = connection.settings_dict
     return {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_URL": run_database_url(),
         "CONCIERGE_VAR_DIR": str(tmp_path / "var"),
         "CHROMA_PATH": str(settings.CHROMA_PATH),
         "LOG_LEVEL": "WARNING",
@@ -95,24 +94,13 @@ class Web:
         self.log.close()
 
 
-def frames_until(ws, predicate, timeout=30.0) -> list[dict]:
-    seen = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        frame = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
-        seen.append(frame)
-        if predicate(frame):
-            return seen
-    raise AssertionError(f"no matching frame in {seen}")
-
-
 def bot_reply(frame: dict) -> bool:
     return frame["type"] == "message" and frame["role"] == "bot"
 
 
 def ask(ws, client_id: str, text: str = "can I rent skis?") -> list[dict]:
     ws.send(json.dumps({"type": "message", "id": client_id, "text": text}))
-    return frames_until(ws, bot_reply)
+    return ws_frames_until(ws, bot_reply)
 
 
 def test_chat_rides_out_a_redis_outage(trained_org, tmp_path):
@@ -170,7 +158,7 @@ def test_chat_rides_out_a_postgresql_restart(trained_org, tmp_path):
             pg_control("stop")
             stopped = True
             ws.send(json.dumps({"type": "message", "id": "p2", "text": "can I rent skis?"}))
-            refused = frames_until(ws, lambda f: f["type"] == "error")[-1]
+            refused = ws_frames_until(ws, lambda f: f["type"] == "error")[-1]
             assert refused["code"] == "unavailable" and "sent again" in refused["message"]
             pg_control("start")
             stopped = False
@@ -184,7 +172,7 @@ def test_chat_rides_out_a_postgresql_restart(trained_org, tmp_path):
                     break
                 time.sleep(0.5)
             assert acked == {"type": "ack", "id": "p2", "seq": 3}
-            frames_until(ws, bot_reply)
+            ws_frames_until(ws, bot_reply)
     finally:
         if stopped:
             pg_control("start")

@@ -9,6 +9,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from tests.support import run_database_url
 from tests.tickets.factories import CustomerFactory, StaffFactory, TicketFactory
 from tickets import services
 from tickets.models import StaffProfile, Ticket
@@ -81,11 +82,10 @@ def test_escalation_is_routed_and_notified_by_a_real_worker(org, tmp_path):
     if connection.vendor != "postgresql" or not settings.REDIS_URL:
         pytest.skip("the worker shares PostgreSQL and Redis with the test")
     ann = staff(org, "ann")
-    db = connection.settings_dict
     mail_dir = tmp_path / "mail"
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_URL": run_database_url(),
         "EMAIL_URL": f"filemail://{mail_dir}",
     }
     worker = subprocess.Popen(
