@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class AgentsConfig(AppConfig):
     name = "agents"
     verbose_name = "Dialog agent"
+
+    def warm(self) -> None:
+        """The LLM client (when one is configured) and the sentiment lexicon."""
+        from agents import llm, sentiment
+
+        llm.warm()
+        sentiment.warm()

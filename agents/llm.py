@@ -3,11 +3,12 @@ LangChain, writing from the retrieved passages only. With no LLM_* settings, or 
 fails or times out, the caller keeps its grounded answer. Nothing else imports the SDK."""
 
 import logging
-from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
 from pydantic import SecretStr
+
+from config.clients import process_client
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ def llm_configured() -> bool:
     return bool(settings.LLM_BASE_URL or settings.LLM_PROVIDER) and bool(settings.LLM_MODEL)
 
 
-@lru_cache(maxsize=4)
+@process_client
 def _chat_model(base_url: str, model: str, api_key: str, timeout: float) -> Any:
     from langchain_openai import ChatOpenAI
 
@@ -34,6 +35,12 @@ def _chat_model(base_url: str, model: str, api_key: str, timeout: float) -> Any:
         max_retries=0,
         temperature=0.1,
     )
+
+
+def warm() -> None:
+    """Make the chat model's client now, when one is configured (it makes no request)."""
+    if llm_configured():
+        _chat_model(settings.LLM_BASE_URL, settings.LLM_MODEL, settings.LLM_API_KEY, settings.LLM_TIMEOUT_SECONDS)
 
 
 def llm_answer(*, question: str, passages: list[dict[str, Any]]) -> str | None:

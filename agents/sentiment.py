@@ -8,10 +8,10 @@ Chinese: pysenti's lexicon score, squashed into -1..1."""
 import logging
 import math
 import re
-from functools import lru_cache
 from typing import Any
 
 from agents.language import detect_language
+from config.clients import process_client
 
 logging.getLogger("jieba").setLevel(logging.WARNING)
 
@@ -33,7 +33,7 @@ _CUES = [re.compile(p, re.IGNORECASE) for p in _COMPLAINT_CUES]
 CUE_WEIGHT = 0.3
 
 
-@lru_cache(maxsize=1)
+@process_client
 def _vader() -> Any:
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
@@ -141,3 +141,9 @@ def sentiment_trend(scores: list[float]) -> float:
     numerator = sum((x - mean_x) * (y - mean_y) for x, y in enumerate(recent))
     denominator = sum((x - mean_x) ** 2 for x in range(n))
     return numerator / denominator
+
+
+def warm() -> None:
+    """Load the lexicons before the first customer message."""
+    score_english("warm up")
+    score_chinese("预热")

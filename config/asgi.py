@@ -1,6 +1,9 @@
-"""ASGI entry point: HTTP goes to Django, websockets to the Channels router."""
+"""ASGI entry point: HTTP goes to Django, websockets to the Channels router, and the server's
+lifespan startup warms the process (config.warmup) before it accepts its first connection."""
 
+import asyncio
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -13,10 +16,26 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from agents.routing import websocket_urlpatterns  # noqa: E402
+from config.warmup import warm_process  # noqa: E402
 
-application = ProtocolTypeRouter(
+router = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )
+
+
+async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "lifespan":
+        await router(scope, receive, send)
+        return
+    # uvicorn (alone or as a gunicorn worker) serves nothing until startup completes.
+    while True:
+        event = await receive()
+        if event["type"] == "lifespan.startup":
+            await asyncio.to_thread(warm_process)
+            await send({"type": "lifespan.startup.complete"})
+        elif event["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -303,6 +303,8 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
         "bm25s": {"level": "WARNING"},
         "chromadb": {"level": "WARNING"},
+        # The Chroma and LLM clients' HTTP library logs every request at INFO.
+        "httpx": {"level": "WARNING"},
         "kombu.connection": {"level": "ERROR"},
         "axes": {"level": "WARNING"},
         "uvicorn.access": {"level": "WARNING"},

@@ -23,7 +23,7 @@ class ArticleAdmin(OrganizationScopedAdmin):
     search_fields = ["title", "body", "tags"]
     prepopulated_fields = {"slug": ["title"]}
     readonly_fields = ["needs_indexing", "published_at", "created_at", "updated_at"]
-    actions = ["publish"]
+    actions = ["publish", "unpublish"]
 
     def save_model(self, request: HttpRequest, obj: Article, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -35,3 +35,16 @@ class ArticleAdmin(OrganizationScopedAdmin):
         for article in queryset:
             services.kb_article_publish(article=article)
         self.message_user(request, f"Published {queryset.count()} article(s).")
+
+    @admin.action(description="Unpublish selected articles", permissions=["change"])
+    def unpublish(self, request: HttpRequest, queryset: QuerySet[Article]) -> None:
+        for article in queryset:
+            services.kb_article_unpublish(article=article)
+        self.message_user(request, f"Unpublished {queryset.count()} article(s).")
+
+    def delete_model(self, request: HttpRequest, obj: Article) -> None:
+        services.kb_article_delete(article=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Article]) -> None:
+        for article in queryset:
+            services.kb_article_delete(article=article)

@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class KnowledgeConfig(AppConfig):
     name = "knowledge"
     verbose_name = "Knowledge base"
+
+    def warm(self) -> None:
+        """The embedding model, the vector store and the keyword backend, made once and used once."""
+        from knowledge import keyword, vectors
+
+        keyword.get_backend()
+        vectors.warm()

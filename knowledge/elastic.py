@@ -2,7 +2,6 @@
 corpus, named ``<ELASTICSEARCH_INDEX_PREFIX>-<corpus>-<organization id>``. Nothing else
 imports the elasticsearch package."""
 
-from functools import cached_property
 from typing import Any
 
 from django.conf import settings
@@ -14,13 +13,11 @@ class ElasticsearchBackend:
     name = "elasticsearch"
 
     def __init__(self, url: str) -> None:
-        self.url = url
-
-    @cached_property
-    def client(self) -> Any:
         from elasticsearch import Elasticsearch
 
-        return Elasticsearch(self.url, request_timeout=5, retry_on_timeout=True, max_retries=2)
+        # Made once per process by keyword.get_backend; the client object itself is thread-safe.
+        self.url = url
+        self.client = Elasticsearch(url, request_timeout=5, retry_on_timeout=True, max_retries=2)
 
     def index_name(self, organization_id: int, corpus: str) -> str:
         return f"{settings.ELASTICSEARCH_INDEX_PREFIX}-{corpus}-{organization_id}"

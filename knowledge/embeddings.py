@@ -4,13 +4,14 @@ No PyTorch, no model hub. Vectors are 384-dimensional and L2-normalised."""
 
 import os
 import threading
-from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 import numpy as np
+
+from config.clients import process_client
 
 DIMENSIONS = 384
 MAX_TOKENS = 256
@@ -67,7 +68,7 @@ class Embedder:
         return out
 
 
-@lru_cache(maxsize=1)
+@process_client
 def get_embedder() -> Embedder:
     return Embedder()
 

@@ -12,13 +12,14 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Protocol
 
 import bm25s
 import numpy as np
 from django.conf import settings
 from django.db.models import Count, Max
+
+from config.clients import process_client
 
 KB = "kb"
 DESK = "desk"
@@ -215,7 +216,7 @@ class Bm25Backend:
         return len(self._index(organization_id, corpus).ids)
 
 
-@lru_cache(maxsize=4)
+@process_client
 def _backend_for(url: str) -> KeywordBackend:
     if url:
         from knowledge.elastic import ElasticsearchBackend

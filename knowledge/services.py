@@ -59,6 +59,36 @@ def kb_article_publish(*, article: Article) -> Article:
 
 
 @transaction.atomic
+def kb_article_unpublish(*, article: Article) -> Article:
+    """Retract an article: it becomes a draft and its passages leave both search legs, so the
+    assistant stops citing it as soon as the index task has run."""
+    article.status = Article.Status.DRAFT
+    article.save(update_fields=["status", "updated_at"])
+    kb_article_mark_changed(article=article)
+    return article
+
+
+@transaction.atomic
+def kb_article_delete(*, article: Article) -> None:
+    """Delete an article and, after commit, its vectors and keyword documents (the chunk rows go
+    with the article; the search indexes live outside the database)."""
+    from knowledge.tasks import kb_article_purge_task
+
+    organization_id, article_id = article.organization_id, article.pk
+    chunk_ids = [str(pk) for pk in article.chunks.values_list("pk", flat=True)]
+    article.delete()
+    transaction.on_commit(lambda: kb_article_purge_task.delay(organization_id, article_id, chunk_ids))
+
+
+def kb_article_purge(*, organization_id: int, article_id: int, chunk_ids: list[str]) -> None:
+    """Remove a deleted article's passages from the vector store and the keyword index."""
+    from knowledge import keyword, vectors
+
+    vectors.delete_article(organization_id, article_id)
+    keyword.get_backend().delete(organization_id, keyword.KB, chunk_ids)
+
+
+@transaction.atomic
 def kb_article_index(*, article_id: int) -> int:
     """Bring one article's search index in line with the article; returns its chunk count.
 

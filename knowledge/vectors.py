@@ -1,14 +1,25 @@
 """The vector leg: Chroma, one collection per organization, cosine space, telemetry off.
-A persistent client at CHROMA_PATH, or a server at CHROMA_HOST. Nothing else imports chromadb."""
+Nothing else imports chromadb.
 
+Every process that serves or indexes must see the same vectors, so the normal way in is a Chroma
+server: CHROMA_HOST in production, or the local server that ``runstack`` starts beside uvicorn
+and the Celery worker (it announces itself in ``<CHROMA_PATH>.server``, so a management command
+run while the stack is up writes through it too). An embedded persistent client at CHROMA_PATH
+is used only when no server is there: one process alone (tests, a command on a stopped stack).
+Two processes opening the same folder embedded do not see each other's writes."""
+
+import contextlib
+import json
 import os
-from functools import lru_cache
+import threading
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 from django.conf import settings
 
+from config.clients import process_client
 from knowledge import embeddings
 
 
@@ -43,58 +54,143 @@ class MiniLMEmbeddingFunction:
         return ["cosine"]
 
 
-@lru_cache(maxsize=1)
-def get_client() -> Any:
+# --- where the vectors live --------------------------------------------------------------------
+
+
+def local_server_file(chroma_path: str | None = None) -> Path:
+    """Where a local Chroma server started by ``runstack`` writes its address."""
+    return Path(f"{chroma_path or settings.CHROMA_PATH}.server")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def local_server_address(chroma_path: str | None = None) -> str:
+    """``host:port`` of the running local server for this folder, or empty."""
+    try:
+        announced = json.loads(local_server_file(chroma_path).read_text())
+        if _pid_alive(int(announced["pid"])):
+            return f"{announced['host']}:{int(announced['port'])}"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return ""
+
+
+def server_address() -> str:
+    """The Chroma server this process talks to, or empty for the embedded store."""
+    return settings.CHROMA_HOST or local_server_address()
+
+
+@process_client
+def _client(address: str, path: str) -> Any:
     import chromadb
     from chromadb.config import Settings
 
     chroma_settings = Settings(anonymized_telemetry=False, allow_reset=False)
-    if settings.CHROMA_HOST:
-        host, _, port = settings.CHROMA_HOST.partition(":")
+    if address:
+        host, _, port = address.rpartition(":") if ":" in address else (address, "", "8000")
         return chromadb.HttpClient(host=host, port=int(port or 8000), settings=chroma_settings)
-    return chromadb.PersistentClient(path=settings.CHROMA_PATH, settings=chroma_settings)
+    return chromadb.PersistentClient(path=path, settings=chroma_settings)
+
+
+def get_client() -> Any:
+    return _client(server_address(), settings.CHROMA_PATH)
 
 
 def collection_name(organization_id: int) -> str:
     return f"kb_org_{organization_id}"
 
 
+# Collection handles, per client and organization: asking the server for the collection on every
+# query would cost a round trip each time. A handle whose collection was dropped (by another
+# process too) raises NotFoundError once and is fetched again.
+_collections: dict[tuple[str, str, int], Any] = {}
+_collections_lock = threading.Lock()
+
+
 def get_collection(organization_id: int) -> Any:
-    return get_client().get_or_create_collection(
-        name=collection_name(organization_id),
-        embedding_function=MiniLMEmbeddingFunction(),
-        metadata={"hnsw:space": "cosine"},
-    )
+    address, path = server_address(), settings.CHROMA_PATH
+    key = (address, path, organization_id)
+    collection = _collections.get(key)
+    if collection is None:
+        with _collections_lock:
+            collection = _collections.get(key)
+            if collection is None:
+                collection = _collections[key] = _client(address, path).get_or_create_collection(
+                    name=collection_name(organization_id),
+                    embedding_function=MiniLMEmbeddingFunction(),
+                    metadata={"hnsw:space": "cosine"},
+                )
+    return collection
+
+
+def _on_collection(organization_id: int, work: Any) -> Any:
+    from chromadb.errors import NotFoundError
+
+    try:
+        return work(get_collection(organization_id))
+    except NotFoundError:
+        _forget_collection(organization_id)
+        return work(get_collection(organization_id))
+
+
+def _forget_collection(organization_id: int) -> None:
+    with _collections_lock:
+        for key in [k for k in _collections if k[2] == organization_id]:
+            del _collections[key]
+
+
+def drop_collection(organization_id: int) -> None:
+    """Delete an organization's vectors (tests and throw-away evaluation organizations)."""
+    from chromadb.errors import NotFoundError
+
+    _forget_collection(organization_id)
+    with contextlib.suppress(NotFoundError, ValueError):  # there was none
+        get_client().delete_collection(collection_name(organization_id))
 
 
 def upsert(organization_id: int, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]]) -> None:
     if not ids:
         return
-    vectors = embeddings.embed(texts)
-    get_collection(organization_id).upsert(
-        ids=ids, documents=texts, metadatas=metadatas, embeddings=[v.tolist() for v in vectors]
+    vectors = [v.tolist() for v in embeddings.embed(texts)]
+    _on_collection(
+        organization_id,
+        lambda c: c.upsert(ids=ids, documents=texts, metadatas=metadatas, embeddings=vectors),
     )
 
 
 def delete_article(organization_id: int, article_id: int) -> None:
-    get_collection(organization_id).delete(where={"article_id": article_id})
+    _on_collection(organization_id, lambda c: c.delete(where={"article_id": article_id}))
 
 
 def query(organization_id: int, query_vector: list[float], k: int) -> list[tuple[str, float]]:
     """(chunk id, cosine similarity) best first."""
-    collection = get_collection(organization_id)
-    if collection.count() == 0:
-        return []
-    result = collection.query(query_embeddings=[query_vector], n_results=min(k, collection.count()))
+    result = _on_collection(
+        organization_id, lambda c: c.query(query_embeddings=[query_vector], n_results=k, include=["distances"])
+    )
     return [(cid, 1.0 - float(dist)) for cid, dist in zip(result["ids"][0], result["distances"][0], strict=True)]
 
 
 def count(organization_id: int) -> int:
-    return int(get_collection(organization_id).count())
+    return int(_on_collection(organization_id, lambda c: c.count()))
 
 
 def ping() -> str:
     """Chroma answers (server heartbeat, or the local store opens)."""
     client = get_client()
     client.heartbeat()
-    return f"server {settings.CHROMA_HOST}" if settings.CHROMA_HOST else f"local {settings.CHROMA_PATH}"
+    address = server_address()
+    return f"server {address}" if address else f"local {settings.CHROMA_PATH}"
+
+
+def warm() -> None:
+    """Open the store and load the model before the first customer asks."""
+    ping()
+    embeddings.embed(["warm up"])

@@ -73,6 +73,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": mask_personal_data(record.getMessage()),
+            "pid": record.process,  # which worker process wrote it, when several serve
         }
         for key in ("request_id", "conversation_id", "task_id"):
             value = getattr(record, key, None)

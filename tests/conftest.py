@@ -1,4 +1,3 @@
-import contextlib
 import os
 from pathlib import Path
 
@@ -83,8 +82,7 @@ def trained_org(org):
     from knowledge import vectors
 
     # Database ids come round again between tests; Chroma outlives them: start this id's collection empty.
-    with contextlib.suppress(Exception):  # no collection yet
-        vectors.get_client().delete_collection(vectors.collection_name(org.pk))
+    vectors.drop_collection(org.pk)
     call_command("kb_ingest", str(DEMO_KB), "--org", org.slug)
     from agents.demo_intents import DEMO_INTENTS
     from agents.services import intent_examples_import, intent_model_train
@@ -93,3 +91,14 @@ def trained_org(org):
     intent_examples_import(organization=org, rows=rows)
     intent_model_train(organization=org)
     return org
+
+
+@pytest.fixture
+def chroma_server(tmp_path, settings):
+    """A real Chroma server on loopback that this test process and the servers it starts share
+    (ask for it before ``trained_org`` so the demo knowledge base is indexed into it)."""
+    from knowledge.vector_server import LocalChromaServer
+
+    with LocalChromaServer(str(tmp_path / "chroma-server"), log=(tmp_path / "chroma.log").open("wb")) as server:
+        settings.CHROMA_HOST = server.address
+        yield server.address

@@ -1,14 +1,20 @@
 """Helpers for the tests that start real processes on loopback."""
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -57,3 +63,70 @@ def ws_frames_until(ws: Any, predicate: Callable[[dict[str, Any]], bool], timeou
         if predicate(frame):
             return frames
     raise AssertionError(f"no matching frame in {frames}")
+
+
+def production_env(tmp_path: Path, port: int, **extra: str) -> dict[str, str]:
+    """Environment for the deploy kit's processes (gunicorn, Celery) on this run's PostgreSQL and Redis."""
+    from django.conf import settings
+
+    return {
+        **os.environ,
+        "DATABASE_URL": run_database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "DEBUG": "false",
+        "SECURE_SSL_REDIRECT": "false",  # no TLS on loopback
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "CONCIERGE_VAR_DIR": str(tmp_path / "var"),
+        "CHROMA_PATH": str(settings.CHROMA_PATH),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "2",
+        "CONCIERGE_HEARTBEAT_SECONDS": "1",
+        "EMAIL_URL": f"filemail://{tmp_path / 'mail'}",
+        "LOG_FORMAT": "json",
+        **extra,
+    }
+
+
+GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "config.asgi:application"]
+CELERY_WORKER = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO"]
+
+
+class Processes:
+    """Named processes started from the repository root, each logging to ``<name>.log``;
+    stopped (and their logs closed) on exit."""
+
+    def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
+        self.tmp_path, self.env = tmp_path, env
+        self.running: dict[str, tuple[subprocess.Popen[bytes], Any]] = {}
+
+    def start(self, name: str, argv: list[str]) -> None:
+        log = open(self.tmp_path / f"{name}.log", "w")  # noqa: SIM115 (closed in stop)
+        process = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.running[name] = (process, log)
+
+    def log(self, name: str) -> str:
+        return (self.tmp_path / f"{name}.log").read_text()
+
+    def stop(self) -> None:
+        for process, _ in self.running.values():
+            process.terminate()
+        for process, log in self.running.values():
+            try:
+                process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            log.close()
+
+    def __enter__(self) -> "Processes":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def healthy(base: str) -> bool:
+    try:
+        return http(f"{base}/healthz")[0] == 200
+    except OSError:
+        return False

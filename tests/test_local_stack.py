@@ -1,8 +1,11 @@
-"""`make run`'s stack for real: uvicorn, a Celery worker and beat on the embedded defaults
-(SQLite, local filesystem broker), started by `manage.py runstack` and stopped with Ctrl-C."""
+"""`make run`'s stack for real: a local Chroma server, uvicorn, a Celery worker and beat on the
+embedded defaults (SQLite, local filesystem broker), started by `manage.py runstack` and stopped
+with Ctrl-C. An article published from another process (a management command, as an operator
+would) is cited by the running assistant at once, and no longer once it is unpublished."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port
+from tests.knowledge.test_freshness import ALPACA_BODY, ALPACA_QUESTION
+from tests.support import free_port, http, until, ws_frames_until
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -62,6 +66,24 @@ def test_runstack_serves_site_and_runs_worker_and_beat(tmp_path):
         assert status == 200 and b"data-widget-key=" in body
         status, body = fetch(base + "/admin/login/")
         assert status == 200 and b"Concierge" in body
+
+        # One vector store for every process: the stack serves var/chroma from a Chroma server.
+        assert ready["checks"]["chroma"]["detail"].startswith("server 127.0.0.1:"), ready
+        widget_key = re.search(rb'data-widget-key="([^"]+)"', fetch(base + "/")[1]).group(1).decode()
+        assert "alpaca" not in ask(port, widget_key)
+
+        article = tmp_path / "alpacas.md"
+        article.write_text(f"---\ntitle: Alpacas at the climbing wall\n---\n{ALPACA_BODY}\n")
+        ingest = subprocess.run([*manage, "kb_ingest", str(article), "--org", "trailhead"], env=env, cwd=ROOT,
+                                capture_output=True, text=True)  # fmt: skip
+        assert ingest.returncode == 0, ingest.stderr
+        cited = until(lambda: "alpaca" in ask(port, widget_key), timeout=10)
+        assert cited, (tmp_path / "stack.log").read_text()[-3000:]
+
+        retract = subprocess.run([*manage, "kb_article", "unpublish", "alpacas", "--org",
+                                  "trailhead"], env=env, cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+        assert retract.returncode == 0 and "Unpublished" in retract.stdout, retract.stderr
+        assert until(lambda: "alpaca" not in ask(port, widget_key), timeout=10)
     finally:
         stack.send_signal(signal.SIGINT)
         code = stack.wait(timeout=30)
@@ -69,3 +91,17 @@ def test_runstack_serves_site_and_runs_worker_and_beat(tmp_path):
     output = (tmp_path / "stack.log").read_text()
     assert code == 0, output[-3000:]
     assert "Concierge stopped." in output
+    assert not (tmp_path / "chroma.server").exists()  # the local server is gone and no longer announced
+
+
+def ask(port: int, widget_key: str) -> str:
+    """The titles an answer to the alpaca question cites, in one string, lowercased."""
+    from websockets.sync.client import connect
+
+    status, body = http(f"http://127.0.0.1:{port}/api/v1/widget/sessions", {"widget_key": widget_key})
+    assert status == 201, body
+    token = json.loads(body)["token"]
+    with connect(f"ws://127.0.0.1:{port}/ws/chat/?token={token}", origin="http://127.0.0.1") as ws:
+        ws.send(json.dumps({"type": "message", "id": "q", "text": ALPACA_QUESTION}))
+        answer = ws_frames_until(ws, lambda f: f["type"] == "message" and f["role"] == "bot")[-1]
+    return " ".join(source["title"] for source in answer["sources"]).lower()

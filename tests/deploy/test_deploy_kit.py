@@ -87,6 +87,41 @@ def test_kubernetes_manifests_validate_and_fit_together():
     assert set(by_kind["ConfigMap"]) == {"concierge-config"} and set(by_kind["Secret"]) == {"concierge-secrets"}
 
 
+def test_every_process_shares_one_chroma_server():
+    """Web and worker processes must read and write one vector store: a Chroma server with a
+    persistent volume, never one folder opened embedded by several containers."""
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    services = compose["services"]
+    chroma = services["chroma"]
+    command = chroma["command"]
+    assert command[:2] == ["chroma", "run"] and command[command.index("--port") + 1] == "8000"
+    path = command[command.index("--path") + 1]
+    assert any(v.split(":")[1] == path and v.split(":")[0] in compose["volumes"] for v in chroma["volumes"])
+    assert "api/v2/heartbeat" in " ".join(chroma["healthcheck"]["test"])
+    for role in ("web", "worker", "beat", "migrate"):
+        assert services[role]["environment"]["CHROMA_HOST"] == "chroma:8000", role
+        assert "CHROMA_PATH" not in services[role]["environment"]
+        assert not any(v.split(":")[0] == "chroma" for v in services[role].get("volumes", [])), role
+    for role in ("web", "worker"):
+        assert services[role]["depends_on"]["chroma"]["condition"] == "service_healthy"
+
+    by_kind: dict[str, dict[str, dict]] = {}
+    for doc in manifests():
+        by_kind.setdefault(doc["kind"], {})[doc["metadata"]["name"]] = doc
+    host, port = by_kind["ConfigMap"]["concierge-config"]["data"]["CHROMA_HOST"].split(":")
+    service = by_kind["Service"][host]
+    assert int(port) in {p["port"] for p in service["spec"]["ports"]}
+    stateful = by_kind["StatefulSet"][host]["spec"]
+    assert stateful["replicas"] == 1 and stateful["serviceName"] == host
+    assert service["spec"]["selector"].items() <= stateful["template"]["metadata"]["labels"].items()
+    container = stateful["template"]["spec"]["containers"][0]
+    data_path = container["command"][container["command"].index("--path") + 1]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert mounts[data_path] in {t["metadata"]["name"] for t in stateful["volumeClaimTemplates"]}
+    assert container["readinessProbe"]["httpGet"]["path"] == "/api/v2/heartbeat"
+    assert stateful["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
 def test_a_broken_manifest_is_caught():
     bad = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}, "spec": {"replicas": "two"}}
     with pytest.raises(kubernetes_validate.ValidationError):
@@ -188,7 +223,7 @@ def test_systemd_units_verify(tmp_path):
         # The units name /opt/concierge/.venv; point them at this checkout's venv to verify.
         (tmp_path / unit.name).write_text(unit.read_text().replace("/opt/concierge/.venv", str(venv)))
     units = sorted(str(path) for path in tmp_path.glob("*.service"))
-    assert len(units) == 3
+    assert len(units) == 4
     result = subprocess.run([analyze, "verify", *units], capture_output=True, text=True, timeout=60)
     problems = [line for line in result.stderr.splitlines() if "concierge-" in line]
     assert result.returncode == 0 and not problems, result.stderr

@@ -4,22 +4,30 @@ Redis, and a widget chat through it: session, websocket turn with a cited answer
 routed by the worker, readiness, multiprocess metrics and JSON logs."""
 
 import json
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.db import connection
 from websockets.sync.client import connect
 
-from tests.support import free_port, http, run_database_url, until, ws_frames_until
+from tests.support import (
+    CELERY_WORKER,
+    GUNICORN,
+    ROOT,
+    Processes,
+    free_port,
+    healthy,
+    http,
+    production_env,
+    until,
+    ws_frames_until,
+)
 from tests.tickets.factories import StaffFactory
 from tickets.models import Ticket
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
@@ -28,42 +36,21 @@ def test_gunicorn_uvicorn_workers_celery_and_beat_serve_a_chat(trained_org, tmp_
         pytest.skip("the production stack runs on PostgreSQL and Redis")
     ann = StaffFactory(organization=trained_org, username="ann", email="ann@example.com")
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": run_database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "DEBUG": "false",
-        "SECURE_SSL_REDIRECT": "false",  # no TLS on loopback
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "CONCIERGE_VAR_DIR": str(tmp_path / "var"),
-        "CHROMA_PATH": str(settings.CHROMA_PATH),
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": "2",
-        "CONCIERGE_HEARTBEAT_SECONDS": "1",
-        "EMAIL_URL": f"filemail://{tmp_path / 'mail'}",
-        "LOG_FORMAT": "json",
-    }
+    env = production_env(tmp_path, port)
     run = {"cwd": ROOT, "env": env, "timeout": 120, "capture_output": True, "text": True}
     static = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput"], **run)
     assert static.returncode == 0, static.stderr
     schedule = subprocess.run([sys.executable, "manage.py", "beat_schedule_load"], **run)
     assert schedule.returncode == 0 and "added" in schedule.stdout, schedule.stderr
 
-    logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("web", "worker", "beat")}  # noqa: SIM115
-    commands = {
-        "web": [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "config.asgi:application"],
-        "worker": [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO"],
-        "beat": [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
-                 "--schedule", str(tmp_path / "beat-schedule")],
-    }  # fmt: skip
-    processes = {
-        name: subprocess.Popen(argv, cwd=ROOT, env=env, stdout=logs[name], stderr=subprocess.STDOUT)
-        for name, argv in commands.items()
-    }
+    stack = Processes(tmp_path, env)
+    stack.start("web", GUNICORN)
+    stack.start("worker", CELERY_WORKER)
+    stack.start("beat", [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
+                         "--schedule", str(tmp_path / "beat-schedule")])  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        assert until(lambda: _up(base), timeout=90), (tmp_path / "web.log").read_text()[-3000:]
+        assert until(lambda: healthy(base), timeout=90), stack.log("web")[-3000:]
         status, body = http(f"{base}/api/v1/widget/sessions", {"widget_key": trained_org.widget_key, "name": "Maya"})
         assert status == 201, body
         session = json.loads(body)
@@ -83,7 +70,7 @@ def test_gunicorn_uvicorn_workers_celery_and_beat_serve_a_chat(trained_org, tmp_
 
         # The escalation was queued by a web worker and routed by the Celery worker over Redis.
         routed = until(lambda: Ticket.objects.filter(conversation_id=session["conversation_id"], assignee=ann).first())
-        assert routed is not None, (tmp_path / "worker.log").read_text()[-3000:]
+        assert routed is not None, stack.log("worker")[-3000:]
 
         # Beat → worker heartbeat makes the stack ready.
         def ready():
@@ -99,15 +86,7 @@ def test_gunicorn_uvicorn_workers_celery_and_beat_serve_a_chat(trained_org, tmp_
         assert turns == 2  # counted across both web processes
         assert 'concierge_http_requests_total{method="POST",status="201",view="api/v1/widget/sessions"}' in text
     finally:
-        for process in processes.values():
-            process.terminate()
-        for process in processes.values():
-            try:
-                process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        for handle in logs.values():
-            handle.close()
+        stack.stop()
 
     access = [json.loads(line) for line in (tmp_path / "web.log").read_text().splitlines() if line.startswith("{")]
     session_line = next(
@@ -116,10 +95,3 @@ def test_gunicorn_uvicorn_workers_celery_and_beat_serve_a_chat(trained_org, tmp_
     assert len(session_line["request_id"]) == 32 and session_line["status"] == 201
     turn_lines = [e for e in access if e["message"].startswith("bot turn")]
     assert {e["conversation_id"] for e in turn_lines} == {session["conversation_id"]}
-
-
-def _up(base: str) -> bool:
-    try:
-        return http(f"{base}/healthz")[0] == 200
-    except OSError:
-        return False

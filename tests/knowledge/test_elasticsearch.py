@@ -104,3 +104,29 @@ def test_readiness_reports_elasticsearch(elastic, client):
         response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["elasticsearch"]["ok"] is False
+
+
+@pytest.mark.django_db
+def test_unpublish_and_delete_leave_elasticsearch_at_once(
+    elastic, org, monkeypatch, django_capture_on_commit_callbacks
+):
+    from config.celery import app as celery_app
+    from knowledge.services import kb_article_delete, kb_article_publish, kb_article_unpublish, kb_article_upsert
+
+    monkeypatch.setattr(celery_app.conf, "task_always_eager", True)  # the queued index tasks run here
+    with django_capture_on_commit_callbacks(execute=True):
+        alpacas, _ = kb_article_upsert(organization=org, title="Alpacas", body="Alpacas may visit the climbing wall.")
+        kb_article_publish(article=alpacas)
+        llamas, _ = kb_article_upsert(organization=org, title="Llamas", body="Llamas may visit the climbing wall.")
+        kb_article_publish(article=llamas)
+    assert elastic.size(org.pk, keyword.KB) == Chunk.objects.filter(organization=org).count() == 4
+    assert {Chunk.objects.get(pk=int(i)).article for i, _ in elastic.search(org.pk, keyword.KB, "alpacas", 5)} == {
+        alpacas
+    }
+
+    with django_capture_on_commit_callbacks(execute=True):
+        kb_article_unpublish(article=alpacas)
+    assert elastic.search(org.pk, keyword.KB, "alpacas", 5) == []
+    with django_capture_on_commit_callbacks(execute=True):
+        kb_article_delete(article=llamas)
+    assert elastic.size(org.pk, keyword.KB) == 0

@@ -64,7 +64,7 @@ class Command(BaseCommand):
                 found = [slugs[hit.article_id] for hit in result.hits]
                 ranks.append(found.index(expected) + 1 if expected in found else None)
         finally:
-            vectors.get_client().delete_collection(vectors.collection_name(organization.pk))
+            vectors.drop_collection(organization.pk)
             organization.delete()
 
         n = len(ranks)

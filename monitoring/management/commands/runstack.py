@@ -1,14 +1,23 @@
-"""Start the whole embedded stack in the foreground: the ASGI server (HTTP + websocket),
-a Celery worker and Celery beat. Ctrl-C (or SIGTERM) stops all three."""
+"""Start the whole embedded stack in the foreground: a Chroma server on loopback (unless
+CHROMA_HOST names one), the ASGI server (HTTP + websocket), a Celery worker and Celery beat.
+Ctrl-C (or SIGTERM) stops them all.
 
+The web process and the worker must share one vector store: the worker indexes what staff
+publish and the web process answers from it at once. Two embedded Chroma clients on one folder
+would not see each other's writes, so the stack serves the folder from one Chroma server."""
+
+import os
 import signal
 import subprocess
 import sys
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+
+from knowledge.vector_server import LocalChromaServer
 
 
 class Command(BaseCommand):
@@ -18,9 +27,21 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes.")
+        parser.add_argument(
+            "--chroma-port", type=int, default=0, help="Local Chroma server port (default: a free one)."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         call_command("beat_schedule_load", stdout=self.stdout)
+        chroma = None
+        env = dict(os.environ)
+        if not settings.CHROMA_HOST:
+            chroma_log = open(settings.VAR_DIR / "chroma.log", "ab")  # noqa: SIM115 (open while the stack runs)
+            try:
+                chroma = LocalChromaServer(settings.CHROMA_PATH, port=options["chroma_port"], log=chroma_log).start()
+            except RuntimeError as exc:
+                raise CommandError(f"Could not start the local Chroma server: {exc}") from exc
+            env["CHROMA_HOST"] = chroma.address
         python = sys.executable
         commands = {
             "web": [
@@ -33,7 +54,7 @@ class Command(BaseCommand):
             ],
             "beat": [python, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO"],
         }  # fmt: skip
-        processes = {name: subprocess.Popen(argv) for name, argv in commands.items()}
+        processes = {name: subprocess.Popen(argv, env=env) for name, argv in commands.items()}
         base = f"http://{options['host']}:{options['port']}"
         self.stdout.write(
             "\nConcierge is starting:\n"
@@ -41,6 +62,7 @@ class Command(BaseCommand):
             f"  support desk (staff)        {base}/admin/\n"
             f"  API docs                    {base}/api/docs/\n"
             f"  health / readiness          {base}/healthz  {base}/readyz\n"
+            f"  vector store (Chroma)       {env.get('CHROMA_HOST') or settings.CHROMA_PATH}\n"
             "Press Ctrl-C to stop.\n"
         )
         self.stdout.flush()
@@ -55,8 +77,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         failed = ""
         while not stopping:
-            for name, process in processes.items():
-                if process.poll() is not None:
+            watched = {**processes, **({"chroma": chroma.process} if chroma and chroma.process else {})}
+            for name, process in watched.items():
+                if process.poll() is not None and not stopping:  # Ctrl-C reaches the children too
                     failed = f"{name} exited with status {process.returncode}"
                     stopping = True
             time.sleep(0.2)
@@ -69,6 +92,8 @@ class Command(BaseCommand):
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
+        if chroma is not None:
+            chroma.stop()
         if failed:
             raise CommandError(f"Stopped because {failed}.")
         self.stdout.write("Concierge stopped.")

@@ -1,0 +1,32 @@
+"""Warm a serving process before it takes its first request: each app that keeps clients of
+outside services or models (see config.clients) gets them made and exercised once, so the
+first customer waits no longer than the hundredth and a burst of first requests does not race
+to build them. An app takes part by defining ``warm()`` on its AppConfig.
+
+A dependency that is down at boot is logged and skipped: the process still starts, /readyz
+reports the dependency, and the client is made on first use once it is back."""
+
+import logging
+import time
+
+from django.apps import apps
+
+logger = logging.getLogger(__name__)
+
+
+def warm_process() -> dict[str, float]:
+    """Warm every app; returns the milliseconds each took (failed ones are left out)."""
+    took: dict[str, float] = {}
+    for app_config in apps.get_app_configs():
+        warm = getattr(app_config, "warm", None)
+        if warm is None:
+            continue
+        started = time.perf_counter()
+        try:
+            warm()
+        except Exception:  # a dependency down at boot must not stop the process from serving
+            logger.warning("warming %s failed; its clients will be made on first use", app_config.label, exc_info=True)
+            continue
+        took[app_config.label] = round((time.perf_counter() - started) * 1000, 1)
+    logger.info("process warmed: %s", ", ".join(f"{label} {ms} ms" for label, ms in took.items()) or "nothing")
+    return took
