@@ -11,6 +11,8 @@ from pathlib import Path
 
 import environ
 
+from config.version import __version__
+
 # Chroma and onnxruntime phone home unless told not to; set before anything imports them.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
@@ -84,6 +86,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "monitoring.context_processors.version",
             ],
         },
     },
@@ -198,7 +201,7 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Concierge API",
     "DESCRIPTION": "Tickets, customers, conversations and macros of one organization.",
-    "VERSION": "1.0.0",
+    "VERSION": __version__,
     "SERVE_INCLUDE_SCHEMA": False,
     # drf-spectacular's docs page loads Swagger UI from a CDN by default; we serve our own.
     "SWAGGER_UI_DIST": "SIDECAR",

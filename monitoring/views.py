@@ -4,13 +4,14 @@ import ipaddress
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from config.version import __version__
 from monitoring.metrics import metrics_render
 from monitoring.services import readiness
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
     """The process is up and serving."""
-    return JsonResponse({"status": "ok"})
+    return JsonResponse({"status": "ok", "version": __version__})
 
 
 def readyz(request: HttpRequest) -> JsonResponse:
