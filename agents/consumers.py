@@ -21,13 +21,14 @@ from monitoring.context import conversation_context
 from monitoring.metrics import WEBSOCKETS_OPEN
 from tickets.errors import ConversationFull, DomainError
 from tickets.presence import chat_presence_join, chat_presence_leave
+from tickets.rules import MESSAGE_MAX_CHARS
 
 logger = logging.getLogger(__name__)
 
 DEGRADED_MESSAGE = "Live updates are interrupted. Your messages are saved and answered here."
 UNAVAILABLE_MESSAGE = "We could not save your message just now; it will be sent again automatically."
-MAX_FRAME_BYTES = 8192
-MAX_TEXT_CHARS = 2000
+# Room for a message of MESSAGE_MAX_CHARS characters, JSON-escaped, and the frame around it.
+MAX_FRAME_BYTES = 64 * 1024
 CLOSE_BAD_TOKEN = 4401
 CLOSE_GONE = 4404
 
@@ -63,24 +64,6 @@ def _conversation_exists(session: WidgetSession) -> bool:
     return Conversation.objects.filter(
         pk=session.conversation_id, organization_id=session.organization_id, customer_id=session.customer_id
     ).exists()
-
-
-def _record_csat(session: WidgetSession, score: int, comment: str) -> None:
-    """Rate the conversation's latest resolved ticket, or the chat itself when the assistant
-    handled it alone."""
-    from tickets import services as desk
-    from tickets.models import Conversation, Ticket
-
-    ticket = (
-        Ticket.objects.filter(conversation_id=session.conversation_id, status__in=["resolved", "closed"])
-        .order_by("-resolved_at")
-        .first()
-    )
-    if ticket is not None:
-        desk.ticket_csat_record(ticket=ticket, score=score, comment=comment)
-        return
-    conversation = Conversation.objects.get(pk=session.conversation_id)
-    desk.conversation_csat_record(conversation=conversation, score=score, comment=comment)
 
 
 def _message_limits(session: WidgetSession, ip: str) -> dict[str, Any] | None:
@@ -207,8 +190,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not isinstance(text, str) or not text.strip():
             await self.error("invalid", "A message needs some text.")
             return
-        if len(text) > MAX_TEXT_CHARS:
-            await self.error("too_long", f"Messages are limited to {MAX_TEXT_CHARS} characters.")
+        if len(text) > MESSAGE_MAX_CHARS:
+            await self.error("too_long", f"Messages are limited to {MESSAGE_MAX_CHARS:,} characters.")
             return
         refused = await sync_to_async(_message_limits)(self.session, self.client_ip())
         if refused is not None:
@@ -278,16 +261,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_csat(self, frame: dict[str, Any]) -> None:
         assert self.session is not None
+        from tickets.services import conversation_csat_submit
+
         score = frame.get("score")
-        comment = frame.get("comment", "")
-        if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
-            await self.error("invalid", "csat needs score: a whole number from 1 to 5.")
-            return
-        if not isinstance(comment, str):
-            await self.error("invalid", "csat comment must be text.")
-            return
         try:
-            await database_sync_to_async(_record_csat)(self.session, score, comment)
+            await database_sync_to_async(conversation_csat_submit)(
+                conversation_id=self.session.conversation_id, score=score, comment=frame.get("comment", "")
+            )
         except DomainError as exc:
             await self.error("invalid", str(exc))
             return

@@ -19,8 +19,12 @@ from agents.intents import FALLBACK
 from agents.language import detect_language
 from agents.sentiment import sentiment_score, sentiment_trend
 from knowledge.search import kb_search
+from tickets.rules import HIGH_VALUE_VIP_TIERS, NEGATIVE_SENTIMENT, VERY_NEGATIVE_SENTIMENT
 
 State = dict[str, Any]
+
+# The assistant reads this much of a message (a message itself may hold tickets.rules.MESSAGE_MAX_CHARS).
+ASSISTANT_READS_CHARS = 2000
 
 HUMAN_WORDS = re.compile(
     r"\b(human|real person|a person|someone real|an? (live )?agent|representative|operator|manager|supervisor)\b"
@@ -28,8 +32,9 @@ HUMAN_WORDS = re.compile(
     re.IGNORECASE,
 )
 SMALL_TALK = {
-    "greeting": "Hi! I'm the Trailhead assistant. Ask me anything about orders, returns, membership or gear.",
-    "goodbye": "Glad I could help. Have a great day outdoors!",
+    "greeting": "Hi! I'm the {organization} assistant. Ask me anything: I answer from our help articles, "
+    "and I can bring in a person whenever you like.",
+    "goodbye": "Glad I could help. Have a great day!",
 }
 HANDOFF_TEXT = (
     "I'm passing this conversation to a member of our support team now; they can see everything "
@@ -44,6 +49,7 @@ DONT_KNOW_TEXT = (
 @dataclass
 class ConversationContext:
     organization_id: int
+    organization_name: str = ""  # the assistant introduces itself as this organization's
     vip_tier: str = "none"
     previous_scores: list[float] = field(default_factory=list)  # the customer's earlier messages
     previous_fallbacks: int = 0  # consecutive bot turns that could not answer, just before this one
@@ -61,7 +67,7 @@ def _stage(name: str, work: Callable[[State], dict[str, Any]]) -> Runnable:
 
 def _normalise(state: State) -> dict[str, Any]:
     text = unicodedata.normalize("NFKC", state["text"])
-    return {"normalised": " ".join(text.split())[:2000]}
+    return {"normalised": " ".join(text.split())[:ASSISTANT_READS_CHARS]}
 
 
 def _language(state: State) -> dict[str, Any]:
@@ -125,7 +131,9 @@ def _respond(state: State) -> dict[str, Any]:
     intent = state["intent"]
     threshold = settings.CONCIERGE_ANSWER_MIN_CONFIDENCE
     if intent in SMALL_TALK:
-        return {"reply": SMALL_TALK[intent], "sources": [], "answered": True}
+        context: ConversationContext = state["context"]
+        name = context.organization_name or "support"
+        return {"reply": SMALL_TALK[intent].format(organization=name), "sources": [], "answered": True}
     if intent == "human_request" or HUMAN_WORDS.search(state["normalised"]):
         return {"reply": HANDOFF_TEXT, "sources": [], "answered": True}
     if state["passages"] and state["retrieval_confidence"] >= threshold:
@@ -144,13 +152,13 @@ def _escalation(state: State) -> dict[str, Any]:
         reasons.append("the customer asked for a person")
     if state["intent"] == "complaint":
         reasons.append("complaint")
-    if state["sentiment"] <= -0.6:
+    if state["sentiment"] <= VERY_NEGATIVE_SENTIMENT:
         reasons.append("very negative sentiment")
-    elif state["sentiment_trend"] <= -0.25 and state["sentiment"] < -0.2:
+    elif state["sentiment_trend"] <= -0.25 and state["sentiment"] < NEGATIVE_SENTIMENT:
         reasons.append("sentiment falling")
     if not state["answered"] and context.previous_fallbacks >= 1:
         reasons.append("the assistant could not answer twice in a row")
-    if context.vip_tier in ("gold", "platinum") and state["sentiment"] < -0.2:
+    if context.vip_tier in HIGH_VALUE_VIP_TIERS and state["sentiment"] < NEGATIVE_SENTIMENT:
         reasons.append(f"{context.vip_tier} VIP customer is unhappy")
     handoff = bool(reasons)
     reply = state["reply"]

@@ -157,7 +157,7 @@ def agent_reply(*, message_id: int) -> Any:
     from tickets import services as desk
     from tickets.models import Conversation, Message, MessageRole, SentimentRecord
 
-    message = Message.objects.select_related("conversation__customer").get(pk=message_id)
+    message = Message.objects.select_related("conversation__customer", "conversation__organization").get(pk=message_id)
     conversation = message.conversation
     if conversation.status != Conversation.Status.OPEN:
         return None
@@ -177,6 +177,7 @@ def agent_reply(*, message_id: int) -> Any:
         fallbacks += 1
     context = ConversationContext(
         organization_id=conversation.organization_id,
+        organization_name=conversation.organization.name,
         vip_tier=conversation.customer.vip_tier,
         previous_scores=previous_scores,
         previous_fallbacks=fallbacks,

@@ -1,11 +1,13 @@
 """Writes to the knowledge base."""
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from knowledge.ingest import Document
 from knowledge.models import Article, Category
 from tickets.errors import DomainError
 from tickets.models import Organization
@@ -46,6 +48,30 @@ def kb_article_upsert(
     article.save()
     kb_article_mark_changed(article=article)
     return article, created
+
+
+def kb_documents_ingest(
+    *, organization: Organization, documents: Iterable[Document], publish: bool = True, default_category: str = ""
+) -> list[Article]:
+    """Store read documents as articles (created or updated by slug), with their category, url
+    and tags from the front matter, published unless asked not to. The one ingest loop: the
+    kb_ingest command, the demo and any importer call it."""
+    articles = []
+    for document in documents:
+        category_name = document.meta.get("category") or default_category
+        article, _ = kb_article_upsert(
+            organization=organization,
+            title=document.title,
+            body=document.body,
+            slug=document.slug,
+            category=kb_category_ensure(organization=organization, name=category_name) if category_name else None,
+            url=document.meta.get("url", ""),
+            tags=document.meta.get("tags", ""),
+        )
+        if publish:
+            kb_article_publish(article=article)
+        articles.append(article)
+    return articles
 
 
 @transaction.atomic

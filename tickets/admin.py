@@ -63,6 +63,11 @@ class OrganizationAdmin(OrganizationScopedAdmin):
             return queryset
         return queryset.filter(pk=getattr(self.staff_org(request), "pk", None))
 
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # Time zone, business hours and holidays move every open ticket's deadlines.
+        services.organization_sla_changed(organization_id=form.instance.pk)
+
 
 # --- tickets -----------------------------------------------------------------------------
 
@@ -599,6 +604,22 @@ class TeamAdmin(OrganizationScopedAdmin):
 class SlaPolicyAdmin(OrganizationScopedAdmin):
     list_display = ["priority", "vip_tier", "first_response_minutes", "resolution_minutes"]
     list_filter = ["priority", "vip_tier"]
+
+    # A policy change moves the deadlines of the organization's open tickets.
+    def save_model(self, request: HttpRequest, obj: SlaPolicy, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        services.organization_sla_changed(organization_id=obj.organization_id)
+
+    def delete_model(self, request: HttpRequest, obj: SlaPolicy) -> None:
+        organization_id = obj.organization_id
+        super().delete_model(request, obj)
+        services.organization_sla_changed(organization_id=organization_id)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[SlaPolicy]) -> None:
+        organization_ids = set(queryset.values_list("organization_id", flat=True))
+        super().delete_queryset(request, queryset)
+        for organization_id in organization_ids:
+            services.organization_sla_changed(organization_id=organization_id)
 
 
 @admin.register(StaffProfile)

@@ -302,13 +302,21 @@ class ConversationViewSet(
             data = MessageCreateSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             fields = data.validated_data
-            if fields["role"] == "agent" and not fields["client_message_id"]:
-                message = services.conversation_reply(
-                    conversation=conversation, author=request.user, text=fields["text"]
+            if fields["role"] == "agent":
+                # Staff answering: the reply service, with or without a client id (first-response
+                # clock, ticket event, assignment); a retried id returns the stored reply.
+                repeat = (
+                    bool(fields["client_message_id"])
+                    and conversation.messages.filter(client_message_id=fields["client_message_id"]).exists()
                 )
-                return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
-            author = request.user if fields["role"] == "agent" else None
-            message, created = services.message_create(conversation=conversation, author=author, **fields)
+                message = services.conversation_reply(
+                    conversation=conversation,
+                    author=request.user,
+                    text=fields["text"],
+                    client_message_id=fields["client_message_id"],
+                )
+                return Response(MessageSerializer(message).data, status=status.HTTP_200_OK if repeat else 201)
+            message, created = services.message_create(conversation=conversation, author=None, **fields)
             code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
             return Response(MessageSerializer(message).data, status=code)
         after = request.query_params.get("after", "0")

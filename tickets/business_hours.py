@@ -86,8 +86,4 @@ def business_calendar(organization: Organization) -> BusinessCalendar:
     for row in BusinessHours.objects.filter(organization=organization).order_by("weekday", "opens"):
         hours.setdefault(row.weekday, []).append((row.opens, row.closes))
     holidays = frozenset(Holiday.objects.filter(organization=organization).values_list("date", flat=True))
-    try:
-        zone = ZoneInfo(organization.timezone or "UTC")
-    except (KeyError, ValueError):
-        zone = ZoneInfo("UTC")
-    return BusinessCalendar(zone=zone, hours={k: tuple(v) for k, v in hours.items()}, holidays=holidays)
+    return BusinessCalendar(zone=organization.zone, hours={k: tuple(v) for k, v in hours.items()}, holidays=holidays)

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from knowledge.ingest import read_documents
-from knowledge.services import kb_article_publish, kb_article_upsert, kb_category_ensure, kb_reindex
+from knowledge.services import kb_documents_ingest, kb_reindex
 from tickets import services
 from tickets.models import BusinessHours, Customer, Organization, SlaPolicy, StaffRole, Ticket, TicketStatus
 from tickets.reports import report_store
@@ -185,22 +185,8 @@ class DemoResult:
 
 
 def _demo_knowledge_base(organization: Organization) -> int:
-    count = 0
-    for path in sorted(DEMO_KB_DIR.glob("*.md")):
-        for document in read_documents(path):
-            category = kb_category_ensure(organization=organization, name=document.meta.get("category", "General"))
-            article, _ = kb_article_upsert(
-                organization=organization,
-                title=document.title,
-                body=document.body,
-                category=category,
-                slug=document.slug,
-                url=document.meta.get("url", ""),
-                tags=document.meta.get("tags", ""),
-            )
-            kb_article_publish(article=article)
-            count += 1
-    return count
+    documents = [document for path in sorted(DEMO_KB_DIR.glob("*.md")) for document in read_documents(path)]
+    return len(kb_documents_ingest(organization=organization, documents=documents, default_category="General"))
 
 
 def _demo_ticket(organization: Organization, spec: DemoTicket, staff: dict[str, Any]) -> Ticket:

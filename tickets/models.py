@@ -51,6 +51,14 @@ class Organization(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def zone(self) -> ZoneInfo:
+        """The organization's time zone; UTC when the stored name is empty or unknown."""
+        try:
+            return ZoneInfo(self.timezone or "UTC")
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo("UTC")
+
     def clean(self) -> None:
         try:
             ZoneInfo(self.timezone)

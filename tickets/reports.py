@@ -19,7 +19,6 @@ import statistics
 from collections import Counter, defaultdict
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q
@@ -50,10 +49,7 @@ def period_bounds(*, organization: Organization, period: str, start: date) -> tu
         raise ValueError(f"Unknown period {period!r}; use day or week.")
     if period == ReportPeriod.WEEK:
         start = start - timedelta(days=start.weekday())
-    try:
-        zone = ZoneInfo(organization.timezone or "UTC")
-    except (KeyError, ValueError):
-        zone = ZoneInfo("UTC")
+    zone = organization.zone
     days = 7 if period == ReportPeriod.WEEK else 1
     return (
         datetime.combine(start, time.min, tzinfo=zone),
@@ -64,10 +60,7 @@ def period_bounds(*, organization: Organization, period: str, start: date) -> tu
 def last_complete_start(*, organization: Organization, period: str, now: datetime | None = None) -> date:
     """First day of the newest period that has fully ended in the organization's time zone."""
     now = now or timezone.now()
-    try:
-        today = now.astimezone(ZoneInfo(organization.timezone or "UTC")).date()
-    except (KeyError, ValueError):
-        today = now.date()
+    today = now.astimezone(organization.zone).date()
     if period == ReportPeriod.WEEK:
         return today - timedelta(days=today.weekday() + 7)
     return today - timedelta(days=1)

@@ -23,6 +23,7 @@ from tickets.models import (
     TicketNote,
     TicketStatus,
 )
+from tickets.rules import MESSAGE_MAX_CHARS
 from tickets.selectors import ticket_sla_state
 from tickets.services import staff_organization
 
@@ -140,7 +141,7 @@ class TicketAssignSerializer(serializers.Serializer):
 
 
 class TicketReplySerializer(serializers.Serializer):
-    text = serializers.CharField(max_length=10_000)
+    text = serializers.CharField(max_length=MESSAGE_MAX_CHARS)
 
 
 class TicketMergeSerializer(serializers.Serializer):
@@ -217,7 +218,7 @@ class MessageSerializer(serializers.ModelSerializer):
 
 
 class MessageCreateSerializer(serializers.Serializer):
-    text = serializers.CharField(max_length=10_000)
+    text = serializers.CharField(max_length=MESSAGE_MAX_CHARS)
     role = serializers.ChoiceField(
         choices=[(MessageRole.AGENT, "Agent"), (MessageRole.CUSTOMER, "Customer"), (MessageRole.SYSTEM, "System")],
         default=MessageRole.AGENT,

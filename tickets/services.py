@@ -47,12 +47,22 @@ from tickets.models import (
 )
 from tickets.presence import chat_is_online
 from tickets.roles import ROLE_GROUP_NAMES
+from tickets.rules import (
+    ACTIVE_STATUSES,
+    HIGH_VALUE_VIP_TIERS,
+    MESSAGE_MAX_CHARS,
+    NEGATIVE_SENTIMENT,
+    POSITIVE_SENTIMENT,
+    PRIORITY_RANK,
+    VERY_NEGATIVE_SENTIMENT,
+    VERY_POSITIVE_SENTIMENT,
+    priority_raised,
+)
 from tickets.search import desk_message_index, desk_ticket_index
 from tickets.selectors import SlaState, ticket_sla_state
 
 logger = logging.getLogger(__name__)
 
-MESSAGE_MAX_CHARS = 10_000
 UNSET: Any = object()
 
 S = TicketStatus
@@ -63,8 +73,6 @@ TICKET_TRANSITIONS: dict[str, frozenset[str]] = {
     S.RESOLVED: frozenset({S.OPEN, S.CLOSED}),
     S.CLOSED: frozenset(),
 }
-ACTIVE_STATUSES = (S.OPEN, S.IN_PROGRESS, S.PENDING)
-PRIORITY_RANK: dict[str, int] = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2, Priority.URGENT: 3}
 
 
 # --- staff -------------------------------------------------------------------------------
@@ -350,16 +358,41 @@ def ticket_csat_email(*, ticket: Ticket) -> bool:
     return True
 
 
+def csat_validate(score: Any, comment: Any = "") -> tuple[int, str]:
+    """The one rule for a satisfaction rating, wherever it comes from (widget, email link, API):
+    a whole number from 1 to 5 (true and false are not numbers) and an optional text comment."""
+    if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
+        raise DomainError("A satisfaction score is a whole number from 1 to 5.")
+    if not isinstance(comment, str):
+        raise DomainError("A satisfaction comment must be text.")
+    return score, comment.strip()[:2000]
+
+
+@transaction.atomic
+def conversation_csat_submit(*, conversation_id: int, score: Any, comment: Any = "") -> None:
+    """A rating from the customer's chat: it rates the conversation's latest resolved ticket,
+    or the chat itself when the assistant handled it alone."""
+    score, comment = csat_validate(score, comment)
+    ticket = (
+        Ticket.objects.filter(conversation_id=conversation_id, status__in=[S.RESOLVED, S.CLOSED])
+        .order_by("-resolved_at")
+        .first()
+    )
+    if ticket is not None:
+        ticket_csat_record(ticket=ticket, score=score, comment=comment)
+        return
+    conversation_csat_record(conversation=Conversation.objects.get(pk=conversation_id), score=score, comment=comment)
+
+
 @transaction.atomic
 def conversation_csat_record(*, conversation: Conversation, score: int, comment: str = "") -> Conversation:
     """The customer's rating of a chat the assistant handled on its own (no ticket)."""
-    if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
-        raise DomainError("A satisfaction score is a whole number from 1 to 5.")
+    score, comment = csat_validate(score, comment)
     conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
     if Ticket.objects.filter(conversation=conversation, status__in=ACTIVE_STATUSES).exists():
         raise DomainError("A person is still working on this conversation; rate it once it is resolved.")
     conversation.csat_score = score
-    conversation.csat_comment = (comment or "").strip()[:2000]
+    conversation.csat_comment = comment
     conversation.save(update_fields=["csat_score", "csat_comment"])
     return conversation
 
@@ -424,13 +457,13 @@ def message_create(
 
 
 def sentiment_label_for(score: float) -> str:
-    if score <= -0.6:
+    if score <= VERY_NEGATIVE_SENTIMENT:
         return SentimentLabel.VERY_NEGATIVE
-    if score < -0.2:
+    if score < NEGATIVE_SENTIMENT:
         return SentimentLabel.NEGATIVE
-    if score <= 0.2:
+    if score <= POSITIVE_SENTIMENT:
         return SentimentLabel.NEUTRAL
-    if score < 0.6:
+    if score < VERY_POSITIVE_SENTIMENT:
         return SentimentLabel.POSITIVE
     return SentimentLabel.VERY_POSITIVE
 
@@ -603,6 +636,25 @@ def ticket_sla_recompute(*, ticket: Ticket) -> Ticket:
     return ticket
 
 
+def organization_sla_recompute(*, organization_id: int) -> int:
+    """Every open ticket's deadlines follow the organization's current time zone, business hours,
+    holidays and SLA policies; returns how many tickets were recomputed."""
+    ticket_ids = list(
+        Ticket.objects.filter(organization_id=organization_id, status__in=ACTIVE_STATUSES).values_list("pk", flat=True)
+    )
+    for ticket_id in ticket_ids:
+        ticket_sla_recompute(ticket=Ticket(pk=ticket_id))
+    return len(ticket_ids)
+
+
+def organization_sla_changed(*, organization_id: int) -> None:
+    """The organization's calendar or SLA policies changed (admin, API, a command): recompute its
+    open tickets after commit, in the worker, so a large backlog does not hold up the request."""
+    from tickets.tasks import organization_sla_recompute_task
+
+    transaction.on_commit(lambda: organization_sla_recompute_task.delay(organization_id))
+
+
 def ticket_transition_check(ticket: Ticket, to_status: str) -> None:
     if to_status not in TicketStatus.values:
         raise DomainError(f"Unknown status {to_status!r}.")
@@ -715,9 +767,10 @@ def ticket_update(
 
 
 @transaction.atomic
-def ticket_reply(*, ticket: Ticket, author: Any, text: str) -> Message:
+def ticket_reply(*, ticket: Ticket, author: Any, text: str, client_message_id: str = "") -> Message:
     """An agent's public reply: stored as an agent message in the ticket's conversation and
-    pushed to the customer's live chat. The first reply stops the first-response clock."""
+    pushed to the customer's live chat. The first reply stops the first-response clock.
+    Idempotent on ``client_message_id``: a repeat returns the stored reply and changes nothing."""
     ticket = _lock(ticket)
     if ticket.status == S.CLOSED:
         raise DomainError("A closed ticket cannot be replied to; open a new ticket instead.")
@@ -726,7 +779,11 @@ def ticket_reply(*, ticket: Ticket, author: Any, text: str) -> Message:
         conversation = conversation_start(customer=ticket.customer, channel=ticket.channel)
         ticket.conversation = conversation
         ticket.save(update_fields=["conversation", "updated_at"])
-    message, _ = message_create(conversation=conversation, role=MessageRole.AGENT, text=text, author=author)
+    message, created = message_create(
+        conversation=conversation, role=MessageRole.AGENT, text=text, author=author, client_message_id=client_message_id
+    )
+    if not created:
+        return message
     if ticket.first_responded_at is None:
         ticket.first_responded_at = message.created_at
         ticket.save(update_fields=["first_responded_at", "updated_at"])
@@ -835,14 +892,13 @@ def ticket_csat_record(*, ticket: Ticket, score: int, comment: str = "") -> Tick
     """The customer's 1-5 rating of a resolved ticket; updates their mean satisfaction."""
     from django.db.models import Avg
 
-    if not isinstance(score, int) or not 1 <= score <= 5:
-        raise DomainError("A satisfaction score is a whole number from 1 to 5.")
+    score, comment = csat_validate(score, comment)
     ticket = _lock(ticket)
     if ticket.status not in (S.RESOLVED, S.CLOSED):
         raise DomainError("Only a resolved or closed ticket can be rated.")
     before = ticket.csat_score
     ticket.csat_score = score
-    ticket.csat_comment = (comment or "").strip()[:2000]
+    ticket.csat_comment = comment
     ticket.save(update_fields=["csat_score", "csat_comment", "updated_at"])
     mean = Ticket.objects.filter(customer_id=ticket.customer_id, csat_score__isnull=False).aggregate(
         m=Avg("csat_score")
@@ -893,18 +949,13 @@ def macro_delete(*, macro: Macro) -> None:
 # --- escalation --------------------------------------------------------------------------
 
 ESCALATION_BASE_PRIORITY = {"complaint": Priority.HIGH, "human_request": Priority.MEDIUM}
-_PRIORITY_ORDER = [Priority.LOW, Priority.MEDIUM, Priority.HIGH, Priority.URGENT]
 
 
 def escalation_priority(*, intent: str, sentiment: float | None, vip_tier: str) -> str:
     """Priority of a ticket opened by the agent: from the intent, raised one step for a very
     negative customer and one for a gold or platinum VIP."""
-    rank = _PRIORITY_ORDER.index(Priority(ESCALATION_BASE_PRIORITY.get(intent, Priority.MEDIUM)))
-    if sentiment is not None and sentiment <= -0.6:
-        rank += 1
-    if vip_tier in (VipTier.GOLD, VipTier.PLATINUM):
-        rank += 1
-    return _PRIORITY_ORDER[min(rank, len(_PRIORITY_ORDER) - 1)]
+    steps = int(sentiment is not None and sentiment <= VERY_NEGATIVE_SENTIMENT) + int(vip_tier in HIGH_VALUE_VIP_TIERS)
+    return priority_raised(ESCALATION_BASE_PRIORITY.get(intent, Priority.MEDIUM), steps)
 
 
 @transaction.atomic
@@ -1071,15 +1122,18 @@ def ticket_escalation_notify(*, ticket: Ticket) -> int:
 
 
 @transaction.atomic
-def conversation_reply(*, conversation: Conversation, author: Any, text: str) -> Message:
+def conversation_reply(*, conversation: Conversation, author: Any, text: str, client_message_id: str = "") -> Message:
     """A person answers in a conversation: through its open ticket when there is one (so the
-    first-response clock and the audit trail see it), else as a plain agent message."""
+    first-response clock and the audit trail see it), else as a plain agent message. Every
+    entry point that lets staff answer a customer calls this."""
     ticket = (
         Ticket.objects.filter(conversation=conversation, status__in=ACTIVE_STATUSES).order_by("-created_at").first()
     )
     if ticket is not None:
-        return ticket_reply(ticket=ticket, author=author, text=text)
-    message, _ = message_create(conversation=conversation, role=MessageRole.AGENT, text=text, author=author)
+        return ticket_reply(ticket=ticket, author=author, text=text, client_message_id=client_message_id)
+    message, _ = message_create(
+        conversation=conversation, role=MessageRole.AGENT, text=text, author=author, client_message_id=client_message_id
+    )
     return message
 
 
@@ -1129,7 +1183,7 @@ def _sla_check_one(ticket_id: int, now: datetime) -> SlaChange | None:
     action = ticket.organization.sla_breach_action
     raises = action in (BreachAction.RAISE_PRIORITY, BreachAction.RAISE_AND_REASSIGN)
     if recorded == SlaState.BREACHED and raises and ticket.priority != Priority.URGENT:
-        raised = _PRIORITY_ORDER[_PRIORITY_ORDER.index(Priority(ticket.priority)) + 1]
+        raised = priority_raised(ticket.priority, 1)
         # The clock keeps its original targets: a breach raises urgency, not the deadline.
         Ticket.objects.filter(pk=ticket.pk).update(priority=raised)
         _event(ticket, None, TicketEvent.Kind.PRIORITY, field="priority", before=ticket.priority, after=raised,

@@ -50,3 +50,8 @@ def reports_refresh(period: str) -> int:
     organization (hourly, because each organization's day ends in its own time zone) and
     rebuild the previous ones while their 72-hour reopen window settles."""
     return reports.reports_refresh(period=period)
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, soft_time_limit=300, time_limit=330)
+def organization_sla_recompute_task(organization_id: int) -> int:
+    return services.organization_sla_recompute(organization_id=organization_id)

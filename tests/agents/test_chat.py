@@ -129,10 +129,11 @@ async def test_bad_frames_get_error_frames_and_lose_nothing(trained_org):
         ("[1, 2]", "bad_json"),
         (json.dumps({"type": "dance"}), "unknown_type"),
         (json.dumps({"type": "message", "text": "no id"}), "invalid"),
-        (json.dumps({"type": "message", "id": "k2", "text": "x" * 2001}), "too_long"),
-        ("x" * 9000, "too_large"),
+        (json.dumps({"type": "message", "id": "k2", "text": "x" * 10_001}), "too_long"),
+        ("x" * 70_000, "too_large"),
         (json.dumps({"type": "resume", "after": "yesterday"}), "invalid"),
         (json.dumps({"type": "csat", "score": 9}), "invalid"),
+        (json.dumps({"type": "csat", "score": True}), "invalid"),
         (json.dumps({"type": "csat", "score": 5, "comment": 7}), "invalid"),
     ]
     for raw, code in cases:

@@ -1,9 +1,11 @@
 """The staff console: page, live websocket feed, and replies through the API."""
 
+import asyncio
 import json
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 from rest_framework.test import APIClient
@@ -48,6 +50,10 @@ def test_console_page_needs_staff_and_lists_own_chats(agent, customer, other_org
 async def test_console_receives_messages_of_its_organization_only(agent, other_agent, org):
     customer = await database_sync_to_async(CustomerFactory)(organization=org, name="Maya")
     conversation = await database_sync_to_async(services.conversation_start)(customer=customer)
+    # Stand in for the customer's widget: a channel in the conversation's group.
+    layer = get_channel_layer()
+    widget = await layer.new_channel()
+    await layer.group_add(services.conversation_group_name(conversation.pk), widget)
     mine = await console_for(agent)
     theirs = await console_for(other_agent)
     await database_sync_to_async(services.message_create)(
@@ -57,8 +63,15 @@ async def test_console_receives_messages_of_its_organization_only(agent, other_a
     assert frame["type"] == "message" and frame["conversation_id"] == conversation.pk
     assert frame["text"] == "Is anyone there?" and frame["role"] == "customer"
     assert await theirs.receive_nothing(timeout=0.5)
+    delivered = await asyncio.wait_for(layer.receive(widget), 5)  # the widget got the message too
+    assert delivered["type"] == "chat.message" and delivered["frame"]["text"] == "Is anyone there?"
     # Staff typing in the console reaches the customer's conversation group, not elsewhere.
     await mine.send_to(text_data=json.dumps({"type": "typing", "conversation_id": conversation.pk}))
+    assert (await asyncio.wait_for(layer.receive(widget), 5)) == {"type": "chat.typing", "role": "agent", "sender": ""}
+    # Typing for another organization's conversation goes nowhere.
+    await theirs.send_to(text_data=json.dumps({"type": "typing", "conversation_id": conversation.pk}))
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(layer.receive(widget), 0.5)
     await mine.send_to(text_data="nonsense")
     assert json.loads(await mine.receive_from(timeout=5))["code"] == "invalid"
     await mine.disconnect()

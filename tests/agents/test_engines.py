@@ -152,3 +152,12 @@ def test_trained_sentiment_model_takes_over_from_the_lexicon(trained_org, capsys
     assert f"trained model en v{model.version}" in capsys.readouterr().out
     with pytest.raises(DomainError, match="labels"):
         sentiment_model_train(language="en", rows=[("x", "angry")] * 30)
+
+
+@pytest.mark.django_db
+def test_the_assistant_introduces_itself_as_each_organization(trained_org):
+    greeting = run_pipeline("hello", ConversationContext(trained_org.pk, trained_org.name))["reply"]
+    assert greeting.startswith(f"Hi! I'm the {trained_org.name} assistant.")
+    assert "Trailhead" not in greeting and "{organization}" not in greeting
+    goodbye = run_pipeline("bye, thanks", ConversationContext(trained_org.pk, trained_org.name))
+    assert goodbye["intent"] == "goodbye" and "outdoors" not in goodbye["reply"]

@@ -74,7 +74,14 @@ def test_slow_or_missing_llm_falls_back_to_the_grounded_answer(trained_org, llm_
     with override_settings(LLM_BASE_URL="http://127.0.0.1:9/v1", LLM_MODEL="tiny"):
         state = run_pipeline("when will I get my refund?", ConversationContext(trained_org.pk))
     assert state["generated"] is False and state["sources"]
-    # Without LLM settings the endpoint is never called.
+    # An endpoint without a model is not a configured LLM: the server that is listening there
+    # is never called, and the grounded answer stands.
     FakeChatCompletions.requests = []
-    run_pipeline("when will I get my refund?", ConversationContext(trained_org.pk))
-    assert FakeChatCompletions.requests == []
+    with override_settings(LLM_BASE_URL=llm_server, LLM_MODEL="", LLM_TIMEOUT_SECONDS=5):
+        state = run_pipeline("when will I get my refund?", ConversationContext(trained_org.pk))
+    assert FakeChatCompletions.requests == [] and state["generated"] is False
+    # The same server with a model is called (so the assertion above can fail).
+    FakeChatCompletions.delay = 0.0
+    with override_settings(LLM_BASE_URL=llm_server, LLM_MODEL="tiny", LLM_TIMEOUT_SECONDS=5):
+        run_pipeline("when will I get my refund?", ConversationContext(trained_org.pk))
+    assert len(FakeChatCompletions.requests) == 1

@@ -215,6 +215,28 @@ def test_conversation_messages_are_idempotent_and_resumable(api, customer):
     assert api.post(url, {"text": ""}, format="json").status_code == 400
 
 
+@pytest.mark.parametrize("client_message_id", ["", "retry-7"])
+def test_an_agent_message_posted_to_a_conversation_is_a_ticket_reply(api, agent, customer, client_message_id):
+    """With or without a client id, staff answering through the conversation API go through the
+    reply service: first-response stamp, ticket event, in progress, assigned to the replier."""
+    conversation = services.conversation_start(customer=customer)
+    ticket = TicketFactory(customer=customer, conversation=conversation)
+    url = f"/api/v1/conversations/{conversation.pk}/messages/"
+    body = {"text": "On it, Maya.", "role": "agent", "client_message_id": client_message_id}
+    first = api.post(url, body, format="json")
+    assert first.status_code == 201, first.content
+    ticket.refresh_from_db()
+    assert ticket.first_responded_at is not None and ticket.status == "in_progress" and ticket.assignee == agent
+    assert ticket.events.filter(kind="replied").count() == 1
+    again = api.post(url, body, format="json")
+    if client_message_id:  # a retried send is the same reply: no second message, no second event
+        assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+        assert ticket.events.filter(kind="replied").count() == 1
+        assert Message.objects.filter(conversation=conversation, role="agent").count() == 1
+    else:
+        assert again.status_code == 201 and ticket.events.filter(kind="replied").count() == 2
+
+
 def test_schema_and_docs_are_served_without_a_cdn(api, client):
     schema = client.get("/api/schema/")
     assert schema.status_code == 200

@@ -133,3 +133,65 @@ def test_breach_policy_keeps_the_assignee_when_nobody_else_has_room(org):
     ticket.refresh_from_db()
     assert ticket.assignee == only and ticket.priority == "urgent"
     assert ticket.events.filter(kind="assigned", message__contains="nobody else has room").exists()
+
+
+@pytest.mark.django_db
+def test_changing_hours_or_policies_in_admin_moves_open_tickets_deadlines(
+    org, monkeypatch, django_capture_on_commit_callbacks
+):
+    import re
+
+    from django.test import Client
+
+    from config.celery import app as celery_app
+    from tickets.models import SlaPolicy, StaffRole
+
+    monkeypatch.setattr(celery_app.conf, "task_always_eager", True)  # the recompute task runs here
+    friday_evening = datetime(2026, 11, 20, 16, 30, tzinfo=BERLIN)
+    monkeypatch.setattr(timezone, "now", lambda: friday_evening)
+    ticket = created_at(TicketFactory(customer=CustomerFactory(organization=org), priority="high"), friday_evening)
+    resolved = created_at(TicketFactory(customer=CustomerFactory(organization=org), priority="high"), friday_evening)
+    Ticket.objects.filter(pk=resolved.pk).update(status="resolved")
+    assert ticket.first_response_due == friday_evening + timedelta(hours=1)  # 24/7 until hours exist
+    client = Client()
+    client.force_login(StaffFactory(organization=org, username="olga", role=StaffRole.ADMIN))
+
+    # Business hours added on the organization's page: the open ticket now counts office time only.
+    page = client.get(f"/admin/tickets/organization/{org.pk}/change/").content.decode()
+    prefixes = re.findall(r'name="([\w-]+)-TOTAL_FORMS"', page)
+    form = {
+        "name": org.name,
+        "slug": org.slug,
+        "timezone": "Europe/Berlin",
+        "sla_breach_action": org.sla_breach_action,
+        "transcript_retention_days": org.transcript_retention_days,
+        "stale_conversation_minutes": org.stale_conversation_minutes,
+    }
+    for prefix in prefixes:
+        form.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
+    hours = next(p for p in prefixes if "hours" in p)
+    form[f"{hours}-TOTAL_FORMS"] = "5"
+    for day in range(5):
+        form.update(
+            {f"{hours}-{day}-weekday": str(day), f"{hours}-{day}-opens": "09:00", f"{hours}-{day}-closes": "17:00"}
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/admin/tickets/organization/{org.pk}/change/", form)
+    assert response.status_code == 302, re.findall(r'class="errorlist[^"]*"[^>]*>(.*?)</ul>', response.content.decode())
+    assert BusinessHours.objects.filter(organization=org).count() == 5
+    ticket.refresh_from_db()
+    assert ticket.first_response_due == datetime(2026, 11, 23, 9, 30, tzinfo=BERLIN)  # Monday morning
+    before_resolved = Ticket.objects.get(pk=resolved.pk).first_response_due
+    assert before_resolved == friday_evening + timedelta(hours=1)  # closed work keeps its history
+
+    # A tighter policy for high priority: 30 minutes, counted in office hours.
+    policy = {"priority": "high", "vip_tier": "", "first_response_minutes": "30", "resolution_minutes": "240"}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/admin/tickets/slapolicy/add/", policy)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    ticket.refresh_from_db()
+    assert ticket.first_response_due == datetime(2026, 11, 20, 17, 0, tzinfo=BERLIN)  # fits before Friday's close
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/admin/tickets/slapolicy/{SlaPolicy.objects.get().pk}/delete/", {"post": "yes"})
+    ticket.refresh_from_db()
+    assert ticket.first_response_due == datetime(2026, 11, 23, 9, 30, tzinfo=BERLIN)

@@ -91,6 +91,23 @@ def test_a_chat_the_bot_handled_alone_can_be_rated_but_not_while_a_person_works_
         services.conversation_csat_record(conversation=conversation, score=True)
 
 
+@pytest.mark.parametrize("score", [True, False, 0, 6, "5", 4.5, None])
+def test_every_way_in_refuses_the_same_bad_ratings(customer, client, score):
+    """One rule for the widget, the email link's form and the API: whole numbers 1-5, no booleans."""
+    conversation = services.conversation_start(customer=customer)
+    ticket = TicketFactory(customer=customer, conversation=conversation)
+    ticket = services.ticket_transition(ticket=ticket, to_status="resolved")
+    with pytest.raises(services.DomainError, match="1 to 5"):
+        services.ticket_csat_record(ticket=ticket, score=score)
+    with pytest.raises(services.DomainError, match="1 to 5"):
+        services.conversation_csat_submit(conversation_id=conversation.pk, score=score)
+    ticket.refresh_from_db()
+    assert ticket.csat_score is None
+    services.conversation_csat_submit(conversation_id=conversation.pk, score=4, comment=" fine ")
+    ticket.refresh_from_db()
+    assert (ticket.csat_score, ticket.csat_comment) == (4, "fine")  # the resolved ticket got the rating
+
+
 def test_a_customer_writing_in_an_ended_chat_reopens_it(customer):
     conversation = services.conversation_start(customer=customer)
     services.conversation_end(conversation=conversation)

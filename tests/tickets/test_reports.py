@@ -173,7 +173,7 @@ def test_report_command_prints_text_csv_and_json(known_day, capsys):
 
 
 def test_report_command_rejects_bad_input(org):
-    with pytest.raises(CommandError, match="no organization"):
+    with pytest.raises(CommandError, match="No organization with slug"):
         call_command("report", "--org", "nobody")
     with pytest.raises(CommandError, match="--date must look like"):
         call_command("report", "--date", "10/11/2026")

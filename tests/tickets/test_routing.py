@@ -118,3 +118,44 @@ def test_escalation_is_routed_and_notified_by_a_real_worker(org, tmp_path):
     finally:
         worker.terminate()
         worker.wait(timeout=20)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "intent,sentiment,vip,expected",
+    [
+        ("human_request", 0.2, "none", "medium"),
+        ("complaint", 0.2, "none", "high"),
+        ("human_request", -0.7, "none", "high"),  # very negative: one step up
+        ("human_request", -0.5, "none", "medium"),  # negative, not very: no bump
+        ("human_request", 0.0, "gold", "high"),  # high-value VIP: one step up
+        ("human_request", 0.0, "silver", "medium"),  # silver is not high value
+        ("complaint", -0.9, "platinum", "urgent"),  # both bumps
+        ("complaint", -0.9, "gold", "urgent"),  # capped at urgent
+    ],
+)
+def test_escalation_priority_bumps_and_the_queued_routing_task(
+    org, intent, sentiment, vip, expected, django_capture_on_commit_callbacks, monkeypatch
+):
+    from config.celery import app as celery_app
+
+    monkeypatch.setattr(celery_app.conf, "task_always_eager", True)  # queued tasks run when committed
+    ann = staff(org, "ann")
+    customer = CustomerFactory(organization=org, vip_tier=vip)
+    conversation = services.conversation_start(customer=customer)
+    services.message_create(conversation=conversation, role="customer", text="Where is my order?")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        ticket = services.conversation_escalate(
+            conversation=conversation, reason="test", intent=intent, sentiment=sentiment
+        )
+    assert ticket.priority == expected
+    assert Ticket.objects.get(pk=ticket.pk).assignee is None  # routing waits for the commit
+    assert "conversation_escalate" in [c.__qualname__.split(".")[0] for c in callbacks]
+    for callback in callbacks:  # the commit: the queued routing task runs and assigns the ticket
+        callback()
+    assert Ticket.objects.get(pk=ticket.pk).assignee == ann
+    conversation.refresh_from_db()
+    assert conversation.status == "handed_off"
+    # A second escalation of the same chat raises the open ticket's priority, never lowers it.
+    again = services.conversation_escalate(conversation=conversation, reason="again", intent="human_request")
+    assert again.pk == ticket.pk and again.priority == expected

@@ -55,7 +55,7 @@ def test_illegal_transition_raises_and_changes_nothing(ticket, setup, illegal):
         services.ticket_transition(ticket=ticket, to_status=illegal)
     assert illegal in str(excinfo.value)
     ticket.refresh_from_db()
-    assert ticket.status == setup[-1] if setup else "open"
+    assert ticket.status == (setup[-1] if setup else "open")
     assert ticket.events.count() == events_before
 
 

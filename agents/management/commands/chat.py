@@ -4,7 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from agents.pipeline import ConversationContext, run_pipeline
-from knowledge.management.commands._organization import organization_from_option
+from tickets.management.options import organization_option
 
 
 class Command(BaseCommand):
@@ -16,8 +16,10 @@ class Command(BaseCommand):
         parser.add_argument("--vip", default="none", help="Pretend the customer has this VIP tier.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        organization = organization_from_option(options["org"])
-        state = run_pipeline(options["message"], ConversationContext(organization.pk, vip_tier=options["vip"]))
+        organization = organization_option(options["org"])
+        state = run_pipeline(
+            options["message"], ConversationContext(organization.pk, organization.name, vip_tier=options["vip"])
+        )
         timings = state["timings_ms"]
         rows = [
             ("normalise", state["normalised"]),

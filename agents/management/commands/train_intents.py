@@ -4,8 +4,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.services import intent_examples_import, intent_examples_read_csv, intent_model_train
-from knowledge.management.commands._organization import organization_from_option
 from tickets.errors import DomainError
+from tickets.management.options import organization_option
 
 
 class Command(BaseCommand):
@@ -17,7 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-activate", action="store_true", help="Keep the current version active.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        organization = organization_from_option(options["org"])
+        organization = organization_option(options["org"])
         try:
             if options["import_csv"]:
                 rows = intent_examples_read_csv(Path(options["import_csv"]))

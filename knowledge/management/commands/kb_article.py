@@ -2,7 +2,6 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from knowledge.management.commands._organization import organization_from_option
 from knowledge.models import Article
 from knowledge.services import (
     kb_article_delete,
@@ -11,6 +10,7 @@ from knowledge.services import (
     kb_article_unpublish,
     kb_reindex,
 )
+from tickets.management.options import organization_option
 
 
 class Command(BaseCommand):
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--org", help="Organization slug (default: the first).")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        organization = organization_from_option(options["org"])
+        organization = organization_option(options["org"])
         article = Article.objects.filter(organization=organization, slug=options["slug"]).first()
         if article is None:
             raise CommandError(f"No article with slug {options['slug']!r} in {organization.name}.")

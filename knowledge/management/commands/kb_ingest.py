@@ -4,9 +4,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from knowledge.ingest import SUFFIXES, read_documents
-from knowledge.management.commands._organization import organization_from_option
-from knowledge.services import kb_article_publish, kb_article_upsert, kb_category_ensure, kb_reindex
+from knowledge.services import kb_documents_ingest, kb_reindex
 from tickets.errors import DomainError
+from tickets.management.options import organization_option
 
 
 class Command(BaseCommand):
@@ -18,7 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("--draft", action="store_true", help="Store as drafts instead of publishing.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        organization = organization_from_option(options["org"])
+        organization = organization_option(options["org"])
         files: list[Path] = []
         for raw in options["paths"]:
             path = Path(raw)
@@ -29,20 +29,11 @@ class Command(BaseCommand):
         stored, failures = 0, []
         for path in files:
             try:
-                for document in read_documents(path):
-                    category = document.meta.get("category")
-                    article, _ = kb_article_upsert(
-                        organization=organization,
-                        title=document.title,
-                        body=document.body,
-                        slug=document.slug,
-                        category=kb_category_ensure(organization=organization, name=category) if category else None,
-                        url=document.meta.get("url", ""),
-                        tags=document.meta.get("tags", ""),
+                stored += len(
+                    kb_documents_ingest(
+                        organization=organization, documents=read_documents(path), publish=not options["draft"]
                     )
-                    if not options["draft"]:
-                        kb_article_publish(article=article)
-                    stored += 1
+                )
             except DomainError as exc:
                 failures.append(str(exc))
                 self.stderr.write(f"skipped {exc}")

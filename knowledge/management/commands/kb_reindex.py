@@ -3,7 +3,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from knowledge.services import kb_reindex
-from tickets.models import Organization
+from tickets.management.options import organizations_option
 
 
 class Command(BaseCommand):
@@ -14,14 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("--changed-only", action="store_true", help="Only articles marked as needing it.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        organizations = Organization.objects.order_by("pk")
-        if options["org"]:
-            organizations = organizations.filter(slug=options["org"])
-            if not organizations.exists():
-                from django.core.management.base import CommandError
-
-                raise CommandError(f"No organization with slug {options['org']!r}.")
-        for organization in organizations:
+        for organization in organizations_option(options["org"]):
             totals = kb_reindex(organization=organization, force=not options["changed_only"])
             desk = f", {totals['desk_documents']} staff-search document(s)" if "desk_documents" in totals else ""
             self.stdout.write(

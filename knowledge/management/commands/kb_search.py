@@ -2,9 +2,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from knowledge.management.commands._organization import organization_from_option
 from knowledge.search import kb_search
 from tickets.errors import DomainError
+from tickets.management.options import organization_option
 
 
 class Command(BaseCommand):
@@ -16,7 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--org", help="Organization slug (default: the first).")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        organization = organization_from_option(options["org"])
+        organization = organization_option(options["org"])
         try:
             result = kb_search(organization_id=organization.pk, query=options["query"], k=options["k"])
         except DomainError as exc:

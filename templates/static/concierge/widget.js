@@ -61,7 +61,7 @@
   var log = el("div", { "class": "cc-log", "role": "log", "aria-live": "polite" });
   var typing = el("div", { "class": "cc-typing", "aria-live": "polite" });
   var form = el("form", { "class": "cc-form" });
-  var input = el("textarea", { "rows": "2", "aria-label": "Your message", "maxlength": "2000",
+  var input = el("textarea", { "rows": "2", "aria-label": "Your message", "maxlength": "10000",
     "placeholder": "Type your question…" });
   var send = el("button", { "type": "submit" }, "Send");
   form.appendChild(input); form.appendChild(send);

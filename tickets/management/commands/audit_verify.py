@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from tickets.audit import audit_verify
-from tickets.models import Organization
+from tickets.management.options import organizations_option
 
 
 class Command(BaseCommand):
@@ -15,11 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--org", help="Organization slug (default: every organization).")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        organizations = Organization.objects.order_by("slug")
-        if options["org"]:
-            organizations = organizations.filter(slug=options["org"])
-            if not organizations.exists():
-                raise CommandError(f"no organization with slug {options['org']!r}")
+        organizations = organizations_option(options["org"])
         broken = []
         for organization in organizations:
             report = audit_verify(organization=organization)

@@ -5,15 +5,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tickets.models import Customer, Organization
+from tickets.management.options import organization_option
+from tickets.models import Customer
 from tickets.privacy import customer_export
 from tickets.selectors import customer_by_email
 
 
 def find_customer(options: dict[str, Any]) -> Customer:
-    organization = Organization.objects.filter(slug=options["org"]).first()
-    if organization is None:
-        raise CommandError(f"no organization with slug {options['org']!r}")
+    organization = organization_option(options["org"])
     if options.get("id"):
         customer = Customer.objects.filter(organization=organization, pk=options["id"]).first()
     elif options.get("email"):

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tickets.models import Organization
+from tickets.management.options import organizations_option
 from tickets.reports import last_complete_start, report_build, report_csv, report_json, report_store, report_text
 
 
@@ -22,11 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--store", action="store_true", help="Also save the reports (as beat does).")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        organizations = Organization.objects.order_by("slug")
-        if options["org"]:
-            organizations = organizations.filter(slug=options["org"])
-            if not organizations.exists():
-                raise CommandError(f"no organization with slug {options['org']!r}")
+        organizations = organizations_option(options["org"])
         day = None
         if options["date"]:
             try:
