@@ -20,8 +20,14 @@ from config.channel_layer import OUTAGE_ERRORS
 from monitoring.context import conversation_context
 from monitoring.metrics import WEBSOCKETS_OPEN
 from tickets.errors import ConversationFull, DomainError
-from tickets.presence import chat_presence_join, chat_presence_leave
 from tickets.rules import MESSAGE_MAX_CHARS
+from tickets.transport import (
+    chat_presence_join,
+    chat_presence_leave,
+    console_group_name,
+    conversation_group_name,
+    message_frame,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +52,12 @@ def _stored_message(session: WidgetSession, client_id: str, text: str) -> tuple[
     # A retry whose first delivery died before the bot answered (a web process restarting
     # mid-turn) is answered now; one that was answered gets its ack and no second answer.
     needs_answer = conversation.status == Conversation.Status.OPEN and (created or bot_reply_for(message) is None)
-    return desk.message_frame(message), message.pk, created, needs_answer
+    return message_frame(message), message.pk, created, needs_answer
 
 
 def _replay(session: WidgetSession, after: int) -> list[dict[str, Any]]:
     from tickets import selectors
     from tickets.models import Conversation
-    from tickets.services import message_frame
 
     conversation = Conversation.objects.get(pk=session.conversation_id)
     return [message_frame(m) for m in selectors.conversation_messages(conversation=conversation, after_seq=after)]
@@ -99,8 +104,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
     counted = False
 
     async def connect(self) -> None:
-        from tickets.services import conversation_group_name
-
         query = parse_qs(self.scope.get("query_string", b"").decode("utf-8", "replace"))
         session = widget_token_read((query.get("token") or [""])[0])
         await self.accept()
@@ -229,8 +232,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     await self.send(text_data=json.dumps(reply))
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
-        from tickets.services import console_group_name
-
         assert self.session is not None
         await self.live(
             self.channel_layer.group_send(
@@ -293,7 +294,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
     organization_id: int | None = None
 
     async def connect(self) -> None:
-        from tickets.services import console_group_name, staff_organization
+        from tickets.services import staff_organization
 
         user = self.scope.get("user")
         organization = await database_sync_to_async(staff_organization)(user) if user else None
@@ -309,15 +310,12 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         WEBSOCKETS_OPEN.labels(kind="console").inc()
 
     async def disconnect(self, code: int) -> None:
-        from tickets.services import console_group_name
-
         if self.organization_id is not None:
             await self.channel_layer.group_discard(console_group_name(self.organization_id), self.channel_name)
             WEBSOCKETS_OPEN.labels(kind="console").dec()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         from tickets.models import Conversation
-        from tickets.services import conversation_group_name
 
         if self.organization_id is None:
             return

@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 from langchain_core.runnables import Runnable, RunnableLambda
 
+from agents.active_models import active_intent_classifier, active_sentiment_model
 from agents.intents import FALLBACK
 from agents.language import detect_language
 from agents.sentiment import sentiment_score, sentiment_trend
@@ -75,8 +76,6 @@ def _language(state: State) -> dict[str, Any]:
 
 
 def _sentiment(state: State) -> dict[str, Any]:
-    from agents.services import active_sentiment_model
-
     model, _ = active_sentiment_model(state["language"])
     score = round(sentiment_score(state["normalised"], state["language"], model=model), 4)
     context: ConversationContext = state["context"]
@@ -84,8 +83,6 @@ def _sentiment(state: State) -> dict[str, Any]:
 
 
 def _intent(state: State) -> dict[str, Any]:
-    from agents.services import active_intent_classifier
-
     classifier, version = active_intent_classifier(state["context"].organization_id)
     if classifier is None:
         return {"intent": FALLBACK, "intent_confidence": 0.0, "intent_model_version": None}

@@ -3,7 +3,6 @@ message, store the reply (and escalate when the pipeline says so)."""
 
 import logging
 import random
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -95,32 +94,6 @@ def intent_model_activate(*, model: IntentModel) -> IntentModel:
     IntentModel.objects.filter(pk=model.pk).update(is_active=True)
     model.is_active = True
     return model
-
-
-_loaded: dict[tuple[str, Any], tuple[int, IntentClassifier]] = {}
-_loaded_lock = threading.Lock()
-
-
-def _active_classifier(kind: str, key: Any, rows: Any) -> tuple[IntentClassifier | None, int | None]:
-    """The classifier of the one active row in ``rows`` (a queryset of IntentModel or
-    SentimentModel) and its version. One small query per call tells whether another process
-    activated a different version; only then is the model loaded again."""
-    row = rows.filter(is_active=True).values_list("pk", "version").first()
-    if row is None:
-        return None, None
-    pk, version = row
-    cached = _loaded.get((kind, key))
-    if cached is None or cached[0] != pk:
-        with _loaded_lock:
-            cached = _loaded.get((kind, key))
-            if cached is None or cached[0] != pk:
-                blob = rows.model.objects.values_list("blob", flat=True).get(pk=pk)
-                cached = _loaded[(kind, key)] = (pk, IntentClassifier.loads(bytes(blob)))
-    return cached[1], version
-
-
-def active_intent_classifier(organization_id: int) -> tuple[IntentClassifier | None, int | None]:
-    return _active_classifier("intent", organization_id, IntentModel.objects.filter(organization_id=organization_id))
 
 
 # --- the agent's turn --------------------------------------------------------------------
@@ -300,10 +273,3 @@ def sentiment_model_train(
             SentimentModel.objects.filter(pk=model.pk).update(is_active=True)
             model.is_active = True
     return model
-
-
-def active_sentiment_model(language: str) -> tuple[IntentClassifier | None, int | None]:
-    """The active trained sentiment classifier for a language, if any."""
-    from agents.models import SentimentModel
-
-    return _active_classifier("sentiment", language, SentimentModel.objects.filter(language=language))

@@ -54,13 +54,10 @@ class ElasticsearchBackend:
         actions = [{"_op_type": "delete", "_index": index, "_id": doc_id} for doc_id in ids]
         bulk(self.client, actions, refresh=True, raise_on_error=False)
 
-    def rebuild(self, organization_id: int, corpus: str) -> int:
-        from knowledge.keyword import CORPORA
-
+    def rebuild(self, organization_id: int, corpus: str, rows: list[tuple[str, str]]) -> int:
         index = self.index_name(organization_id, corpus)
         self.client.options(ignore_status=404).indices.delete(index=index)
         self._ensure(index)
-        rows = CORPORA[corpus].rows(organization_id)
         self.upsert(organization_id, corpus, [(doc_id, text, {}) for doc_id, text in rows])
         return len(rows)
 

@@ -152,7 +152,9 @@ class KeywordBackend(Protocol):
 
     def delete(self, organization_id: int, corpus: str, ids: list[str]) -> None: ...
 
-    def rebuild(self, organization_id: int, corpus: str) -> int: ...
+    def rebuild(self, organization_id: int, corpus: str, rows: list[tuple[str, str]]) -> int:
+        """Replace the corpus's index with these (document id, text) rows; returns how many."""
+        ...
 
     def size(self, organization_id: int, corpus: str) -> int: ...
 
@@ -208,9 +210,10 @@ class Bm25Backend:
     def delete(self, organization_id: int, corpus: str, ids: list[str]) -> None:
         """Nothing to do: the next search no longer sees the deleted rows."""
 
-    def rebuild(self, organization_id: int, corpus: str) -> int:
+    def rebuild(self, organization_id: int, corpus: str, rows: list[tuple[str, str]]) -> int:
+        """The index follows the database by itself: forget it, and the next search reads the rows."""
         self._indexes.pop((organization_id, corpus), None)
-        return self.size(organization_id, corpus)
+        return len(rows)
 
     def size(self, organization_id: int, corpus: str) -> int:
         return len(self._index(organization_id, corpus).ids)
@@ -232,3 +235,8 @@ def get_backend() -> KeywordBackend:
 
 def search(organization_id: int, query: str, k: int, corpus: str = KB) -> list[tuple[str, float]]:
     return get_backend().search(organization_id, corpus, query, k)
+
+
+def rebuild(organization_id: int, corpus: str) -> int:
+    """Rebuild one corpus of an organization from the database, in whichever backend is in use."""
+    return get_backend().rebuild(organization_id, corpus, CORPORA[corpus].rows(organization_id))

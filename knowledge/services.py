@@ -169,9 +169,8 @@ def kb_reindex(*, organization: Organization, force: bool = False) -> dict[str, 
         indexed += 1
     totals = {"articles": indexed, "chunks": chunks}
     if force:
-        backend = keyword.get_backend()
-        backend.rebuild(organization.pk, keyword.KB)
-        totals["desk_documents"] = backend.rebuild(organization.pk, keyword.DESK)
+        keyword.rebuild(organization.pk, keyword.KB)
+        totals["desk_documents"] = keyword.rebuild(organization.pk, keyword.DESK)
     return totals
 
 

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from config.asgi import application
 from tests.tickets.factories import CustomerFactory, TicketFactory
 from tickets import services
+from tickets.transport import conversation_group_name
 
 ORIGIN = (b"origin", b"http://testserver")
 
@@ -53,7 +54,7 @@ async def test_console_receives_messages_of_its_organization_only(agent, other_a
     # Stand in for the customer's widget: a channel in the conversation's group.
     layer = get_channel_layer()
     widget = await layer.new_channel()
-    await layer.group_add(services.conversation_group_name(conversation.pk), widget)
+    await layer.group_add(conversation_group_name(conversation.pk), widget)
     mine = await console_for(agent)
     theirs = await console_for(other_agent)
     await database_sync_to_async(services.message_create)(

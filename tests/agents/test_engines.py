@@ -2,12 +2,13 @@ import csv
 
 import pytest
 
+from agents.active_models import active_intent_classifier
 from agents.intents import FALLBACK, IntentClassifier
 from agents.language import detect_language
 from agents.models import IntentModel
 from agents.pipeline import ConversationContext, run_pipeline
 from agents.sentiment import complaint_cues, sentiment_score, sentiment_trend
-from agents.services import active_intent_classifier, intent_model_activate, intent_model_train
+from agents.services import intent_model_activate, intent_model_train
 from tickets.errors import DomainError
 
 
@@ -129,7 +130,8 @@ NEUTRAL = ["the parcel came on tuesday", "I bought boots in may", "my order has 
 def test_trained_sentiment_model_takes_over_from_the_lexicon(trained_org, capsys, tmp_path):
     from django.core.management import call_command
 
-    from agents.services import active_sentiment_model, sentiment_model_train
+    from agents.active_models import active_sentiment_model
+    from agents.services import sentiment_model_train
 
     assert active_sentiment_model("en") == (None, None)
     rows = [(t, "positive") for t in POSITIVE] + [(t, "negative") for t in NEGATIVE] + [(t, "neutral") for t in NEUTRAL]

@@ -175,7 +175,9 @@ def test_request_ids_from_headers_are_safe(raw):
 def test_encryption_round_trips_any_text(text):
     stored = crypto.encrypt(text)
     assert crypto.decrypt(stored) == text
-    assert text == "" or (stored.startswith("fernet:") and (text not in stored or len(text) < 4))
+    # A short text can turn up in the base64 of a ciphertext by chance (a Fernet token even starts
+    # with the same version and time bytes); a 16-character one verbatim means it was not encrypted.
+    assert text == "" or (stored.startswith("fernet:") and (text not in stored or len(text) < 16))
 
 
 @given(user=st.from_regex(r"[a-z][a-z0-9._]{1,20}", fullmatch=True),

@@ -9,7 +9,7 @@ from config.celery import app as celery_app
 from tests.tickets.factories import CustomerFactory, TicketFactory
 from tickets import services
 from tickets.models import Customer, Ticket
-from tickets.presence import chat_presence_join, chat_presence_leave
+from tickets.transport import chat_presence_join, chat_presence_leave
 
 pytestmark = pytest.mark.django_db
 

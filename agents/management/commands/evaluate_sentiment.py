@@ -3,10 +3,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from agents.active_models import active_sentiment_model
 from agents.datasets import labelled_rows
 from agents.language import detect_language
 from agents.sentiment import sentiment_evaluate
-from agents.services import active_sentiment_model
 from tickets.errors import DomainError
 
 

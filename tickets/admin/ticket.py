@@ -1,12 +1,12 @@
-"""Staff admin: where support agents work tickets. Every change goes through tickets.services."""
+"""The ticket page and list: where agents work tickets (transcript, timeline, reply and note boxes,
+filters by SLA state and assignee, bulk actions, macros). Every change goes through
+tickets.services."""
 
-import json
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -15,61 +15,15 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from tickets import selectors, services
-from tickets.admin_scoping import AuditedAdminMixin, OrganizationScopedAdmin
-from tickets.crypto import blind_index
+from tickets.admin_scoping import OrganizationScopedAdmin
 from tickets.errors import DomainError
 from tickets.models import (
-    AuditEntry,
-    BusinessHours,
-    Conversation,
-    Customer,
-    Holiday,
     Macro,
-    Message,
-    Organization,
-    SlaPolicy,
-    StaffProfile,
-    Tag,
-    Team,
     Ticket,
     TicketEvent,
     TicketStatus,
 )
 from tickets.search import desk_ticket_ids
-
-User = get_user_model()
-
-
-class BusinessHoursInline(admin.TabularInline):
-    model = BusinessHours
-    extra = 0
-
-
-class HolidayInline(admin.TabularInline):
-    model = Holiday
-    extra = 0
-
-
-@admin.register(Organization)
-class OrganizationAdmin(OrganizationScopedAdmin):
-    organization_path = "pk"
-    list_display = ["name", "slug", "timezone", "sla_breach_action", "widget_key", "created_at"]
-    readonly_fields = ["widget_key", "created_at"]
-    inlines = [BusinessHoursInline, HolidayInline]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Organization]:
-        queryset = admin.ModelAdmin.get_queryset(self, request)
-        if self._sees_everything(request):
-            return queryset
-        return queryset.filter(pk=getattr(self.staff_org(request), "pk", None))
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        super().save_related(request, form, formsets, change)
-        # Time zone, business hours and holidays move every open ticket's deadlines.
-        services.organization_sla_changed(organization_id=form.instance.pk)
-
-
-# --- tickets -----------------------------------------------------------------------------
 
 
 class SlaFilter(admin.SimpleListFilter):
@@ -95,7 +49,7 @@ class AssigneeFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         choices = [("me", "Me"), ("none", "Unassigned")]
         organization = services.staff_organization(request.user)
-        staff = User.objects.filter(staff_profile__organization=organization).order_by("username")
+        staff = get_user_model().objects.filter(staff_profile__organization=organization).order_by("username")
         return choices + [(str(user.pk), user.get_username()) for user in staff]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Ticket]) -> QuerySet[Ticket]:
@@ -443,258 +397,3 @@ class TicketEventAdmin(OrganizationScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-
-# --- customers and conversations ---------------------------------------------------------
-
-
-class CustomerTicketInline(admin.TabularInline):
-    model = Ticket
-    fields = ["subject", "status", "priority", "assignee", "created_at", "csat_score"]
-    readonly_fields = ["subject", "status", "priority", "assignee", "created_at", "csat_score"]
-    show_change_link = True
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class CustomerConversationInline(admin.TabularInline):
-    model = Conversation
-    fields = ["channel", "status", "started_at", "ended_at", "last_seq", "sentiment_label"]
-    readonly_fields = ["channel", "status", "started_at", "ended_at", "last_seq", "sentiment_label"]
-    show_change_link = True
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-@admin.register(Customer)
-class CustomerAdmin(OrganizationScopedAdmin):
-    list_display = ["__str__", "email", "vip_tier", "satisfaction_score", "language", "last_seen_at"]
-    list_filter = ["vip_tier", "language"]
-    search_fields = ["name", "external_id"]
-    readonly_fields = ["satisfaction_score", "created_at", "last_seen_at", "erased_at"]
-    inlines = [CustomerTicketInline, CustomerConversationInline]
-    actions = ["export_personal_data", "erase_personal_data"]
-
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Customer], search_term: str) -> Any:
-        """Emails are encrypted at rest: an address in the search box is matched exactly, by its hash."""
-        results, duplicates = super().get_search_results(request, queryset, search_term)
-        if "@" in search_term:
-            results = results | queryset.filter(email_hash=blind_index(search_term.strip()))
-        return results, duplicates
-
-    @admin.action(description="Export personal data (JSON)", permissions=["view"])
-    def export_personal_data(self, request: HttpRequest, queryset: QuerySet[Customer]) -> HttpResponse:
-        from tickets.privacy import customer_export
-
-        exports = [customer_export(customer=customer, actor=request.user) for customer in queryset]
-        response = HttpResponse(json.dumps(exports, indent=2, default=str), content_type="application/json")
-        response["Content-Disposition"] = 'attachment; filename="customer-export.json"'
-        return response
-
-    @admin.action(description="Erase personal data (irreversible)", permissions=["delete"])
-    def erase_personal_data(self, request: HttpRequest, queryset: QuerySet[Customer]) -> HttpResponse | None:
-        from django.template.response import TemplateResponse
-
-        from tickets.privacy import customer_erase
-
-        if request.POST.get("confirmed") != "yes":
-            context = {**self.admin_site.each_context(request), "customers": queryset, "opts": self.model._meta,
-                       "action": "erase_personal_data", "title": "Erase personal data?"}  # fmt: skip
-            return TemplateResponse(request, "admin/tickets/customer/erase_confirm.html", context)
-        for customer in queryset:
-            customer_erase(customer=customer, actor=request.user)
-        self.message_user(request, f"Erased the personal data of {queryset.count()} customer(s).", messages.SUCCESS)
-        return None
-
-    def save_model(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
-        fields = {name: form.cleaned_data[name] for name in services.CUSTOMER_FIELDS if name in form.cleaned_data}
-        if change:
-            services.customer_update(customer=Customer.objects.get(pk=obj.pk), **fields)
-        else:
-            organization = self.staff_org(request) or form.cleaned_data.get("organization")
-            customer = services.customer_create(organization=organization, **fields)
-            obj.pk = obj.id = customer.pk
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        """Inlines are read-only history; nothing to save."""
-
-
-class MessageInline(admin.TabularInline):
-    model = Message
-    fields = ["seq", "role", "author", "text", "sentiment_label", "created_at"]
-    readonly_fields = ["seq", "role", "author", "text", "sentiment_label", "created_at"]
-    extra = 0
-    can_delete = False
-    ordering = ["seq"]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
-        return super().get_queryset(request).select_related("sentiment", "author")
-
-    @admin.display(description="sentiment")
-    def sentiment_label(self, message: Message) -> str:
-        record = getattr(message, "sentiment", None)
-        return f"{record.get_label_display()} ({record.score:+.2f})" if record else ""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-@admin.register(Conversation)
-class ConversationAdmin(OrganizationScopedAdmin):
-    list_display = ["id", "customer", "channel", "status", "started_at", "last_seq", "sentiment_label"]
-    list_filter = ["channel", "status", "sentiment_label"]
-    list_select_related = ["customer"]
-    search_fields = ["=id", "customer__name", "customer__email"]
-    readonly_fields = [
-        "customer",
-        "channel",
-        "status",
-        "started_at",
-        "ended_at",
-        "last_seq",
-        "sentiment_score",
-        "sentiment_label",
-    ]
-    inlines = [MessageInline]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-
-# --- configuration -----------------------------------------------------------------------
-
-
-@admin.register(Macro)
-class MacroAdmin(OrganizationScopedAdmin):
-    list_display = ["name", "set_status", "set_priority", "add_tags"]
-    search_fields = ["name", "reply"]
-
-    def save_model(self, request: HttpRequest, obj: Macro, form: Any, change: bool) -> None:
-        fields = {name: form.cleaned_data[name] for name in services.MACRO_FIELDS}
-        try:
-            if change:
-                services.macro_update(macro=Macro.objects.get(pk=obj.pk), **fields)
-            else:
-                macro = services.macro_create(organization=self.staff_org(request) or obj.organization, **fields)
-                obj.pk = obj.id = macro.pk
-        except DomainError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            raise
-
-
-@admin.register(Tag)
-class TagAdmin(OrganizationScopedAdmin):
-    list_display = ["name"]
-    search_fields = ["name"]
-
-
-@admin.register(Team)
-class TeamAdmin(OrganizationScopedAdmin):
-    list_display = ["name"]
-    filter_horizontal = ["members"]
-
-
-@admin.register(SlaPolicy)
-class SlaPolicyAdmin(OrganizationScopedAdmin):
-    list_display = ["priority", "vip_tier", "first_response_minutes", "resolution_minutes"]
-    list_filter = ["priority", "vip_tier"]
-
-    # A policy change moves the deadlines of the organization's open tickets.
-    def save_model(self, request: HttpRequest, obj: SlaPolicy, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        services.organization_sla_changed(organization_id=obj.organization_id)
-
-    def delete_model(self, request: HttpRequest, obj: SlaPolicy) -> None:
-        organization_id = obj.organization_id
-        super().delete_model(request, obj)
-        services.organization_sla_changed(organization_id=organization_id)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[SlaPolicy]) -> None:
-        organization_ids = set(queryset.values_list("organization_id", flat=True))
-        super().delete_queryset(request, queryset)
-        for organization_id in organization_ids:
-            services.organization_sla_changed(organization_id=organization_id)
-
-
-@admin.register(StaffProfile)
-class StaffProfileAdmin(OrganizationScopedAdmin):
-    list_display = ["user", "role", "capacity", "is_available"]
-    list_filter = ["role", "is_available"]
-    list_select_related = ["user"]
-
-    def save_model(self, request: HttpRequest, obj: StaffProfile, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        # Keep group membership in step with the role chosen here.
-        services.staff_role_set(user=obj.user, role=obj.role)
-
-
-class StaffProfileInline(admin.StackedInline):
-    model = StaffProfile
-    can_delete = False
-    fields = ["role", "capacity", "is_available"]
-    extra = 0
-
-
-admin.site.unregister(User)
-
-
-@admin.register(User)
-class StaffUserAdmin(AuditedAdminMixin, DjangoUserAdmin):
-    """Users, limited to one's own organization's staff for everyone but the operator."""
-
-    inlines = [StaffProfileInline]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        queryset = super().get_queryset(request).select_related("staff_profile")
-        organization = services.staff_organization(request.user)
-        if request.user.is_superuser and organization is None:
-            return queryset
-        return queryset.filter(staff_profile__organization=organization)
-
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        if not request.user.is_superuser:
-            # Only the operator hands out superuser rights; everyone else makes staff.
-            obj.is_superuser = False
-            obj.is_staff = True
-        super().save_model(request, obj, form, change)
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        super().save_related(request, form, formsets, change)
-        organization = services.staff_organization(request.user)
-        if organization is not None:
-            services.staff_profile_ensure(user=form.instance, organization=organization)
-
-
-from tickets import admin_reports  # noqa: E402,F401  (registers the report admin)
-
-
-@admin.register(AuditEntry)
-class AuditEntryAdmin(OrganizationScopedAdmin):
-    """The hash-chained audit trail: read-only for everyone. `manage.py audit_verify` checks it."""
-
-    list_display = ["seq", "created_at", "actor_label", "action", "object_type", "object_id"]
-    list_filter = ["action", "object_type"]
-    search_fields = ["actor_label", "action", "object_id"]
-    readonly_fields = ["organization", "seq", "created_at", "actor_label", "actor_user_id", "action",
-                       "object_type", "object_id", "data", "prev_hash", "hash"]  # fmt: skip
-    ordering = ["-seq"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-admin.site.site_header = "Concierge support desk"
-admin.site.site_title = "Concierge"
-admin.site.index_title = "Work the queue"

@@ -1,0 +1,32 @@
+"""The audit trail, read-only."""
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from tickets.admin_scoping import OrganizationScopedAdmin
+from tickets.models import (
+    AuditEntry,
+)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(OrganizationScopedAdmin):
+    """The hash-chained audit trail: read-only for everyone. `manage.py audit_verify` checks it."""
+
+    list_display = ["seq", "created_at", "actor_label", "action", "object_type", "object_id"]
+    list_filter = ["action", "object_type"]
+    search_fields = ["actor_label", "action", "object_id"]
+    readonly_fields = ["organization", "seq", "created_at", "actor_label", "actor_user_id", "action",
+                       "object_type", "object_id", "data", "prev_hash", "hash"]  # fmt: skip
+    ordering = ["-seq"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

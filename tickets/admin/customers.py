@@ -1,0 +1,137 @@
+"""Customers (with their tickets and conversations) and conversations (with their messages)."""
+
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+
+from tickets import services
+from tickets.admin_scoping import OrganizationScopedAdmin
+from tickets.crypto import blind_index
+from tickets.models import (
+    Conversation,
+    Customer,
+    Message,
+    Ticket,
+)
+
+
+class CustomerTicketInline(admin.TabularInline):
+    model = Ticket
+    fields = ["subject", "status", "priority", "assignee", "created_at", "csat_score"]
+    readonly_fields = ["subject", "status", "priority", "assignee", "created_at", "csat_score"]
+    show_change_link = True
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class CustomerConversationInline(admin.TabularInline):
+    model = Conversation
+    fields = ["channel", "status", "started_at", "ended_at", "last_seq", "sentiment_label"]
+    readonly_fields = ["channel", "status", "started_at", "ended_at", "last_seq", "sentiment_label"]
+    show_change_link = True
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Customer)
+class CustomerAdmin(OrganizationScopedAdmin):
+    list_display = ["__str__", "email", "vip_tier", "satisfaction_score", "language", "last_seen_at"]
+    list_filter = ["vip_tier", "language"]
+    search_fields = ["name", "external_id"]
+    readonly_fields = ["satisfaction_score", "created_at", "last_seen_at", "erased_at"]
+    inlines = [CustomerTicketInline, CustomerConversationInline]
+    actions = ["export_personal_data", "erase_personal_data"]
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Customer], search_term: str) -> Any:
+        """Emails are encrypted at rest: an address in the search box is matched exactly, by its hash."""
+        results, duplicates = super().get_search_results(request, queryset, search_term)
+        if "@" in search_term:
+            results = results | queryset.filter(email_hash=blind_index(search_term.strip()))
+        return results, duplicates
+
+    @admin.action(description="Export personal data (JSON)", permissions=["view"])
+    def export_personal_data(self, request: HttpRequest, queryset: QuerySet[Customer]) -> HttpResponse:
+        from tickets.privacy import customer_export
+
+        exports = [customer_export(customer=customer, actor=request.user) for customer in queryset]
+        response = HttpResponse(json.dumps(exports, indent=2, default=str), content_type="application/json")
+        response["Content-Disposition"] = 'attachment; filename="customer-export.json"'
+        return response
+
+    @admin.action(description="Erase personal data (irreversible)", permissions=["delete"])
+    def erase_personal_data(self, request: HttpRequest, queryset: QuerySet[Customer]) -> HttpResponse | None:
+        from django.template.response import TemplateResponse
+
+        from tickets.privacy import customer_erase
+
+        if request.POST.get("confirmed") != "yes":
+            context = {**self.admin_site.each_context(request), "customers": queryset, "opts": self.model._meta,
+                       "action": "erase_personal_data", "title": "Erase personal data?"}  # fmt: skip
+            return TemplateResponse(request, "admin/tickets/customer/erase_confirm.html", context)
+        for customer in queryset:
+            customer_erase(customer=customer, actor=request.user)
+        self.message_user(request, f"Erased the personal data of {queryset.count()} customer(s).", messages.SUCCESS)
+        return None
+
+    def save_model(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
+        fields = {name: form.cleaned_data[name] for name in services.CUSTOMER_FIELDS if name in form.cleaned_data}
+        if change:
+            services.customer_update(customer=Customer.objects.get(pk=obj.pk), **fields)
+        else:
+            organization = self.staff_org(request) or form.cleaned_data.get("organization")
+            customer = services.customer_create(organization=organization, **fields)
+            obj.pk = obj.id = customer.pk
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """Inlines are read-only history; nothing to save."""
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    fields = ["seq", "role", "author", "text", "sentiment_label", "created_at"]
+    readonly_fields = ["seq", "role", "author", "text", "sentiment_label", "created_at"]
+    extra = 0
+    can_delete = False
+    ordering = ["seq"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
+        return super().get_queryset(request).select_related("sentiment", "author")
+
+    @admin.display(description="sentiment")
+    def sentiment_label(self, message: Message) -> str:
+        record = getattr(message, "sentiment", None)
+        return f"{record.get_label_display()} ({record.score:+.2f})" if record else ""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Conversation)
+class ConversationAdmin(OrganizationScopedAdmin):
+    list_display = ["id", "customer", "channel", "status", "started_at", "last_seq", "sentiment_label"]
+    list_filter = ["channel", "status", "sentiment_label"]
+    list_select_related = ["customer"]
+    search_fields = ["=id", "customer__name", "customer__email"]
+    readonly_fields = [
+        "customer",
+        "channel",
+        "status",
+        "started_at",
+        "ended_at",
+        "last_seq",
+        "sentiment_score",
+        "sentiment_label",
+    ]
+    inlines = [MessageInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

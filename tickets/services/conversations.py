@@ -1,0 +1,172 @@
+"""Customers, conversations and messages: the record every channel writes to. Messages get the
+conversation's next sequence number under a row lock and are idempotent on the client's id."""
+
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from tickets.errors import ConversationFull, DomainError
+from tickets.models import (
+    Channel,
+    Conversation,
+    Customer,
+    Message,
+    MessageRole,
+    Organization,
+    SentimentLabel,
+    SentimentRecord,
+    VipTier,
+)
+from tickets.rules import (
+    MESSAGE_MAX_CHARS,
+    NEGATIVE_SENTIMENT,
+    POSITIVE_SENTIMENT,
+    VERY_NEGATIVE_SENTIMENT,
+    VERY_POSITIVE_SENTIMENT,
+)
+from tickets.search import desk_message_index, desk_ticket_index
+from tickets.transport import message_broadcast_on_commit
+
+CUSTOMER_FIELDS = ("name", "email", "phone", "external_id", "vip_tier", "language")
+
+
+@transaction.atomic
+def customer_create(*, organization: Organization, **fields: Any) -> Customer:
+    unknown = set(fields) - set(CUSTOMER_FIELDS)
+    if unknown:
+        raise DomainError(f"Unknown customer fields: {', '.join(sorted(unknown))}.")
+    if fields.get("vip_tier", VipTier.NONE) not in VipTier.values:
+        raise DomainError(f"Unknown VIP tier {fields['vip_tier']!r}.")
+    external_id = fields.get("external_id", "")
+    if external_id and Customer.objects.filter(organization=organization, external_id=external_id).exists():
+        raise DomainError(f"A customer with external id {external_id!r} already exists.")
+    customer = Customer(organization=organization, **fields)
+    customer.full_clean()
+    customer.save()
+    return customer
+
+
+@transaction.atomic
+def customer_update(*, customer: Customer, **fields: Any) -> Customer:
+    unknown = set(fields) - set(CUSTOMER_FIELDS)
+    if unknown:
+        raise DomainError(f"Unknown customer fields: {', '.join(sorted(unknown))}.")
+    external_id = fields.get("external_id")
+    if (
+        external_id
+        and Customer.objects.filter(organization=customer.organization, external_id=external_id)
+        .exclude(pk=customer.pk)
+        .exists()
+    ):
+        raise DomainError(f"A customer with external id {external_id!r} already exists.")
+    for name, value in fields.items():
+        setattr(customer, name, value)
+    customer.full_clean()
+    customer.save()
+    if {"name", "email"} & set(fields):
+        for ticket in customer.tickets.select_related("customer"):
+            desk_ticket_index(ticket)  # staff search finds tickets by customer name and email
+    return customer
+
+
+@transaction.atomic
+def conversation_start(*, customer: Customer, channel: str = Channel.WEB) -> Conversation:
+    if channel not in Channel.values:
+        raise DomainError(f"Unknown channel {channel!r}.")
+    conversation = Conversation.objects.create(organization=customer.organization, customer=customer, channel=channel)
+    Customer.objects.filter(pk=customer.pk).update(last_seen_at=timezone.now())
+    return conversation
+
+
+@transaction.atomic
+def conversation_end(*, conversation: Conversation) -> Conversation:
+    if conversation.status != Conversation.Status.ENDED:
+        conversation.status = Conversation.Status.ENDED
+        conversation.ended_at = timezone.now()
+        conversation.save(update_fields=["status", "ended_at"])
+    return conversation
+
+
+@transaction.atomic
+def message_create(
+    *,
+    conversation: Conversation,
+    role: str,
+    text: str,
+    client_message_id: str = "",
+    metadata: dict[str, Any] | None = None,
+    author: Any = None,
+    broadcast: bool = True,
+) -> tuple[Message, bool]:
+    """Store one message with the conversation's next sequence number.
+
+    Idempotent on ``client_message_id``: a repeat returns the stored message and False.
+    """
+    if role not in MessageRole.values:
+        raise DomainError(f"Unknown message role {role!r}.")
+    text = (text or "").strip()
+    if not text:
+        raise DomainError("A message needs some text.")
+    if len(text) > MESSAGE_MAX_CHARS:
+        raise DomainError(f"A message may hold at most {MESSAGE_MAX_CHARS} characters.")
+    if len(client_message_id) > 64:
+        raise DomainError("A client message id may hold at most 64 characters.")
+    # Lock the conversation row: sequence numbers are handed out one writer at a time.
+    locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    if client_message_id:
+        existing = Message.objects.filter(conversation=locked, client_message_id=client_message_id).first()
+        if existing:
+            return existing, False
+    cap = settings.CONCIERGE_CONVERSATION_MAX_MESSAGES
+    if role == MessageRole.CUSTOMER and locked.last_seq >= cap:
+        raise ConversationFull(f"This conversation reached {cap} messages; please start a new chat.")
+    locked.last_seq += 1
+    locked.save(update_fields=["last_seq"])
+    conversation.last_seq = locked.last_seq
+    message = Message.objects.create(
+        conversation=locked,
+        role=role,
+        text=text,
+        seq=locked.last_seq,
+        client_message_id=client_message_id,
+        metadata=metadata or {},
+        author=author,
+    )
+    if role == MessageRole.CUSTOMER:
+        Customer.objects.filter(pk=locked.customer_id).update(last_seen_at=message.created_at)
+        if locked.status == Conversation.Status.ENDED:
+            # The customer came back: the chat is live again and the assistant answers.
+            locked.status = Conversation.Status.OPEN
+            locked.reopened_at = message.created_at
+            locked.save(update_fields=["status", "reopened_at"])
+            conversation.status = locked.status
+    desk_message_index(message, locked.organization_id)
+    if broadcast:
+        message_broadcast_on_commit(message, locked.organization_id)
+    return message, True
+
+
+def sentiment_label_for(score: float) -> str:
+    if score <= VERY_NEGATIVE_SENTIMENT:
+        return SentimentLabel.VERY_NEGATIVE
+    if score < NEGATIVE_SENTIMENT:
+        return SentimentLabel.NEGATIVE
+    if score <= POSITIVE_SENTIMENT:
+        return SentimentLabel.NEUTRAL
+    if score < VERY_POSITIVE_SENTIMENT:
+        return SentimentLabel.POSITIVE
+    return SentimentLabel.VERY_POSITIVE
+
+
+@transaction.atomic
+def message_sentiment_record(*, message: Message, score: float) -> SentimentRecord:
+    """Record a message's sentiment; a customer message also sets the conversation's latest mood."""
+    if not -1.0 <= score <= 1.0:
+        raise DomainError("A sentiment score lies between -1 and 1.")
+    label = sentiment_label_for(score)
+    record, _ = SentimentRecord.objects.update_or_create(message=message, defaults={"score": score, "label": label})
+    if message.role == MessageRole.CUSTOMER:
+        Conversation.objects.filter(pk=message.conversation_id).update(sentiment_score=score, sentiment_label=label)
+    return record

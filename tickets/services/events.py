@@ -1,0 +1,56 @@
+"""The ticket's timeline: one TicketEvent per change (the audit trail agents see), and the row lock
+under which a ticket changes."""
+
+from typing import Any
+
+from tickets.audit import audit_record_on_commit
+from tickets.models import (
+    Ticket,
+    TicketEvent,
+    TicketStatus,
+)
+
+UNSET: Any = object()
+
+S = TicketStatus
+
+
+def ticket_event_record(
+    ticket: Ticket,
+    actor: Any,
+    kind: str,
+    *,
+    field: str = "",
+    before: Any = None,
+    after: Any = None,
+    message: str = "",
+) -> TicketEvent:
+    event = TicketEvent.objects.create(
+        ticket=ticket,
+        actor=actor if getattr(actor, "pk", None) else None,
+        kind=kind,
+        field=field,
+        before=before,
+        after=after,
+        message=message[:500],
+    )
+    data: dict[str, Any] = {"event": event.pk, "field": field}
+    if field in AUDITED_VALUES:  # subjects and texts may hold personal data: not in the audit trail
+        data.update(before=before, after=after)
+    audit_record_on_commit(
+        organization_id=ticket.organization_id,
+        action=f"ticket.{kind}",
+        actor=actor if getattr(actor, "pk", None) else None,
+        object_type="ticket",
+        object_id=ticket.pk,
+        data=data,
+    )
+    return event
+
+
+AUDITED_VALUES = {"status", "priority", "assignee", "team", "sla_status", "csat_score"}
+
+
+def ticket_lock(ticket: Ticket) -> Ticket:
+    """Reload the ticket under a row lock so concurrent changes apply one after another."""
+    return Ticket.objects.select_for_update().select_related("customer", "organization").get(pk=ticket.pk)
