@@ -3,7 +3,7 @@ from django.apps import AppConfig
 
 class AgentsConfig(AppConfig):
     name = "agents"
-    verbose_name = "Dialog agent"
+    verbose_name = "Assistant"
 
     def warm(self) -> None:
         """The LLM client (when one is configured) and the sentiment lexicon."""

@@ -15,11 +15,12 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import DatabaseError
 
+from agents.services import assistant_reply, customer_message_receive
 from agents.tokens import WidgetSession, widget_token_read
 from config.channel_layer import OUTAGE_ERRORS
 from monitoring.context import conversation_context
 from monitoring.metrics import WEBSOCKETS_OPEN
-from tickets.errors import ConversationFull, DomainError
+from tickets.errors import ConversationFull, DomainError, RateLimited
 from tickets.rules import MESSAGE_MAX_CHARS
 from tickets.transport import (
     chat_presence_join,
@@ -39,22 +40,6 @@ CLOSE_BAD_TOKEN = 4401
 CLOSE_GONE = 4404
 
 
-def _stored_message(session: WidgetSession, client_id: str, text: str) -> tuple[dict[str, Any], int, bool, bool]:
-    """Store the customer's message: (its frame, its id, whether it is new, whether the bot answers)."""
-    from agents.services import bot_reply_for
-    from tickets import services as desk
-    from tickets.models import Conversation, MessageRole
-
-    conversation = Conversation.objects.get(pk=session.conversation_id)
-    message, created = desk.message_create(
-        conversation=conversation, role=MessageRole.CUSTOMER, text=text, client_message_id=client_id
-    )
-    # A retry whose first delivery died before the bot answered (a web process restarting
-    # mid-turn) is answered now; one that was answered gets its ack and no second answer.
-    needs_answer = conversation.status == Conversation.Status.OPEN and (created or bot_reply_for(message) is None)
-    return message_frame(message), message.pk, created, needs_answer
-
-
 def _replay(session: WidgetSession, after: int) -> list[dict[str, Any]]:
     from tickets import selectors
     from tickets.models import Conversation
@@ -69,33 +54,6 @@ def _conversation_exists(session: WidgetSession) -> bool:
     return Conversation.objects.filter(
         pk=session.conversation_id, organization_id=session.organization_id, customer_id=session.customer_id
     ).exists()
-
-
-def _message_limits(session: WidgetSession, ip: str) -> dict[str, Any] | None:
-    """None when the message may go through; else what to tell the widget."""
-    from django.conf import settings
-
-    from tickets.limits import limit_hit
-
-    rates = settings.CONCIERGE_RATE_LIMITS
-    for scope, ident in (
-        ("chat_message_session", str(session.conversation_id)),
-        ("chat_message_ip", ip),
-        ("chat_message_org", str(session.organization_id)),
-    ):
-        verdict = limit_hit(scope=scope, ident=ident, rate=rates[scope])
-        if not verdict.allowed:
-            return {
-                "message": f"You are sending messages too fast; try again in {verdict.retry_after} s.",
-                "retry_after": verdict.retry_after,
-            }
-    return None
-
-
-def _agent_reply(message_id: int) -> None:
-    from agents.services import agent_reply
-
-    agent_reply(message_id=message_id)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -196,14 +154,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if len(text) > MESSAGE_MAX_CHARS:
             await self.error("too_long", f"Messages are limited to {MESSAGE_MAX_CHARS:,} characters.")
             return
-        refused = await sync_to_async(_message_limits)(self.session, self.client_ip())
-        if refused is not None:
-            await self.send(text_data=json.dumps({"type": "error", "code": "rate_limited", **refused}))
-            return
         try:
-            stored, message_id, _created, bot_answers = await database_sync_to_async(_stored_message)(
-                self.session, client_id, text
+            received = await database_sync_to_async(customer_message_receive)(
+                conversation_id=self.session.conversation_id,
+                organization_id=self.session.organization_id,
+                text=text,
+                client_message_id=client_id,
+                sender_address=self.client_ip(),
             )
+        except RateLimited as exc:
+            await self.send(
+                text_data=json.dumps(
+                    {"type": "error", "code": "rate_limited", "message": str(exc), "retry_after": exc.retry_after}
+                )
+            )
+            return
         except ConversationFull as exc:
             await self.error("conversation_full", str(exc))
             return
@@ -217,18 +182,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         # A repeated id (a client retrying after a lost ack) gets the same ack, and an answer
         # only if its first delivery never got one.
-        await self.send(text_data=json.dumps({"type": "ack", "id": client_id, "seq": stored["seq"]}))
-        if bot_answers:
+        seq = received.message.seq
+        await self.send(text_data=json.dumps({"type": "ack", "id": client_id, "seq": seq}))
+        if received.assistant_answers:
             await self.send(text_data=json.dumps({"type": "typing", "role": "bot"}))
             try:
-                await database_sync_to_async(_agent_reply)(message_id)
-            except Exception:  # the customer's message is stored; staff see it even if the bot failed
-                logger.exception("agent reply failed for message %s", message_id)
-                await self.error("agent_unavailable", "The assistant is unavailable; a person will read your message.")
+                await database_sync_to_async(assistant_reply)(message_id=received.message.pk)
+            except Exception:  # the customer's message is stored; staff see it even if the assistant failed
+                logger.exception("the assistant's reply failed for message %s", received.message.pk)
+                await self.error(
+                    "assistant_unavailable", "The assistant is unavailable; a person will read your message."
+                )
                 return
             if not self.layer_healthy():
                 # Redis is out, so the group broadcast did not reach us: send the reply here.
-                for reply in await database_sync_to_async(_replay)(self.session, stored["seq"]):
+                for reply in await database_sync_to_async(_replay)(self.session, seq):
                     await self.send(text_data=json.dumps(reply))
 
     async def on_typing(self, frame: dict[str, Any]) -> None:

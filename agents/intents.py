@@ -1,6 +1,6 @@
 """Intent classifier: offline MiniLM sentence embeddings plus TF-IDF word and character
 n-grams, one multinomial logistic regression on top. A message whose best probability is
-under the model's threshold is out of scope: the agent answers it with the fallback intent."""
+under the model's threshold is out of scope: the assistant answers it with the fallback intent."""
 
 import io
 import pickle

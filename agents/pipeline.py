@@ -1,9 +1,9 @@
-"""The dialog agent as a LangChain runnable chain:
+"""The assistant as a LangChain runnable chain:
 
     normalise → language → sentiment → intent → retrieve → respond → escalation decision
 
 Each stage reads and extends one state dict and records its own latency. The chain decides;
-it writes nothing. agents.services.agent_reply stores what it decided."""
+it writes nothing. agents.services.assistant_reply stores what it decided."""
 
 import re
 import time

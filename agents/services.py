@@ -1,8 +1,9 @@
-"""Intent training and model versions, and the agent's turn: run the pipeline on a customer
+"""Intent training and model versions, and the assistant's turn: run the pipeline on a customer
 message, store the reply (and escalate when the pipeline says so)."""
 
 import logging
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,7 @@ def intent_model_activate(*, model: IntentModel) -> IntentModel:
     return model
 
 
-# --- the agent's turn --------------------------------------------------------------------
+# --- the assistant's turn --------------------------------------------------------------------
 
 
 AUDITED_DECISION = (
@@ -113,7 +114,50 @@ AUDITED_DECISION = (
 )
 
 
-def bot_reply_for(message: Any) -> Any:
+@dataclass(frozen=True)
+class CustomerMessageReceived:
+    message: Any  # tickets.models.Message
+    created: bool  # False: a retry of a message already stored (same client id)
+    assistant_answers: bool
+
+
+def customer_message_receive(
+    *, conversation_id: int, organization_id: int, text: str, client_message_id: str, sender_address: str = ""
+) -> CustomerMessageReceived:
+    """A customer's message arrives from a channel: rate limits (per conversation, sender address
+    and organization; RateLimited with the wait), then the stored message (idempotent on the
+    client's id), and whether the assistant answers it: the chat is still the assistant's, and
+    the message is new, or a retry whose first delivery died before it was answered. Every
+    channel calls this; it writes the message and decides, the assistant's turn is separate."""
+    from django.conf import settings
+
+    from tickets import services as desk
+    from tickets.errors import RateLimited
+    from tickets.limits import limit_hit
+    from tickets.models import Conversation, MessageRole
+
+    rates = settings.CONCIERGE_RATE_LIMITS
+    for scope, ident in (
+        ("chat_message_session", str(conversation_id)),
+        ("chat_message_ip", sender_address),
+        ("chat_message_org", str(organization_id)),
+    ):
+        if not ident:
+            continue
+        verdict = limit_hit(scope=scope, ident=ident, rate=rates[scope])
+        if not verdict.allowed:
+            raise RateLimited(
+                f"You are sending messages too fast; try again in {verdict.retry_after} s.", verdict.retry_after
+            )
+    conversation = Conversation.objects.get(pk=conversation_id, organization_id=organization_id)
+    message, created = desk.message_create(
+        conversation=conversation, role=MessageRole.CUSTOMER, text=text, client_message_id=client_message_id
+    )
+    answers = conversation.status == Conversation.Status.OPEN and (created or assistant_reply_for(message) is None)
+    return CustomerMessageReceived(message=message, created=created, assistant_answers=answers)
+
+
+def assistant_reply_for(message: Any) -> Any:
     """The bot message answering this customer message, if one was stored."""
     from tickets.models import Message, MessageRole
 
@@ -122,7 +166,7 @@ def bot_reply_for(message: Any) -> Any:
     ).first()
 
 
-def agent_reply(*, message_id: int) -> Any:
+def assistant_reply(*, message_id: int) -> Any:
     """Answer one stored customer message: sentiment on the message, a bot reply with its
     metadata, and an escalation when the pipeline decides so. Returns the bot message, or
     None when a person has taken the conversation over (the bot then stays quiet)."""
@@ -176,7 +220,7 @@ def agent_reply(*, message_id: int) -> Any:
         # One reply per customer message: a retried turn, or two deliveries racing, find the
         # stored reply here (the conversation row lock orders them) and store nothing new.
         Conversation.objects.select_for_update().only("pk").get(pk=conversation.pk)
-        answered = bot_reply_for(message)
+        answered = assistant_reply_for(message)
         if answered is not None:
             return answered
         desk.message_sentiment_record(message=message, score=max(-1.0, min(1.0, state["sentiment"])))

@@ -126,14 +126,7 @@ class TicketViewSet(
         ticket = self.get_object()
         data = TicketUpdateSerializer(data=request.data, context=self.get_serializer_context())
         data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
-        to_status = fields.pop("status", None)
-        if "assignee" in fields:
-            ticket = services.ticket_assign(ticket=ticket, assignee=fields.pop("assignee"), actor=request.user)
-        if fields:
-            ticket = services.ticket_update(ticket=ticket, actor=request.user, **fields)
-        if to_status:
-            ticket = services.ticket_transition(ticket=ticket, to_status=to_status, actor=request.user)
+        ticket = services.ticket_edit(ticket=ticket, actor=request.user, **data.validated_data)
         return self._render(ticket)
 
     @extend_schema(request=TicketTransitionSerializer, responses=TicketSerializer)

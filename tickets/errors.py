@@ -4,3 +4,11 @@ class DomainError(Exception):
 
 class ConversationFull(DomainError):
     """A conversation reached the message cap: the customer starts a new chat."""
+
+
+class RateLimited(DomainError):
+    """Too many messages too fast from one conversation, address or organization."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

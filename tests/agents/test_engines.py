@@ -163,3 +163,19 @@ def test_the_assistant_introduces_itself_as_each_organization(trained_org):
     assert "Trailhead" not in greeting and "{organization}" not in greeting
     goodbye = run_pipeline("bye, thanks", ConversationContext(trained_org.pk, trained_org.name))
     assert goodbye["intent"] == "goodbye" and "outdoors" not in goodbye["reply"]
+
+
+@pytest.mark.django_db
+def test_a_new_version_serves_once_activated_and_the_old_one_comes_back_on_rollback(org):
+    from tests.agents.factories import IntentModelFactory
+
+    first = IntentModelFactory(organization=org)
+    classifier, version = active_intent_classifier(org.pk)
+    assert version == first.version == 1
+    assert classifier.predict("money back please").intent == "refund"
+    second = IntentModelFactory(organization=org, activate=False)
+    assert active_intent_classifier(org.pk)[1] == 1  # trained beside, not yet serving
+    intent_model_activate(model=second)
+    assert active_intent_classifier(org.pk)[1] == 2
+    intent_model_activate(model=first)
+    assert active_intent_classifier(org.pk)[1] == 1

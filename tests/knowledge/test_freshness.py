@@ -19,8 +19,8 @@ from knowledge.services import (
     kb_article_index,
     kb_article_publish,
     kb_article_unpublish,
-    kb_article_upsert,
 )
+from tests.knowledge.factories import ArticleFactory
 
 ALPACA_QUESTION = "Can I bring my alpaca to the climbing wall?"
 ALPACA_BODY = (
@@ -30,8 +30,7 @@ ALPACA_BODY = (
 
 
 def alpaca_article(org):
-    article, _ = kb_article_upsert(organization=org, title="Alpacas at the climbing wall", body=ALPACA_BODY)
-    return article
+    return ArticleFactory(organization=org, title="Alpacas at the climbing wall", body=ALPACA_BODY)
 
 
 def cited_titles(org):

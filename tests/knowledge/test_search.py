@@ -99,16 +99,6 @@ def test_evaluate_retrieval_on_stackfaq_dev(capsys):
     assert mrr >= 0.90, out
 
 
-def test_langchain_retriever_returns_cited_documents(demo_kb):
-    from knowledge.retriever import KnowledgeRetriever
-
-    documents = KnowledgeRetriever(organization_id=demo_kb.pk, k=2).invoke("when will my refund arrive")
-    assert len(documents) == 2
-    assert documents[0].metadata["title"] == "Returns and refunds"
-    assert documents[0].metadata["url"].startswith("https://")
-    assert "refund" in documents[0].page_content.lower()
-
-
 def test_editing_an_article_in_admin_reindexes_it(org, supervisor, django_capture_on_commit_callbacks):
     from django.test import Client
 

@@ -93,7 +93,7 @@ def test_metrics_count_requests_by_route_and_read_the_desk(client, api, org, mon
 
 
 def test_a_bot_turn_feeds_the_pipeline_metrics_and_logs_its_conversation(trained_org):
-    from agents.services import agent_reply
+    from agents.services import assistant_reply
 
     customer = CustomerFactory(organization=trained_org)
     conversation = services.conversation_start(customer=customer)
@@ -101,7 +101,7 @@ def test_a_bot_turn_feeds_the_pipeline_metrics_and_logs_its_conversation(trained
     turns = REGISTRY.get_sample_value("concierge_chat_turns_total", {"outcome": "answered"}) or 0
     embeds = REGISTRY.get_sample_value("concierge_pipeline_stage_seconds_count", {"stage": "retrieve"}) or 0
     with kept_lines("agents.services") as lines:
-        reply = agent_reply(message_id=message.pk)
+        reply = assistant_reply(message_id=message.pk)
     assert reply.metadata["answered"] is True
     assert REGISTRY.get_sample_value("concierge_chat_turns_total", {"outcome": "answered"}) == turns + 1
     assert REGISTRY.get_sample_value("concierge_pipeline_stage_seconds_count", {"stage": "retrieve"}) == embeds + 1

@@ -37,11 +37,11 @@ def test_staff_actions_and_admin_edits_are_recorded(org, agent, admin_user, cust
 
 
 def test_ai_decisions_are_recorded_with_model_and_sources(trained_org):
-    from agents.services import agent_reply
+    from agents.services import assistant_reply
 
     conversation = services.conversation_start(customer=CustomerFactory(organization=trained_org))
     message, _ = services.message_create(conversation=conversation, role="customer", text="how do refunds work?")
-    reply = agent_reply(message_id=message.pk)
+    reply = assistant_reply(message_id=message.pk)
     entry = AuditEntry.objects.get(action="ai.decision")
     assert entry.actor_label == "assistant" and entry.object_id == str(reply.pk)
     assert entry.data["intent"] == reply.metadata["intent"] and entry.data["intent_model_version"]

@@ -91,6 +91,20 @@ def test_illegal_transition_is_400_with_message(api, ticket):
     assert ticket.status == "closed"
 
 
+def test_a_patch_whose_status_move_is_refused_changes_nothing(api, ticket, agent):
+    services.ticket_transition(ticket=ticket, to_status="resolved")
+    events = ticket.events.count()
+    response = api.patch(
+        f"/api/v1/tickets/{ticket.pk}/",
+        {"priority": "urgent", "assignee": agent.pk, "status": "pending"},
+        format="json",
+    )
+    assert response.status_code == 400 and "cannot go from resolved to pending" in response.json()["detail"]
+    ticket.refresh_from_db()
+    assert (ticket.priority, ticket.assignee, ticket.status) == ("medium", None, "resolved")
+    assert ticket.events.count() == events
+
+
 def test_patch_routes_status_assignee_and_fields_through_services(api, ticket, agent):
     response = api.patch(
         f"/api/v1/tickets/{ticket.pk}/",

@@ -207,22 +207,20 @@ class TicketAdmin(OrganizationScopedAdmin):
                 actor=request.user,
             )
             obj.pk = obj.id = ticket.pk
-        else:
-            ticket = Ticket.objects.get(pk=obj.pk)
-            if data.get("assignee") != ticket.assignee:
-                ticket = services.ticket_assign(ticket=ticket, assignee=data.get("assignee"), actor=request.user)
-            ticket = services.ticket_update(
-                ticket=ticket,
-                actor=request.user,
-                subject=data["subject"],
-                priority=data["priority"],
-                team=data.get("team"),
-                tags=tag_names,
+            services.ticket_edit(
+                ticket=ticket, actor=request.user, assignee=data.get("assignee"), status=data["status"]
             )
-        if not change and data.get("assignee"):
-            ticket = services.ticket_assign(ticket=ticket, assignee=data["assignee"], actor=request.user)
-        if data["status"] != ticket.status:
-            services.ticket_transition(ticket=ticket, to_status=data["status"], actor=request.user)
+            return
+        services.ticket_edit(
+            ticket=Ticket.objects.get(pk=obj.pk),
+            actor=request.user,
+            assignee=data.get("assignee"),
+            status=data["status"],
+            subject=data["subject"],
+            priority=data["priority"],
+            team=data.get("team"),
+            tags=tag_names,
+        )
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         # Tags were written by the services above (with their audit events); nothing else relates.

@@ -216,6 +216,23 @@ def ticket_update(
 
 
 @transaction.atomic
+def ticket_edit(
+    *, ticket: Ticket, actor: Any = None, assignee: Any = UNSET, status: str | None = None, **fields: Any
+) -> Ticket:
+    """One edit of a ticket, as a form or an API call makes it: the assignment, then the fields
+    (subject, priority, team, tags), then the status move. All of it or none: a status move the
+    state machine refuses leaves the other changes unmade too. The admin ticket page and the
+    API's PATCH both call this."""
+    if assignee is not UNSET and (assignee.pk if assignee else None) != ticket.assignee_id:
+        ticket = ticket_assign(ticket=ticket, assignee=assignee, actor=actor)
+    if fields:
+        ticket = ticket_update(ticket=ticket, actor=actor, **fields)
+    if status and status != ticket.status:
+        ticket = ticket_transition(ticket=ticket, to_status=status, actor=actor)
+    return ticket
+
+
+@transaction.atomic
 def ticket_reply(*, ticket: Ticket, author: Any, text: str, client_message_id: str = "") -> Message:
     """An agent's public reply: stored as an agent message in the ticket's conversation and
     pushed to the customer's live chat. The first reply stops the first-response clock.
