@@ -33,10 +33,14 @@ class ProcessClient(Generic[T]):
                 self._made[args] = self.factory(*args)
             return self._made[args]
 
-    def forget(self) -> None:
-        """Drop the clients made so far (tests, or after the service's address changed)."""
+    def forget(self, *args: Hashable) -> None:
+        """Drop the client made for these arguments, or with none given every client made so far
+        (tests, or after what the client stands for went away)."""
         with self._lock:
-            self._made.clear()
+            if args:
+                self._made.pop(args, None)
+            else:
+                self._made.clear()
 
     def made(self) -> int:
         return len(self._made)

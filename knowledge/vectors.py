@@ -11,7 +11,6 @@ Two processes opening the same folder embedded do not see each other's writes.""
 import contextlib
 import json
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -108,27 +107,20 @@ def collection_name(organization_id: int) -> str:
     return f"kb_org_{organization_id}"
 
 
-# Collection handles, per client and organization: asking the server for the collection on every
+# Collection handles, per store and organization: asking the server for the collection on every
 # query would cost a round trip each time. A handle whose collection was dropped (by another
 # process too) raises NotFoundError once and is fetched again.
-_collections: dict[tuple[str, str, int], Any] = {}
-_collections_lock = threading.Lock()
+@process_client
+def _collection(address: str, path: str, organization_id: int) -> Any:
+    return _client(address, path).get_or_create_collection(
+        name=collection_name(organization_id),
+        embedding_function=MiniLMEmbeddingFunction(),
+        metadata={"hnsw:space": "cosine"},
+    )
 
 
 def get_collection(organization_id: int) -> Any:
-    address, path = server_address(), settings.CHROMA_PATH
-    key = (address, path, organization_id)
-    collection = _collections.get(key)
-    if collection is None:
-        with _collections_lock:
-            collection = _collections.get(key)
-            if collection is None:
-                collection = _collections[key] = _client(address, path).get_or_create_collection(
-                    name=collection_name(organization_id),
-                    embedding_function=MiniLMEmbeddingFunction(),
-                    metadata={"hnsw:space": "cosine"},
-                )
-    return collection
+    return _collection(server_address(), settings.CHROMA_PATH, organization_id)
 
 
 def _on_collection(organization_id: int, work: Any) -> Any:
@@ -142,9 +134,7 @@ def _on_collection(organization_id: int, work: Any) -> Any:
 
 
 def _forget_collection(organization_id: int) -> None:
-    with _collections_lock:
-        for key in [k for k in _collections if k[2] == organization_id]:
-            del _collections[key]
+    _collection.forget(server_address(), settings.CHROMA_PATH, organization_id)
 
 
 def drop_collection(organization_id: int) -> None:

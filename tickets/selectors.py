@@ -9,8 +9,6 @@ from tickets.crypto import blind_index
 from tickets.models import Conversation, Customer, Macro, Message, Organization, Ticket
 from tickets.rules import ACTIVE_STATUSES
 
-ACTIVE = ACTIVE_STATUSES
-
 
 class SlaState:
     OK = "ok"
@@ -29,17 +27,17 @@ def sla_breached_q(now: datetime) -> Q:
         Q(first_responded_at__isnull=True, first_response_due__lt=F("sla_paused_at"))
         | Q(resolution_due__lt=F("sla_paused_at"))
     )
-    return Q(status__in=ACTIVE) & (running | paused)
+    return Q(status__in=ACTIVE_STATUSES) & (running | paused)
 
 
 def sla_at_risk_q(now: datetime) -> Q:
     risky = Q(first_responded_at__isnull=True, first_response_at_risk_at__lte=now) | Q(resolution_at_risk_at__lte=now)
-    return Q(status__in=ACTIVE, sla_paused_at__isnull=True) & risky & ~sla_breached_q(now)
+    return Q(status__in=ACTIVE_STATUSES, sla_paused_at__isnull=True) & risky & ~sla_breached_q(now)
 
 
 def ticket_sla_state(ticket: Ticket, now: datetime | None = None) -> str:
     now = now or timezone.now()
-    if ticket.status not in ACTIVE:
+    if ticket.status not in ACTIVE_STATUSES:
         return SlaState.DONE
     clock = ticket.sla_paused_at or now
     waiting_first = ticket.first_responded_at is None

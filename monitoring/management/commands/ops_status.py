@@ -13,13 +13,14 @@ def _desk_counts() -> dict[str, int]:
     from django.utils import timezone
 
     from tickets.models import Conversation, Ticket
-    from tickets.selectors import ACTIVE, sla_at_risk_q, sla_breached_q
+    from tickets.rules import ACTIVE_STATUSES
+    from tickets.selectors import sla_at_risk_q, sla_breached_q
 
     now = timezone.now()
     return {
         "open_conversations": Conversation.objects.exclude(status=Conversation.Status.ENDED).count(),
-        "active_tickets": Ticket.objects.filter(status__in=ACTIVE).count(),
-        "unassigned_tickets": Ticket.objects.filter(status__in=ACTIVE, assignee__isnull=True).count(),
+        "active_tickets": Ticket.objects.filter(status__in=ACTIVE_STATUSES).count(),
+        "unassigned_tickets": Ticket.objects.filter(status__in=ACTIVE_STATUSES, assignee__isnull=True).count(),
         "sla_at_risk": Ticket.objects.filter(sla_at_risk_q(now)).count(),
         "sla_breached": Ticket.objects.filter(sla_breached_q(now)).count(),
     }
