@@ -6,8 +6,8 @@ from django.http import HttpRequest
 
 from agents import services
 from agents.models import IntentExample, IntentModel, SentimentModel
-from tickets.admin_scoping import OrganizationScopedAdmin
-from tickets.errors import DomainError
+from config.errors import DomainError
+from tenancy.admin_scoping import OrganizationScopedAdmin
 
 
 @admin.register(IntentExample)

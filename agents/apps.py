@@ -5,6 +5,13 @@ class AgentsConfig(AppConfig):
     name = "agents"
     verbose_name = "Assistant"
 
+    def ready(self) -> None:
+        from agents.llm import llm_configured, llm_ping
+        from monitoring.services import readiness_check_register
+
+        # /readyz and ops_status report the LLM endpoint when one is configured.
+        readiness_check_register("llm", llm_ping, llm_configured)
+
     def warm(self) -> None:
         """The LLM client (when one is configured) and the sentiment lexicon."""
         from agents import llm, sentiment

@@ -262,7 +262,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
     organization_id: int | None = None
 
     async def connect(self) -> None:
-        from tickets.services import staff_organization
+        from tenancy.services import staff_organization
 
         user = self.scope.get("user")
         organization = await database_sync_to_async(staff_organization)(user) if user else None

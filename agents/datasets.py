@@ -4,7 +4,7 @@ intent example imports are written."""
 import csv
 from pathlib import Path
 
-from tickets.errors import DomainError
+from config.errors import DomainError
 
 
 def labelled_rows(path: Path, label_columns: tuple[str, ...] = ("label",)) -> list[tuple[str, str]]:

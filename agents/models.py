@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db import models
 
-from tickets.models import Organization
+from tenancy.models import Organization
 
 
 class IntentExample(models.Model):

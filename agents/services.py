@@ -13,11 +13,11 @@ from django.db.models import Max
 from agents.datasets import labelled_rows
 from agents.intents import IntentClassifier, evaluate
 from agents.models import IntentExample, IntentModel
+from config.errors import DomainError
 from monitoring.context import conversation_context
 from monitoring.metrics import chat_turn_observe, sentiment_observe
-from tickets.audit import audit_record_on_commit
-from tickets.errors import DomainError
-from tickets.models import Organization
+from tenancy.audit import audit_record_on_commit
+from tenancy.models import Organization
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,15 @@ def intent_examples_import(*, organization: Organization, rows: list[tuple[str, 
 
 def intent_examples_read_csv(path: Path) -> list[tuple[str, str]]:
     return labelled_rows(path, label_columns=("intent", "label"))
+
+
+def intent_model_ensure(*, organization: Organization, rows: list[tuple[str, str]]) -> IntentModel | None:
+    """Add these (text, intent) examples and train a model when they were new or none exists yet;
+    returns the model trained, or None when the serving one stands."""
+    added = intent_examples_import(organization=organization, rows=rows)
+    if added or not IntentModel.objects.filter(organization=organization).exists():
+        return intent_model_train(organization=organization)
+    return None
 
 
 def intent_model_train(

@@ -2,8 +2,8 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from tenancy.services import staff_organization
 from tickets import selectors
-from tickets.services import staff_organization
 
 
 @staff_member_required

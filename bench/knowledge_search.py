@@ -68,7 +68,7 @@ def main() -> None:
     from knowledge import keyword, vectors
     from knowledge.models import Article, Chunk
     from knowledge.search import kb_search
-    from tickets.models import Organization
+    from tenancy.models import Organization
 
     call_command("migrate", verbosity=0)
     keyword_backend = keyword.get_backend().name

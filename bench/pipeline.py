@@ -54,7 +54,7 @@ def main() -> None:
     from agents.pipeline import ConversationContext, run_pipeline
     from bench.stack import percentile, write_result
     from knowledge import embeddings
-    from tickets.models import Organization
+    from tenancy.models import Organization
 
     call_command("migrate", verbosity=0)
     call_command("bootstrap_demo", stdout=io.StringIO())

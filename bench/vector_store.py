@@ -81,7 +81,7 @@ def main() -> None:
     from knowledge.models import Article, Chunk
     from knowledge.search import kb_search
     from knowledge.vector_server import LocalChromaServer
-    from tickets.models import Organization
+    from tenancy.models import Organization
 
     call_command("migrate", verbosity=0)
     organization = Organization.objects.create(name="Bench", slug="bench")

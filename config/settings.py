@@ -46,10 +46,12 @@ INSTALLED_APPS = [
     "channels",
     "django_celery_beat",
     "axes",
+    "tenancy",
     "tickets",
     "knowledge",
     "agents",
     "monitoring",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -185,7 +187,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["tickets.permissions.IsOrganizationStaff"],
+    "DEFAULT_PERMISSION_CLASSES": ["tenancy.permissions.IsOrganizationStaff"],
     "DEFAULT_PAGINATION_CLASS": "tickets.pagination.StandardPagination",
     "PAGE_SIZE": 25,
     "DEFAULT_FILTER_BACKENDS": [

@@ -6,7 +6,7 @@ from django.http import HttpRequest
 
 from knowledge import services
 from knowledge.models import Article, Category
-from tickets.admin_scoping import OrganizationScopedAdmin
+from tenancy.admin_scoping import OrganizationScopedAdmin
 
 
 @admin.register(Category)

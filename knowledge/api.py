@@ -12,8 +12,8 @@ from rest_framework.views import APIView
 
 from knowledge.models import Article
 from knowledge.search import kb_search
-from tickets.permissions import IsOrganizationStaff
-from tickets.services import staff_organization
+from tenancy.permissions import IsOrganizationStaff
+from tenancy.services import staff_organization
 
 
 class ArticleSerializer(serializers.ModelSerializer):

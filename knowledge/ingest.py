@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
-from tickets.errors import DomainError
+from config.errors import DomainError
 
 SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".jsonl"}
 

@@ -1,7 +1,8 @@
-"""The keyword leg: BM25 over two corpora of an organization.
+"""The keyword leg: BM25 over the corpora of an organization.
 
-- ``kb``: knowledge-base chunks (document id = chunk id), for hybrid search;
-- ``desk``: ticket subjects and message texts (``t<id>`` / ``m<id>``), for staff search.
+Knowledge owns ``kb`` (knowledge-base chunks, document id = chunk id, for hybrid search). Other
+apps register their own corpus with ``corpus_register`` (tickets registers ``desk``: ticket
+subjects and message texts, for staff search), so this module never reads their models.
 
 With ELASTICSEARCH_URL set, the Elasticsearch backend (knowledge.elastic) keeps an index per
 organization and corpus, written as rows change. Otherwise the built-in backend holds a bm25s
@@ -22,7 +23,6 @@ from django.db.models import Count, Max
 from config.clients import process_client
 
 KB = "kb"
-DESK = "desk"
 
 _TOKEN = re.compile(r"[\w']+", re.UNICODE)
 _STOPWORDS = frozenset(
@@ -104,32 +104,6 @@ def _kb_stamp(organization_id: int) -> tuple[Any, ...]:
     return (row["n"], row["top"])
 
 
-def desk_ticket_text(subject: str, customer_name: str, customer_email: str) -> str:
-    return f"{subject}\n{customer_name} {customer_email}"
-
-
-def _desk_rows(organization_id: int) -> list[tuple[str, str]]:
-    from tickets.models import Message, Ticket
-
-    tickets = Ticket.objects.filter(organization_id=organization_id).values_list(
-        "id", "subject", "customer__name", "customer__email"
-    )
-    messages = Message.objects.filter(conversation__organization_id=organization_id).values_list("id", "text")
-    return [(f"t{tid}", desk_ticket_text(s, n, e)) for tid, s, n, e in tickets] + [
-        (f"m{mid}", text) for mid, text in messages
-    ]
-
-
-def _desk_stamp(organization_id: int) -> tuple[Any, ...]:
-    from tickets.models import Message, Ticket
-
-    tickets = Ticket.objects.filter(organization_id=organization_id).aggregate(n=Count("id"), top=Max("updated_at"))
-    messages = Message.objects.filter(conversation__organization_id=organization_id).aggregate(
-        n=Count("id"), top=Max("id")
-    )
-    return (tickets["n"], tickets["top"], messages["n"], messages["top"])
-
-
 @dataclass(frozen=True)
 class Corpus:
     name: str
@@ -137,7 +111,16 @@ class Corpus:
     stamp: Callable[[int], tuple[Any, ...]]
 
 
-CORPORA = {KB: Corpus(KB, _kb_rows, _kb_stamp), DESK: Corpus(DESK, _desk_rows, _desk_stamp)}
+CORPORA: dict[str, Corpus] = {KB: Corpus(KB, _kb_rows, _kb_stamp)}
+
+
+def corpus_register(
+    name: str, rows: Callable[[int], list[tuple[str, str]]], stamp: Callable[[int], tuple[Any, ...]]
+) -> None:
+    """Add an app's corpus: ``rows(organization_id)`` gives every (document id, text) to index,
+    ``stamp(organization_id)`` a cheap fingerprint that changes whenever those rows do. Called
+    from the owning app's ``AppConfig.ready``."""
+    CORPORA[name] = Corpus(name, rows, stamp)
 
 
 # --- backends ----------------------------------------------------------------------------

@@ -3,7 +3,7 @@ builds on these rows; ``needs_indexing`` marks an article whose index is stale."
 
 from django.db import models
 
-from tickets.models import Organization
+from tenancy.models import Organization
 
 
 class Category(models.Model):

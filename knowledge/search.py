@@ -5,9 +5,9 @@ decline. Confidence is the best passage's cosine similarity to the query (0..1).
 import time
 from dataclasses import dataclass, field
 
+from config.errors import DomainError
 from knowledge import embeddings, keyword, vectors
 from knowledge.models import Chunk
-from tickets.errors import DomainError
 
 QUERY_MAX_CHARS = 1000
 RRF_K = 60

@@ -7,10 +7,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from config.errors import DomainError
 from knowledge.ingest import Document
 from knowledge.models import Article, Category
-from tickets.errors import DomainError
-from tickets.models import Organization
+from tenancy.models import Organization
 
 
 @transaction.atomic
@@ -157,7 +157,8 @@ def kb_article_index(*, article_id: int) -> int:
 
 def kb_reindex(*, organization: Organization, force: bool = False) -> dict[str, int]:
     """Index every article of an organization that needs it. With ``force``: every article, and
-    the keyword indexes (knowledge base and staff desk) are rebuilt from the database."""
+    every keyword corpus (the knowledge base's and those other apps registered, such as the staff
+    desk) is rebuilt from the database; ``<corpus>_documents`` counts what each one holds."""
     from knowledge import keyword
 
     articles = Article.objects.filter(organization=organization)
@@ -169,8 +170,8 @@ def kb_reindex(*, organization: Organization, force: bool = False) -> dict[str, 
         indexed += 1
     totals = {"articles": indexed, "chunks": chunks}
     if force:
-        keyword.rebuild(organization.pk, keyword.KB)
-        totals["desk_documents"] = keyword.rebuild(organization.pk, keyword.DESK)
+        for corpus in keyword.CORPORA:
+            totals[f"{corpus}_documents"] = keyword.rebuild(organization.pk, corpus)
     return totals
 
 

@@ -1,4 +1,6 @@
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -75,18 +77,27 @@ def _chroma() -> str:
     return vectors.ping()
 
 
-def _llm() -> str:
-    from agents.llm import llm_ping
+@dataclass(frozen=True)
+class OptionalCheck:
+    """A dependency an app above monitoring reports on: checked when ``wanted()`` says it is
+    configured, never required (chat goes on without it)."""
 
-    return llm_ping()
+    probe: Callable[[], str]
+    wanted: Callable[[], bool]
+
+
+OPTIONAL_CHECKS: dict[str, OptionalCheck] = {}
+
+
+def readiness_check_register(name: str, probe: Callable[[], str], wanted: Callable[[], bool]) -> None:
+    """Add a reported, not required, readiness check (agents adds the LLM endpoint)."""
+    OPTIONAL_CHECKS[name] = OptionalCheck(probe, wanted)
 
 
 def readiness() -> dict[str, Any]:
     """Each dependency's state with its latency; ``ready`` is false when a required one is
     down. The Celery worker and the LLM endpoint are reported but not required: chat keeps
     answering without them (grounded answers; tasks wait in the broker)."""
-    from agents.llm import llm_configured
-
     checks = {
         "database": _timed(_database),
         "cache": _timed(_cache),
@@ -98,8 +109,9 @@ def readiness() -> dict[str, Any]:
     if settings.ELASTICSEARCH_URL:
         checks["elasticsearch"] = _timed(_elasticsearch)
         required += ("elasticsearch",)
-    if llm_configured():
-        checks["llm"] = _timed(_llm)
+    for name, optional in OPTIONAL_CHECKS.items():
+        if optional.wanted():
+            checks[name] = _timed(optional.probe)
     failed = [name for name in required if not checks[name]["ok"]]
     return {"ready": not failed, "failed": failed, "checks": checks}
 
@@ -133,7 +145,7 @@ def index_sizes() -> list[dict[str, Any]]:
     """Per organization: published articles, vectors in Chroma, documents in each keyword corpus."""
     from knowledge import keyword, vectors
     from knowledge.models import Article
-    from tickets.models import Organization
+    from tenancy.models import Organization
 
     backend = keyword.get_backend()
     rows = []
@@ -142,15 +154,14 @@ def index_sizes() -> list[dict[str, Any]]:
             "organization": organization.slug,
             "articles": Article.objects.filter(organization=organization, status="published").count(),
         }
-        org_id = organization.pk
-        measures = {
-            "vectors": lambda: vectors.count(org_id),  # noqa: B023 (called right away)
-            "keyword_kb": lambda: backend.size(org_id, keyword.KB),  # noqa: B023
-            "keyword_desk": lambda: backend.size(org_id, keyword.DESK),  # noqa: B023
+        measures: dict[str, tuple[Callable[..., int], tuple[Any, ...]]] = {
+            "vectors": (vectors.count, (organization.pk,))
         }
-        for name, measure in measures.items():
+        for corpus in keyword.CORPORA:
+            measures[f"keyword_{corpus}"] = (backend.size, (organization.pk, corpus))
+        for name, (measure, args) in measures.items():
             try:
-                row[name] = measure()
+                row[name] = measure(*args)
             except Exception as exc:
                 row[name] = f"error: {type(exc).__name__}"
         rows.append(row)

@@ -1,15 +1,13 @@
 import os
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from tests.tickets.factories import CustomerFactory, OrganizationFactory, StaffFactory, TicketFactory
-from tickets.models import StaffRole
-
-DEMO_KB = Path(__file__).resolve().parent.parent / "knowledge" / "demo_kb"
-
+from demo.company import DEMO_KB_DIR as DEMO_KB
+from tenancy.models import StaffRole
+from tests.tenancy.factories import OrganizationFactory, StaffFactory
+from tests.tickets.factories import CustomerFactory, TicketFactory
 
 # The whole suite talks from 127.0.0.1 as a handful of users: lift the per-address limits here
 # (servers the tests start inherit this), and test the limits themselves with their own values.
@@ -84,8 +82,8 @@ def trained_org(org):
     # Database ids come round again between tests; Chroma outlives them: start this id's collection empty.
     vectors.drop_collection(org.pk)
     call_command("kb_ingest", str(DEMO_KB), "--org", org.slug)
-    from agents.demo_intents import DEMO_INTENTS
     from agents.services import intent_examples_import, intent_model_train
+    from demo.intents import DEMO_INTENTS
 
     rows = [(text, intent) for intent, texts in DEMO_INTENTS.items() for text in texts]
     intent_examples_import(organization=org, rows=rows)

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from tenancy.services import staff_organization
 from tickets import selectors, services
 from tickets.crypto import blind_index
 from tickets.models import Channel, Conversation, Customer, Macro, Priority, Ticket, TicketStatus, VipTier
@@ -44,7 +45,7 @@ class OrganizationScopedMixin:
 
     @property
     def organization(self) -> Any:
-        return services.staff_organization(self.request.user)
+        return staff_organization(self.request.user)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]

@@ -1,5 +1,12 @@
+from typing import Any
+
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+
+
+def _calendar_changed(sender: Any, organization_id: int, **kwargs: Any) -> None:
+    from tickets.services import organization_sla_changed
+
+    organization_sla_changed(organization_id=organization_id)
 
 
 class TicketsConfig(AppConfig):
@@ -7,8 +14,12 @@ class TicketsConfig(AppConfig):
     verbose_name = "Support desk"
 
     def ready(self) -> None:
+        from tenancy.signals import organization_calendar_changed
         from tickets import checks  # noqa: F401  (registers the data-protection checks)
-        from tickets.roles import staff_roles_sync_after_migrate
+        from tickets.search import desk_corpus_register
 
-        # Groups and their permissions can only be set once every app's permissions exist.
-        post_migrate.connect(staff_roles_sync_after_migrate, dispatch_uid="tickets_staff_roles_sync")
+        # Staff search: the desk corpus (tickets and messages) in the keyword index.
+        desk_corpus_register()
+
+        # A new time zone, business hours or holidays move the deadlines of open tickets.
+        organization_calendar_changed.connect(_calendar_changed, dispatch_uid="tickets_calendar_changed")

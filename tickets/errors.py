@@ -1,5 +1,4 @@
-class DomainError(Exception):
-    """A business rule was violated. Views answer it with HTTP 400 and its message."""
+from config.errors import DomainError
 
 
 class ConversationFull(DomainError):
@@ -12,3 +11,6 @@ class RateLimited(DomainError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+__all__ = ["ConversationFull", "DomainError", "RateLimited"]

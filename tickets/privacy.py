@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from tickets.audit import audit_record
+from tenancy.audit import audit_record
 from tickets.models import Conversation, Customer, Message, Ticket, TicketEvent, TicketNote
 from tickets.search import desk_messages_unindex, desk_ticket_index
 

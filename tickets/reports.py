@@ -24,12 +24,12 @@ from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
+from tenancy.models import Organization
 from tickets.models import (
     Channel,
     Conversation,
     Message,
     MessageRole,
-    Organization,
     Report,
     ReportPeriod,
     SentimentLabel,

@@ -1,17 +1,49 @@
-"""Staff search over tickets and messages through the keyword index (knowledge.keyword's
-``desk`` corpus): Elasticsearch when configured, else built-in BM25. A message that matches
-brings up the tickets of its conversation."""
+"""Staff search over tickets and messages through the keyword index: tickets registers its
+``desk`` corpus (ticket subjects with the customer, and message texts: ``t<id>`` / ``m<id>``)
+with knowledge.keyword, which keeps it in Elasticsearch when configured, else in built-in BM25.
+A message that matches brings up the tickets of its conversation."""
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
+from django.db.models import Count, Max
 
 from knowledge import keyword
 from knowledge.search import query_validate
-from tickets.models import Message, Organization, Ticket
+from tenancy.models import Organization
+from tickets.models import Message, Ticket
 
 logger = logging.getLogger(__name__)
+
+DESK = "desk"
+
+
+def desk_ticket_text(subject: str, customer_name: str, customer_email: str) -> str:
+    return f"{subject}\n{customer_name} {customer_email}"
+
+
+def desk_rows(organization_id: int) -> list[tuple[str, str]]:
+    tickets = Ticket.objects.filter(organization_id=organization_id).values_list(
+        "id", "subject", "customer__name", "customer__email"
+    )
+    messages = Message.objects.filter(conversation__organization_id=organization_id).values_list("id", "text")
+    return [(f"t{tid}", desk_ticket_text(s, n, e)) for tid, s, n, e in tickets] + [
+        (f"m{mid}", text) for mid, text in messages
+    ]
+
+
+def desk_stamp(organization_id: int) -> tuple[Any, ...]:
+    tickets = Ticket.objects.filter(organization_id=organization_id).aggregate(n=Count("id"), top=Max("updated_at"))
+    messages = Message.objects.filter(conversation__organization_id=organization_id).aggregate(
+        n=Count("id"), top=Max("id")
+    )
+    return (tickets["n"], tickets["top"], messages["n"], messages["top"])
+
+
+def desk_corpus_register() -> None:
+    keyword.corpus_register(DESK, desk_rows, desk_stamp)
 
 
 @dataclass(frozen=True)
@@ -25,7 +57,7 @@ class DeskHit:
 def _write_on_commit(organization_id: int, documents: list[tuple[str, str, dict[str, str]]]) -> None:
     def write() -> None:
         try:
-            keyword.get_backend().upsert(organization_id, keyword.DESK, documents)
+            keyword.get_backend().upsert(organization_id, DESK, documents)
         except Exception:  # the database is the record; `kb_reindex` rebuilds the index from it
             logger.warning("desk index write failed for organization %s", organization_id, exc_info=True)
 
@@ -33,7 +65,7 @@ def _write_on_commit(organization_id: int, documents: list[tuple[str, str, dict[
 
 
 def desk_ticket_index(ticket: Ticket) -> None:
-    text = keyword.desk_ticket_text(ticket.subject, ticket.customer.name, ticket.customer.email)
+    text = desk_ticket_text(ticket.subject, ticket.customer.name, ticket.customer.email)
     _write_on_commit(ticket.organization_id, [(f"t{ticket.pk}", text, {"kind": "ticket"})])
 
 
@@ -46,7 +78,7 @@ def desk_messages_unindex(message_ids: list[int], organization_id: int) -> None:
 
     def delete() -> None:
         try:
-            keyword.get_backend().delete(organization_id, keyword.DESK, [f"m{pk}" for pk in message_ids])
+            keyword.get_backend().delete(organization_id, DESK, [f"m{pk}" for pk in message_ids])
         except Exception:
             logger.warning("desk index delete failed for organization %s", organization_id, exc_info=True)
 
@@ -58,7 +90,7 @@ def _ranked_tickets(organization: Organization, query: str, k: int) -> list[tupl
     """(ticket id, score, document id) best first, a ticket once, scoped to the organization.
     Ticket documents name their ticket; a message document stands for its conversation's tickets."""
     query = query_validate(query)
-    ranked = keyword.search(organization.pk, query, k * 3, corpus=keyword.DESK)
+    ranked = keyword.search(organization.pk, query, k * 3, corpus=DESK)
     message_ids = [int(doc[1:]) for doc, _ in ranked if doc.startswith("m")]
     tickets_of_message: dict[int, list[int]] = {}
     if message_ids:

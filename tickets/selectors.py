@@ -5,8 +5,9 @@ from datetime import datetime
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from tenancy.models import Organization
 from tickets.crypto import blind_index
-from tickets.models import Conversation, Customer, Macro, Message, Organization, Ticket
+from tickets.models import Conversation, Customer, Macro, Message, Ticket
 from tickets.rules import ACTIVE_STATUSES
 
 
@@ -97,26 +98,3 @@ def macro_list(*, organization: Organization) -> QuerySet[Macro]:
 
 def customer_history(*, customer: Customer) -> QuerySet[Ticket]:
     return Ticket.objects.filter(customer=customer).select_related("assignee").prefetch_related("tags")
-
-
-def organization_get(*, slug: str | None) -> Organization:
-    """The organization with this slug, or the first one when no slug is given (one-company
-    installs); DomainError with a clear reason otherwise. Every command's ``--org`` uses it."""
-    from tickets.errors import DomainError
-
-    if slug:
-        organization = Organization.objects.filter(slug=slug).first()
-        if organization is None:
-            raise DomainError(f"No organization with slug {slug!r}.")
-        return organization
-    organization = Organization.objects.order_by("pk").first()
-    if organization is None:
-        raise DomainError("No organization exists yet; run bootstrap_demo or create one in admin.")
-    return organization
-
-
-def organizations_for_option(*, slug: str | None) -> QuerySet[Organization]:
-    """``--org SLUG`` for commands that default to every organization."""
-    if slug:
-        return Organization.objects.filter(pk=organization_get(slug=slug).pk)
-    return Organization.objects.order_by("slug")

@@ -8,6 +8,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from tenancy.models import Team
+from tenancy.services import staff_organization
 from tickets.models import (
     Channel,
     Conversation,
@@ -17,7 +19,6 @@ from tickets.models import (
     MessageRole,
     Priority,
     SentimentLabel,
-    Team,
     Ticket,
     TicketEvent,
     TicketNote,
@@ -25,7 +26,6 @@ from tickets.models import (
 )
 from tickets.rules import MESSAGE_MAX_CHARS
 from tickets.selectors import ticket_sla_state
-from tickets.services import staff_organization
 
 
 @extend_schema_field(OpenApiTypes.INT)

@@ -3,8 +3,9 @@
 from celery import shared_task
 from django.db import OperationalError
 
+from tenancy.models import Organization
 from tickets import reports, services
-from tickets.models import Organization, Ticket
+from tickets.models import Ticket
 
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, soft_time_limit=30, time_limit=60)

@@ -2,9 +2,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
+from config.errors import DomainError
+from tenancy.models import Organization
 from tickets import services
-from tickets.errors import DomainError
-from tickets.models import Organization
 
 
 def demo_home(request: HttpRequest) -> HttpResponse:

@@ -2,7 +2,7 @@ import factory
 
 from agents import services
 from agents.models import IntentExample, IntentModel
-from tests.tickets.factories import OrganizationFactory
+from tests.tenancy.factories import OrganizationFactory
 
 
 class IntentExampleFactory(factory.django.DjangoModelFactory):

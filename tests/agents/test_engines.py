@@ -9,7 +9,7 @@ from agents.models import IntentModel
 from agents.pipeline import ConversationContext, run_pipeline
 from agents.sentiment import complaint_cues, sentiment_score, sentiment_trend
 from agents.services import intent_model_activate, intent_model_train
-from tickets.errors import DomainError
+from config.errors import DomainError
 
 
 def test_language_detection():

@@ -30,7 +30,7 @@ from tests.support import (
     until,
     ws_frames_until,
 )
-from tests.tickets.factories import StaffFactory
+from tests.tenancy.factories import StaffFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -25,7 +25,7 @@ from tests.support import (
     until,
     ws_frames_until,
 )
-from tests.tickets.factories import StaffFactory
+from tests.tenancy.factories import StaffFactory
 from tickets.models import Ticket
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -2,7 +2,7 @@ import factory
 
 from knowledge import services
 from knowledge.models import Article
-from tests.tickets.factories import OrganizationFactory
+from tests.tenancy.factories import OrganizationFactory
 
 
 class ArticleFactory(factory.Factory):

@@ -13,6 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
+from demo.company import DEMO_KB_DIR as DEMO_KB
 from knowledge import keyword
 from knowledge.models import Article, Chunk
 from knowledge.search import kb_search
@@ -20,9 +21,7 @@ from knowledge.services import kb_article_index, kb_reindex
 from tests.support import free_port
 from tests.tickets.factories import CustomerFactory, TicketFactory
 from tickets import services
-from tickets.search import desk_search
-
-DEMO_KB = Path(__file__).resolve().parents[2] / "knowledge" / "demo_kb"
+from tickets.search import DESK, desk_search
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +92,7 @@ def test_staff_search_runs_on_elasticsearch(elastic, org, django_capture_on_comm
     assert desk_search(organization=org, query="tent pole")[0].ticket.subject == "Tent pole snapped"
     # A forced reindex rebuilds the desk index from the database: 2 tickets and 1 message.
     assert kb_reindex(organization=org, force=True)["desk_documents"] == 3
-    assert elastic.size(org.pk, keyword.DESK) == 3
+    assert elastic.size(org.pk, DESK) == 3
 
 
 @pytest.mark.django_db

@@ -74,8 +74,8 @@ def test_publish_unpublish_and_delete_move_the_article_in_and_out_of_both_legs(
 def test_deleting_an_article_in_admin_purges_its_vectors(org, monkeypatch, django_capture_on_commit_callbacks):
     from django.test import Client
 
-    from tests.tickets.factories import StaffFactory
-    from tickets.models import StaffRole
+    from tenancy.models import StaffRole
+    from tests.tenancy.factories import StaffFactory
 
     monkeypatch.setattr(celery_app.conf, "task_always_eager", True)
     vectors.drop_collection(org.pk)

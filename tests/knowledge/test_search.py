@@ -4,13 +4,14 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from config.errors import DomainError
+from demo.company import DEMO_KB_DIR as DEMO_KB
 from knowledge.models import Article, Chunk
 from knowledge.search import kb_search
 from knowledge.services import kb_article_index, kb_article_mark_changed, kb_article_publish, kb_article_upsert
-from tickets.errors import DomainError
 
 pytestmark = pytest.mark.django_db
-DEMO_KB = Path(__file__).resolve().parents[2] / "knowledge" / "demo_kb"
+
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "retrieval"
 
 

@@ -12,9 +12,10 @@ from django.db import connection
 from django.test import Client
 
 from monitoring.logs import JsonFormatter, mask_personal_data
+from tenancy.models import AuditEntry
 from tests.tickets.factories import CustomerFactory, TicketFactory
 from tickets import services
-from tickets.models import AuditEntry, Conversation, Customer, Message, Ticket, TicketNote
+from tickets.models import Conversation, Customer, Message, Ticket, TicketNote
 from tickets.search import desk_search
 from tickets.selectors import customer_by_email
 

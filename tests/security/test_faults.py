@@ -19,7 +19,8 @@ from django.db import connection
 from websockets.sync.client import connect
 
 from tests.support import free_port, run_database_url, until, ws_frames_until
-from tests.tickets.factories import CustomerFactory, StaffFactory
+from tests.tenancy.factories import StaffFactory
+from tests.tickets.factories import CustomerFactory
 from tickets import services
 from tickets.models import Message, Ticket, TicketEvent
 

@@ -24,11 +24,13 @@ from config.wsgi import application as wsgi_application
 from knowledge.ingest import parse_front_matter
 from monitoring.context import request_id_new
 from monitoring.logs import mask_personal_data
+from tenancy.models import StaffRole
 from tests.agents.test_chat import ORIGIN
-from tests.tickets.factories import CustomerFactory, StaffFactory, TicketFactory
+from tests.tenancy.factories import StaffFactory
+from tests.tickets.factories import CustomerFactory, TicketFactory
 from tickets import crypto, services
 from tickets.limits import parse_rate
-from tickets.models import Message, StaffRole
+from tickets.models import Message
 
 FUZZ = settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 

@@ -12,10 +12,12 @@ from rest_framework.test import APIClient
 from agents.tokens import WidgetSession, widget_token_issue
 from config.asgi import application
 from knowledge.services import kb_article_upsert
+from tenancy.models import StaffRole
 from tests.agents.test_chat import ORIGIN, connect
-from tests.tickets.factories import CustomerFactory, StaffFactory, TicketFactory
+from tests.tenancy.factories import StaffFactory
+from tests.tickets.factories import CustomerFactory, TicketFactory
 from tickets import services
-from tickets.models import Conversation, Customer, Macro, Message, StaffRole, Ticket
+from tickets.models import Conversation, Customer, Macro, Message, Ticket
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.tickets.factories import CustomerFactory, StaffFactory
+from tenancy.services import staff_role_set
+from tests.tenancy.factories import StaffFactory
+from tests.tickets.factories import CustomerFactory
 from tickets import services
 from tickets.models import Conversation, Message, Report, Ticket, TicketEvent
 from tickets.reports import report_build, report_csv, reports_refresh
@@ -200,7 +202,7 @@ def test_csv_flattens_every_figure(known_day):
 
 
 def test_admin_shows_charts_scoped_to_the_organization(client, known_day, other_org, supervisor, agent):
-    services.staff_role_set(user=supervisor, role="supervisor")
+    staff_role_set(user=supervisor, role="supervisor")
     call_command("report", "--org", "acme", "--date", "2026-11-10", "--store")
     mine = Report.objects.get(organization=known_day)
     theirs = Report.objects.create(organization=other_org, period="day", start=DAY, data={})

@@ -9,10 +9,12 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from tenancy.models import StaffProfile
 from tests.support import run_database_url
-from tests.tickets.factories import CustomerFactory, StaffFactory, TicketFactory
+from tests.tenancy.factories import StaffFactory
+from tests.tickets.factories import CustomerFactory, TicketFactory
 from tickets import services
-from tickets.models import StaffProfile, Ticket
+from tickets.models import Ticket
 
 ROOT = Path(__file__).resolve().parents[2]
 

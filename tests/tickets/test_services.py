@@ -5,18 +5,12 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from tests.tickets.factories import CustomerFactory, StaffFactory, TicketFactory
+from config.errors import DomainError
+from tenancy.services import staff_role_set
+from tests.tenancy.factories import StaffFactory
+from tests.tickets.factories import CustomerFactory, TicketFactory
 from tickets import services
-from tickets.errors import DomainError
-from tickets.models import (
-    Conversation,
-    Macro,
-    Message,
-    SlaPolicy,
-    Ticket,
-    TicketEvent,
-    TicketNote,
-)
+from tickets.models import Conversation, Macro, Message, SlaPolicy, Ticket, TicketEvent, TicketNote
 from tickets.selectors import SlaState, sla_at_risk_q, sla_breached_q, ticket_sla_state
 
 pytestmark = pytest.mark.django_db
@@ -340,7 +334,7 @@ def test_staff_member_gets_role_group(org):
     user = StaffFactory(organization=org, role="supervisor")
     assert list(user.groups.values_list("name", flat=True)) == ["Supervisor"]
     assert user.has_perm("tickets.add_macro") and not user.has_perm("tickets.delete_ticketevent")
-    services.staff_role_set(user=user, role="agent")
+    staff_role_set(user=user, role="agent")
     user = type(user).objects.get(pk=user.pk)
     assert list(user.groups.values_list("name", flat=True)) == ["Agent"]
     assert not user.has_perm("tickets.add_macro")

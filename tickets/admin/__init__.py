@@ -3,7 +3,7 @@ autodiscovery does) registers every page; every change goes through tickets.serv
 
 from django.contrib import admin
 
-from tickets.admin import audit, configuration, customers, organization, reports, staff, ticket  # noqa: F401
+from tickets.admin import configuration, customers, reports, ticket  # noqa: F401
 
 admin.site.site_header = "Concierge support desk"
 admin.site.site_title = "Concierge"

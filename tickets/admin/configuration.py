@@ -1,4 +1,4 @@
-"""Desk configuration: macros, tags, teams and SLA policies."""
+"""Desk configuration: macros, tags and SLA policies."""
 
 from typing import Any
 
@@ -6,15 +6,10 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from config.errors import DomainError
+from tenancy.admin_scoping import OrganizationScopedAdmin
 from tickets import services
-from tickets.admin_scoping import OrganizationScopedAdmin
-from tickets.errors import DomainError
-from tickets.models import (
-    Macro,
-    SlaPolicy,
-    Tag,
-    Team,
-)
+from tickets.models import Macro, SlaPolicy, Tag
 
 
 @admin.register(Macro)
@@ -39,12 +34,6 @@ class MacroAdmin(OrganizationScopedAdmin):
 class TagAdmin(OrganizationScopedAdmin):
     list_display = ["name"]
     search_fields = ["name"]
-
-
-@admin.register(Team)
-class TeamAdmin(OrganizationScopedAdmin):
-    list_display = ["name"]
-    filter_horizontal = ["members"]
 
 
 @admin.register(SlaPolicy)

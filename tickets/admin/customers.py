@@ -7,15 +7,10 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
+from tenancy.admin_scoping import OrganizationScopedAdmin
 from tickets import services
-from tickets.admin_scoping import OrganizationScopedAdmin
 from tickets.crypto import blind_index
-from tickets.models import (
-    Conversation,
-    Customer,
-    Message,
-    Ticket,
-)
+from tickets.models import Conversation, Customer, Message, Ticket
 
 
 class CustomerTicketInline(admin.TabularInline):

@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from tickets.admin_scoping import OrganizationScopedAdmin
+from tenancy.admin_scoping import OrganizationScopedAdmin
 from tickets.models import Report
 from tickets.reports import report_store
 

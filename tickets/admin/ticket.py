@@ -14,15 +14,11 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from config.errors import DomainError
+from tenancy.admin_scoping import OrganizationScopedAdmin
+from tenancy.services import staff_organization
 from tickets import selectors, services
-from tickets.admin_scoping import OrganizationScopedAdmin
-from tickets.errors import DomainError
-from tickets.models import (
-    Macro,
-    Ticket,
-    TicketEvent,
-    TicketStatus,
-)
+from tickets.models import Macro, Ticket, TicketEvent, TicketStatus
 from tickets.search import desk_ticket_ids
 
 
@@ -48,7 +44,7 @@ class AssigneeFilter(admin.SimpleListFilter):
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         choices = [("me", "Me"), ("none", "Unassigned")]
-        organization = services.staff_organization(request.user)
+        organization = staff_organization(request.user)
         staff = get_user_model().objects.filter(staff_profile__organization=organization).order_by("username")
         return choices + [(str(user.pk), user.get_username()) for user in staff]
 

@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import tickets.models
+import tenancy.models
 from django.conf import settings
 from django.db import migrations, models
 
@@ -40,7 +40,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('name', models.CharField(max_length=200)),
                 ('slug', models.SlugField(unique=True)),
-                ('widget_key', models.CharField(default=tickets.models.widget_key_new, max_length=64, unique=True)),
+                ('widget_key', models.CharField(default=tenancy.models.widget_key_new, max_length=64, unique=True)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
             ],
         ),

@@ -2,7 +2,7 @@
 consumers, admin actions, tasks and commands call these functions as ``services.<name>``; each
 ticket change writes a TicketEvent; a broken rule raises DomainError."""
 
-from tickets.errors import DomainError
+from config.errors import DomainError
 from tickets.services.conversations import (
     CUSTOMER_FIELDS,
     conversation_end,
@@ -39,9 +39,14 @@ from tickets.services.routing import (
     ticket_route,
     tickets_route_backlog,
 )
-from tickets.services.sla import organization_sla_changed, organization_sla_recompute, sla_targets, ticket_sla_recompute
+from tickets.services.sla import (
+    organization_sla_changed,
+    organization_sla_recompute,
+    sla_policies_default,
+    sla_targets,
+    ticket_sla_recompute,
+)
 from tickets.services.sla_check import SlaChange, sla_check
-from tickets.services.staff import staff_member_create, staff_organization, staff_profile_ensure, staff_role_set
 from tickets.services.tickets import (
     TICKET_TRANSITIONS,
     MacroOutcome,
@@ -95,11 +100,8 @@ __all__ = [
     "organization_sla_recompute",
     "sentiment_label_for",
     "sla_check",
+    "sla_policies_default",
     "sla_targets",
-    "staff_member_create",
-    "staff_organization",
-    "staff_profile_ensure",
-    "staff_role_set",
     "tags_resolve",
     "ticket_assign",
     "ticket_create",

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from tenancy.models import Organization
 from tickets.errors import ConversationFull, DomainError
 from tickets.models import (
     Channel,
@@ -14,7 +15,6 @@ from tickets.models import (
     Customer,
     Message,
     MessageRole,
-    Organization,
     SentimentLabel,
     SentimentRecord,
     VipTier,

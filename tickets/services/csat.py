@@ -9,14 +9,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from tickets.errors import DomainError
-from tickets.models import (
-    Conversation,
-    Customer,
-    Organization,
-    Ticket,
-    TicketEvent,
-)
+from config.errors import DomainError
+from tenancy.models import Organization
+from tickets.models import Conversation, Customer, Ticket, TicketEvent
 from tickets.rules import ACTIVE_STATUSES
 from tickets.services.events import S, ticket_event_record, ticket_lock
 from tickets.transport import (

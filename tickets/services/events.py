@@ -3,12 +3,8 @@ under which a ticket changes."""
 
 from typing import Any
 
-from tickets.audit import audit_record_on_commit
-from tickets.models import (
-    Ticket,
-    TicketEvent,
-    TicketStatus,
-)
+from tenancy.audit import audit_record_on_commit
+from tickets.models import Ticket, TicketEvent, TicketStatus
 
 UNSET: Any = object()
 

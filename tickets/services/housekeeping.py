@@ -6,11 +6,8 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from tickets.models import (
-    Conversation,
-    Message,
-    Organization,
-)
+from tenancy.models import Organization
+from tickets.models import Conversation, Message
 from tickets.rules import ACTIVE_STATUSES
 from tickets.services.conversations import conversation_end
 

@@ -4,11 +4,9 @@ from typing import Any
 
 from django.db import transaction
 
-from tickets.errors import DomainError
-from tickets.models import (
-    Macro,
-    Organization,
-)
+from config.errors import DomainError
+from tenancy.models import Organization
+from tickets.models import Macro
 
 MACRO_FIELDS = ("name", "reply", "set_status", "set_priority", "add_tags")
 

@@ -10,17 +10,8 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from tickets.models import (
-    Conversation,
-    Message,
-    MessageRole,
-    Organization,
-    Priority,
-    StaffProfile,
-    Ticket,
-    TicketEvent,
-    VipTier,
-)
+from tenancy.models import Organization, StaffProfile
+from tickets.models import Conversation, Message, MessageRole, Priority, Ticket, TicketEvent, VipTier
 from tickets.rules import (
     ACTIVE_STATUSES,
     HIGH_VALUE_VIP_TIERS,

@@ -6,12 +6,9 @@ from datetime import datetime
 from django.conf import settings
 from django.db import transaction
 
-from tickets.business_hours import business_calendar
-from tickets.models import (
-    Organization,
-    SlaPolicy,
-    Ticket,
-)
+from tenancy.business_hours import business_calendar
+from tenancy.models import Organization
+from tickets.models import SlaPolicy, Ticket
 from tickets.rules import ACTIVE_STATUSES
 from tickets.services.events import ticket_lock
 
@@ -89,3 +86,18 @@ def organization_sla_changed(*, organization_id: int) -> None:
     from tickets.tasks import organization_sla_recompute_task
 
     transaction.on_commit(lambda: organization_sla_recompute_task.delay(organization_id))
+
+
+def sla_policies_default(*, organization: Organization) -> int:
+    """Write the installation's default targets (CONCIERGE_DEFAULT_SLA_MINUTES) as the
+    organization's own policies, so staff can edit them in admin; existing ones are kept."""
+    created = 0
+    for priority, (first_minutes, resolution_minutes) in settings.CONCIERGE_DEFAULT_SLA_MINUTES.items():
+        _, new = SlaPolicy.objects.get_or_create(
+            organization=organization,
+            priority=priority,
+            vip_tier="",
+            defaults={"first_response_minutes": first_minutes, "resolution_minutes": resolution_minutes},
+        )
+        created += new
+    return created

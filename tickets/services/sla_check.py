@@ -7,12 +7,8 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from tickets.models import (
-    BreachAction,
-    Priority,
-    Ticket,
-    TicketEvent,
-)
+from tenancy.models import BreachAction
+from tickets.models import Priority, Ticket, TicketEvent
 from tickets.rules import (
     ACTIVE_STATUSES,
     priority_raised,

@@ -3,13 +3,16 @@ merges. Every change writes a TicketEvent."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from tickets.errors import DomainError
+from config.errors import DomainError
+from tenancy.models import Organization, Team
+from tenancy.services import staff_in_organization
 from tickets.models import (
     Channel,
     Conversation,
@@ -17,10 +20,8 @@ from tickets.models import (
     Macro,
     Message,
     MessageRole,
-    Organization,
     Priority,
     Tag,
-    Team,
     Ticket,
     TicketEvent,
     TicketNote,
@@ -32,7 +33,6 @@ from tickets.services.conversations import conversation_start, message_create
 from tickets.services.csat import csat_request_on_commit
 from tickets.services.events import UNSET, S, ticket_event_record, ticket_lock
 from tickets.services.sla import sla_apply, sla_pause, sla_resume
-from tickets.services.staff import staff_in_organization
 
 TICKET_TRANSITIONS: dict[str, frozenset[str]] = {
     S.OPEN: frozenset({S.IN_PROGRESS, S.PENDING, S.RESOLVED, S.CLOSED}),
@@ -71,7 +71,9 @@ def ticket_create(
     team: Team | None = None,
     tags: Iterable[str] = (),
     actor: Any = None,
+    opened_at: datetime | None = None,
 ) -> Ticket:
+    """Open a ticket. ``opened_at`` backdates an imported ticket (its SLA clocks start then)."""
     subject = (subject or "").strip()
     if not subject:
         raise DomainError("A ticket needs a subject.")
@@ -90,6 +92,7 @@ def ticket_create(
         channel=channel,
         conversation=conversation,
         team=team,
+        created_at=opened_at or timezone.now(),
     )
     sla_apply(ticket)
     ticket.save()

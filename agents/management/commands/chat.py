@@ -4,7 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from agents.pipeline import ConversationContext, run_pipeline
-from tickets.management.options import organization_option
+from tenancy.management.options import organization_option
 
 
 class Command(BaseCommand):

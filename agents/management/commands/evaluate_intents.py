@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from agents.datasets import labelled_rows
 from agents.intents import IntentClassifier, evaluate
-from tickets.errors import DomainError
+from config.errors import DomainError
 
 
 def _rows(path: Path) -> list[tuple[str, str]]:

@@ -7,7 +7,7 @@ from agents.active_models import active_sentiment_model
 from agents.datasets import labelled_rows
 from agents.language import detect_language
 from agents.sentiment import sentiment_evaluate
-from tickets.errors import DomainError
+from config.errors import DomainError
 
 
 class Command(BaseCommand):

@@ -4,8 +4,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.services import intent_examples_import, intent_examples_read_csv, intent_model_train
-from tickets.errors import DomainError
-from tickets.management.options import organization_option
+from config.errors import DomainError
+from tenancy.management.options import organization_option
 
 
 class Command(BaseCommand):

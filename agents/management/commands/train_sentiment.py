@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from agents.datasets import labelled_rows
 from agents.services import sentiment_model_train
-from tickets.errors import DomainError
+from config.errors import DomainError
 
 
 class Command(BaseCommand):

@@ -8,13 +8,13 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.text import slugify
 
+from config.errors import DomainError
 from knowledge import vectors
 from knowledge.ingest import read_documents
 from knowledge.models import Article
 from knowledge.search import kb_search
 from knowledge.services import kb_article_publish, kb_article_upsert, kb_reindex
-from tickets.errors import DomainError
-from tickets.models import Organization
+from tenancy.models import Organization
 
 
 class Command(BaseCommand):

@@ -10,7 +10,7 @@ from knowledge.services import (
     kb_article_purge,
     kb_article_unpublish,
 )
-from tickets.management.options import organization_option
+from tenancy.management.options import organization_option
 
 
 class Command(BaseCommand):

@@ -3,10 +3,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from config.errors import DomainError
 from knowledge.ingest import SUFFIXES, read_documents
 from knowledge.services import kb_documents_ingest, kb_reindex
-from tickets.errors import DomainError
-from tickets.management.options import organization_option
+from tenancy.management.options import organization_option
 
 
 class Command(BaseCommand):

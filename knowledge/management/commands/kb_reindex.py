@@ -3,7 +3,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from knowledge.services import kb_reindex
-from tickets.management.options import organizations_option
+from tenancy.management.options import organizations_option
 
 
 class Command(BaseCommand):
@@ -16,7 +16,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         for organization in organizations_option(options["org"]):
             totals = kb_reindex(organization=organization, force=not options["changed_only"])
-            desk = f", {totals['desk_documents']} staff-search document(s)" if "desk_documents" in totals else ""
+            corpora = "".join(
+                f", {count} {name.removesuffix('_documents')} keyword document(s)"
+                for name, count in totals.items()
+                if name.endswith("_documents")
+            )
             self.stdout.write(
-                f"{organization.slug}: {totals['articles']} article(s), {totals['chunks']} chunk(s){desk}"
+                f"{organization.slug}: {totals['articles']} article(s), {totals['chunks']} chunk(s){corpora}"
             )

@@ -2,9 +2,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from config.errors import DomainError
 from knowledge.search import kb_search
-from tickets.errors import DomainError
-from tickets.management.options import organization_option
+from tenancy.management.options import organization_option
 
 
 class Command(BaseCommand):

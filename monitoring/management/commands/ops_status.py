@@ -53,9 +53,14 @@ class Command(BaseCommand):
             self.stdout.write(f"celery queues: {queues}; heartbeat age: {status['celery_heartbeat_age_seconds']} s")
             self.stdout.write("indexes:")
             for row in status["indexes"]:
+                corpora = "  ".join(
+                    f"{name.removeprefix('keyword_')} {size}"
+                    for name, size in row.items()
+                    if name.startswith("keyword_")
+                )
                 self.stdout.write(
                     f"  {row['organization']:<20} articles {row['articles']}  vectors {row['vectors']}"
-                    f"  keyword kb {row['keyword_kb']}  desk {row['keyword_desk']}"
+                    f"  keyword {corpora}"
                 )
             self.stdout.write("desk: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in status["desk"].items()))
         if not report["ready"]:

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tickets.management.options import organization_option
+from tenancy.management.options import organization_option
 from tickets.models import Customer
 from tickets.privacy import customer_export
 from tickets.selectors import customer_by_email

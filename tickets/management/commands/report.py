@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tickets.management.options import organizations_option
+from tenancy.management.options import organizations_option
 from tickets.reports import last_complete_start, report_build, report_csv, report_json, report_store, report_text
 
 

@@ -7,13 +7,9 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from tickets import services
-from tickets.admin_scoping import OrganizationScopedAdmin
-from tickets.models import (
-    BusinessHours,
-    Holiday,
-    Organization,
-)
+from tenancy import services
+from tenancy.admin_scoping import OrganizationScopedAdmin
+from tenancy.models import BusinessHours, Holiday, Organization
 
 
 class BusinessHoursInline(admin.TabularInline):
@@ -42,4 +38,4 @@ class OrganizationAdmin(OrganizationScopedAdmin):
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         # Time zone, business hours and holidays move every open ticket's deadlines.
-        services.organization_sla_changed(organization_id=form.instance.pk)
+        services.organization_calendar_changed(organization_id=form.instance.pk)

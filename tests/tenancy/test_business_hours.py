@@ -8,10 +8,12 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from tests.tickets.factories import CustomerFactory, StaffFactory, TicketFactory
+from tenancy.business_hours import BusinessCalendar, business_calendar
+from tenancy.models import BusinessHours, Holiday
+from tests.tenancy.factories import StaffFactory
+from tests.tickets.factories import CustomerFactory, TicketFactory
 from tickets import services
-from tickets.business_hours import BusinessCalendar, business_calendar
-from tickets.models import BusinessHours, Holiday, Ticket
+from tickets.models import Ticket
 
 NINE_TO_FIVE = {day: ((time(9), time(17)),) for day in range(5)}  # Monday to Friday
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -144,7 +146,8 @@ def test_changing_hours_or_policies_in_admin_moves_open_tickets_deadlines(
     from django.test import Client
 
     from config.celery import app as celery_app
-    from tickets.models import SlaPolicy, StaffRole
+    from tenancy.models import StaffRole
+    from tickets.models import SlaPolicy
 
     monkeypatch.setattr(celery_app.conf, "task_always_eager", True)  # the recompute task runs here
     friday_evening = datetime(2026, 11, 20, 16, 30, tzinfo=BERLIN)
@@ -157,7 +160,7 @@ def test_changing_hours_or_policies_in_admin_moves_open_tickets_deadlines(
     client.force_login(StaffFactory(organization=org, username="olga", role=StaffRole.ADMIN))
 
     # Business hours added on the organization's page: the open ticket now counts office time only.
-    page = client.get(f"/admin/tickets/organization/{org.pk}/change/").content.decode()
+    page = client.get(f"/admin/tenancy/organization/{org.pk}/change/").content.decode()
     prefixes = re.findall(r'name="([\w-]+)-TOTAL_FORMS"', page)
     form = {
         "name": org.name,
@@ -176,7 +179,7 @@ def test_changing_hours_or_policies_in_admin_moves_open_tickets_deadlines(
             {f"{hours}-{day}-weekday": str(day), f"{hours}-{day}-opens": "09:00", f"{hours}-{day}-closes": "17:00"}
         )
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(f"/admin/tickets/organization/{org.pk}/change/", form)
+        response = client.post(f"/admin/tenancy/organization/{org.pk}/change/", form)
     assert response.status_code == 302, re.findall(r'class="errorlist[^"]*"[^>]*>(.*?)</ul>', response.content.decode())
     assert BusinessHours.objects.filter(organization=org).count() == 5
     ticket.refresh_from_db()

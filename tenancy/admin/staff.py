@@ -1,4 +1,4 @@
-"""Staff: profiles (role, capacity, availability) and the user admin with the profile inline."""
+"""Staff: profiles (role, capacity, availability), teams, and the user admin with the profile inline."""
 
 from typing import Any
 
@@ -8,11 +8,9 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from tickets import services
-from tickets.admin_scoping import AuditedAdminMixin, OrganizationScopedAdmin
-from tickets.models import (
-    StaffProfile,
-)
+from tenancy import services
+from tenancy.admin_scoping import AuditedAdminMixin, OrganizationScopedAdmin
+from tenancy.models import StaffProfile, Team
 
 User = get_user_model()
 
@@ -27,6 +25,12 @@ class StaffProfileAdmin(OrganizationScopedAdmin):
         super().save_model(request, obj, form, change)
         # Keep group membership in step with the role chosen here.
         services.staff_role_set(user=obj.user, role=obj.role)
+
+
+@admin.register(Team)
+class TeamAdmin(OrganizationScopedAdmin):
+    list_display = ["name"]
+    filter_horizontal = ["members"]
 
 
 class StaffProfileInline(admin.StackedInline):

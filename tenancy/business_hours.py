@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from tickets.models import BusinessHours, Holiday, Organization
+from tenancy.models import BusinessHours, Holiday, Organization
 
 # A calendar with hours on at least one weekday opens within a week plus its holidays; this
 # bound only stops a loop over a calendar whose every open day is a holiday.

@@ -2,7 +2,7 @@ from typing import Any
 
 from rest_framework.permissions import DjangoModelPermissions
 
-from tickets.services import staff_organization
+from tenancy.services import staff_organization
 
 
 class IsOrganizationStaff(DjangoModelPermissions):

@@ -1,25 +1,29 @@
 """The demo company: staff, customers, conversations, tickets in every status, macros, SLA
-policies and a knowledge base, all written by us. Built through the same services as real data.
-Running it again resets the demo passwords and adds nothing twice."""
+policies, a knowledge base and intents, all written by us, plus a second tenant. Built only
+through each app's services, as real data is; running it again resets the demo passwords and
+adds nothing twice."""
 
 from dataclasses import dataclass, field
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from agents.services import intent_model_ensure
+from demo.intents import DEMO_INTENTS
 from knowledge.ingest import read_documents
 from knowledge.services import kb_documents_ingest, kb_reindex
-from tickets import services
-from tickets.models import BusinessHours, Customer, Organization, SlaPolicy, StaffRole, Ticket, TicketStatus
+from tenancy import services as tenancy
+from tenancy.models import Organization, StaffRole
+from tenancy.roles import staff_roles_sync
+from tickets import selectors, services
+from tickets.models import Ticket, TicketStatus
 from tickets.reports import report_store
-from tickets.roles import staff_roles_sync
 
-DEMO_KB_DIR = Path(settings.BASE_DIR) / "knowledge" / "demo_kb"
+DEMO_KB_DIR = Path(__file__).resolve().parent / "kb"
 
 STAFF = [
     # username, password, role, first name, last name
@@ -190,7 +194,9 @@ def _demo_knowledge_base(organization: Organization) -> int:
 
 
 def _demo_ticket(organization: Organization, spec: DemoTicket, staff: dict[str, Any]) -> Ticket:
-    customer = Customer.objects.get(organization=organization, name=spec.customer)
+    email = next(email for name, email, *_ in CUSTOMERS if name == spec.customer)
+    customer = selectors.customer_by_email(organization=organization, email=email)
+    assert customer is not None, spec.customer
     conversation = services.conversation_start(customer=customer)
     for role, text, score in spec.transcript:
         message, _ = services.message_create(conversation=conversation, role=role, text=text, broadcast=False)
@@ -203,10 +209,9 @@ def _demo_ticket(organization: Organization, spec: DemoTicket, staff: dict[str, 
         priority=spec.priority,
         conversation=conversation,
         tags=spec.tags,
+        # Aged, so SLA clocks show a realistic spread; due dates follow from the opening time.
+        opened_at=timezone.now() - timedelta(hours=spec.age_hours),
     )
-    # Age the ticket so SLA clocks show a realistic spread; due dates follow from created_at.
-    Ticket.objects.filter(pk=ticket.pk).update(created_at=ticket.created_at - timedelta(hours=spec.age_hours))
-    ticket = services.ticket_sla_recompute(ticket=ticket)
     actor = staff.get(spec.assignee)
     if actor is not None:
         services.ticket_assign(ticket=ticket, assignee=actor, actor=staff["supervisor"])
@@ -231,15 +236,16 @@ def _demo_ticket(organization: Organization, spec: DemoTicket, staff: dict[str, 
 @transaction.atomic
 def demo_bootstrap() -> DemoResult:
     staff_roles_sync()
-    organization, created = Organization.objects.get_or_create(
-        slug="trailhead", defaults={"name": "Trailhead Outfitters"}
-    )
+    organization = Organization.objects.filter(slug="trailhead").first()
+    created = organization is None
+    if organization is None:
+        organization = tenancy.organization_create(name="Trailhead Outfitters", slug="trailhead")
     user_model = get_user_model()
     staff: dict[str, Any] = {}
     for username, password, role, first, last in STAFF:
         user = user_model.objects.filter(username=username).first()
         if user is None:
-            user = services.staff_member_create(
+            user = tenancy.staff_member_create(
                 organization=organization,
                 username=username,
                 password=password,
@@ -248,22 +254,12 @@ def demo_bootstrap() -> DemoResult:
                 first_name=first,
                 last_name=last,
             )
-        else:
-            user.set_password(password)
-            user.save(update_fields=["password"])
-        if role == StaffRole.ADMIN and not user.is_superuser:
-            user.is_superuser = True
-            user.save(update_fields=["is_superuser"])
+        # The demo admin is also the operator, so every page of the demo can be seen.
+        tenancy.staff_password_set(user=user, password=password, superuser=True if role == StaffRole.ADMIN else None)
         staff[username] = user
 
     if created:
-        for priority, (first_minutes, resolution_minutes) in settings.CONCIERGE_DEFAULT_SLA_MINUTES.items():
-            SlaPolicy.objects.create(
-                organization=organization,
-                priority=priority,
-                first_response_minutes=first_minutes,
-                resolution_minutes=resolution_minutes,
-            )
+        services.sla_policies_default(organization=organization)
         for name, email, tier, language, external_id in CUSTOMERS:
             services.customer_create(
                 organization=organization,
@@ -295,8 +291,7 @@ def demo_bootstrap() -> DemoResult:
             report_store(organization=each, period=period, start=timezone.localdate())
     harbor_agent = user_model.objects.filter(username="harbor-agent").first()
     if harbor_agent is not None:
-        harbor_agent.set_password("concierge-harbor")
-        harbor_agent.save(update_fields=["password"])
+        tenancy.staff_password_set(user=harbor_agent, password="concierge-harbor")
     credentials = [
         (username, password, f"{role.label}, {organization.name}") for username, password, role, _, _ in STAFF
     ]
@@ -306,25 +301,21 @@ def demo_bootstrap() -> DemoResult:
 
 def _demo_intents(organization: Organization) -> None:
     """Our demo intents, trained into a model unless one already exists."""
-    from agents.demo_intents import DEMO_INTENTS
-    from agents.models import IntentModel
-    from agents.services import intent_examples_import, intent_model_train
-
     rows = [(text, intent) for intent, texts in DEMO_INTENTS.items() for text in texts]
-    added = intent_examples_import(organization=organization, rows=rows)
-    if added or not IntentModel.objects.filter(organization=organization).exists():
-        intent_model_train(organization=organization)
+    intent_model_ensure(organization=organization, rows=rows)
 
 
 def _demo_second_tenant() -> None:
     """A second company, so that the isolation between tenants can be seen and tested."""
     # A desk with office hours: its SLA clocks run Monday to Saturday, 07:00-19:00 London time.
-    other = Organization.objects.create(
-        slug="harbor-coffee", name="Harbor Coffee Co.", timezone="Europe/London", sla_breach_action="reassign"
+    other = tenancy.organization_create(
+        slug="harbor-coffee",
+        name="Harbor Coffee Co.",
+        timezone="Europe/London",
+        sla_breach_action="reassign",
+        business_hours=[(weekday, time(7), time(19)) for weekday in range(6)],
     )
-    for weekday in range(6):
-        BusinessHours.objects.create(organization=other, weekday=weekday, opens=time(7), closes=time(19))
-    services.staff_member_create(
+    tenancy.staff_member_create(
         organization=other, username="harbor-agent", password="concierge-harbor", role=StaffRole.AGENT
     )
     customer = services.customer_create(organization=other, name="Grace Park", email="grace@example.com")

@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tickets.audit import audit_verify
-from tickets.management.options import organizations_option
+from tenancy.audit import audit_verify
+from tenancy.management.options import organizations_option
 
 
 class Command(BaseCommand):

@@ -8,10 +8,10 @@ from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 from django.test import Client
 
+from tenancy.audit import audit_record, audit_verify
+from tenancy.models import AuditEntry
 from tests.tickets.factories import CustomerFactory, TicketFactory
 from tickets import services
-from tickets.audit import audit_record, audit_verify
-from tickets.models import AuditEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,12 +1,12 @@
-"""``--org SLUG`` for every app's management commands: one lookup (tickets.selectors), one
+"""``--org SLUG`` for every app's management commands: one lookup (tenancy.services), one
 one-line reason when it fails."""
 
 from django.core.management.base import CommandError
 from django.db.models import QuerySet
 
-from tickets.errors import DomainError
-from tickets.models import Organization
-from tickets.selectors import organization_get, organizations_for_option
+from config.errors import DomainError
+from tenancy.models import Organization
+from tenancy.services import organization_get, organizations_for_option
 
 
 def organization_option(slug: str | None) -> Organization:

@@ -10,7 +10,7 @@ from typing import Any
 from django.contrib.auth.models import Group, Permission
 from django.db.models import Q
 
-from tickets.models import StaffRole
+from tenancy.models import StaffRole
 
 ROLE_GROUP_NAMES = {StaffRole.AGENT: "Agent", StaffRole.SUPERVISOR: "Supervisor", StaffRole.ADMIN: "Admin"}
 
@@ -25,19 +25,21 @@ _AGENT = {
         "sentimentrecord": ["view"],
         "macro": ["view"],
         "tag": ["view", "add"],
-        "team": ["view"],
     },
+    "tenancy": {"team": ["view"]},
     "knowledge": {"article": ["view"], "category": ["view"]},
 }
 _SUPERVISOR = {
     "tickets": {
         "customer": ["add", "change"],
         "macro": ["add", "change", "delete"],
-        "team": ["add", "change"],
         "tag": ["change", "delete"],
         "slapolicy": ["view"],
-        "staffprofile": ["view"],
         "report": ["view"],
+    },
+    "tenancy": {
+        "team": ["add", "change"],
+        "staffprofile": ["view"],
         "auditentry": ["view"],
         "businesshours": ["view"],
         "holiday": ["view"],
@@ -48,9 +50,11 @@ _SUPERVISOR = {
 _ADMIN = {
     "tickets": {
         "slapolicy": ["add", "change", "delete"],
+        "customer": ["delete"],
+    },
+    "tenancy": {
         "staffprofile": ["add", "change", "delete"],
         "team": ["delete"],
-        "customer": ["delete"],
         "organization": ["view", "change"],
         "businesshours": ["add", "change", "delete"],
         "holiday": ["add", "change", "delete"],
@@ -91,5 +95,7 @@ def staff_roles_sync_after_migrate(app_config: Any = None, **kwargs: Any) -> Non
     # post_migrate is sent once per app; permissions of every app exist only at the last one.
     from django.apps import apps
 
-    if app_config is list(apps.get_app_configs())[-1]:
+    # Django sends it only for apps with a models module.
+    with_models = [config for config in apps.get_app_configs() if config.models_module is not None]
+    if app_config is with_models[-1]:
         staff_roles_sync()

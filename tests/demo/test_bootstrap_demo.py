@@ -4,7 +4,8 @@ from django.core.management import call_command
 from django.test import RequestFactory
 
 from knowledge.models import Article
-from tickets.models import Customer, Organization, Ticket, TicketStatus
+from tenancy.models import Organization
+from tickets.models import Customer, Ticket, TicketStatus
 
 pytestmark = pytest.mark.django_db
 

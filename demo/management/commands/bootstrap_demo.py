@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from tickets.demo import demo_bootstrap
+from demo.company import demo_bootstrap
 
 
 class Command(BaseCommand):

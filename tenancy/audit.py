@@ -11,7 +11,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from tickets.models import AuditEntry, Organization
+from tenancy.models import AuditEntry, Organization
 
 GENESIS = "0" * 64
 

@@ -18,7 +18,7 @@ import pytest
 from tests.knowledge.test_freshness import ALPACA_BODY, ALPACA_QUESTION
 from tests.support import free_port, http, until, ws_frames_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 

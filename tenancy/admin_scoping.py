@@ -7,11 +7,11 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from tickets.services import staff_organization
+from tenancy.services import staff_organization
 
 
 def _organization_id_of(obj: Any) -> int | None:
-    from tickets.models import Organization
+    from tenancy.models import Organization
 
     if isinstance(obj, Organization):
         return int(obj.pk)
@@ -26,7 +26,7 @@ class AuditedAdminMixin:
     (next to Django's own LogEntry), with the change message, never the field values."""
 
     def _audit(self, request: HttpRequest, obj: Any, action: str, detail: Any) -> None:
-        from tickets.audit import audit_record_on_commit
+        from tenancy.audit import audit_record_on_commit
 
         organization_id = _organization_id_of(obj)
         if organization_id is None:

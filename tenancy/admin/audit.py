@@ -5,10 +5,8 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from tickets.admin_scoping import OrganizationScopedAdmin
-from tickets.models import (
-    AuditEntry,
-)
+from tenancy.admin_scoping import OrganizationScopedAdmin
+from tenancy.models import AuditEntry
 
 
 @admin.register(AuditEntry)
