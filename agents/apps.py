@@ -6,8 +6,14 @@ class AgentsConfig(AppConfig):
     verbose_name = "Assistant"
 
     def ready(self) -> None:
+        from corsheaders.signals import check_request_enabled
+
         from agents.llm import llm_configured, llm_ping
+        from agents.widget import cors_request_allowed
         from monitoring.services import readiness_check_register
+
+        # The widget's endpoints answer CORS for the websites each organization allows.
+        check_request_enabled.connect(cors_request_allowed, dispatch_uid="agents_widget_cors")
 
         # /readyz and ops_status report the LLM endpoint when one is configured.
         readiness_check_register("llm", llm_ping, llm_configured)

@@ -7,6 +7,7 @@ missed, so a reconnect loses nothing."""
 
 import json
 import logging
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -17,10 +18,12 @@ from django.db import DatabaseError
 
 from agents.services import assistant_reply, customer_message_receive
 from agents.tokens import WidgetSession, widget_token_read
+from agents.widget import origin_allowed, widget_contact_leave
 from config.channel_layer import OUTAGE_ERRORS
 from monitoring.context import conversation_context
 from monitoring.metrics import WEBSOCKETS_OPEN
 from tickets.errors import ConversationFull, DomainError, RateLimited
+from tickets.handoff import handoff_status
 from tickets.rules import MESSAGE_MAX_CHARS
 from tickets.transport import (
     chat_presence_join,
@@ -37,7 +40,9 @@ UNAVAILABLE_MESSAGE = "We could not save your message just now; it will be sent 
 # Room for a message of MESSAGE_MAX_CHARS characters, JSON-escaped, and the frame around it.
 MAX_FRAME_BYTES = 64 * 1024
 CLOSE_BAD_TOKEN = 4401
+CLOSE_ORIGIN_REFUSED = 4403
 CLOSE_GONE = 4404
+TYPING_EVERY = 2.0  # seconds between typing frames a customer's socket passes on
 
 
 def _replay(session: WidgetSession, after: int) -> list[dict[str, Any]]:
@@ -60,6 +65,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     session: WidgetSession | None = None
     group = ""
     counted = False
+    last_typing = float("-inf")
 
     async def connect(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode("utf-8", "replace"))
@@ -68,6 +74,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if session is None:
             await self.error("bad_token", "The session token is missing, invalid or expired; start a new chat.")
             await self.close(code=CLOSE_BAD_TOKEN)
+            return
+        headers = dict(self.scope.get("headers") or [])
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        host = headers.get(b"host", b"").decode("latin-1")
+        allowed = await database_sync_to_async(origin_allowed)(
+            organization_id=session.organization_id, origin=origin, host=host
+        )
+        if not allowed:
+            await self.error("origin_not_allowed", f"The website {origin} is not allowed to embed this chat widget.")
+            await self.close(code=CLOSE_ORIGIN_REFUSED)
             return
         if not await database_sync_to_async(_conversation_exists)(session):
             await self.error("not_found", "This conversation no longer exists; start a new chat.")
@@ -135,9 +151,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             "typing": self.on_typing,
             "resume": self.on_resume,
             "csat": self.on_csat,
+            "contact": self.on_contact,
         }.get(str(frame.get("type")))
         if handler is None:
-            await self.error("unknown_type", "Frame types are message, typing, resume and csat.")
+            await self.error("unknown_type", "Frame types are message, typing, resume, csat and contact.")
             return
         with conversation_context(self.session.conversation_id):
             await handler(frame)
@@ -198,9 +215,38 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 # Redis is out, so the group broadcast did not reach us: send the reply here.
                 for reply in await database_sync_to_async(_replay)(self.session, seq):
                     await self.send(text_data=json.dumps(reply))
+            await self.send_queue_status()
+
+    async def send_queue_status(self) -> None:
+        """Waiting for a person: the place in the queue, the expected wait, business hours."""
+        assert self.session is not None
+        try:
+            status = await database_sync_to_async(handoff_status)(conversation_id=self.session.conversation_id)
+        except DatabaseError:
+            logger.warning("queue status not read", exc_info=True)
+            return
+        if status is not None:
+            await self.send(text_data=json.dumps(status))
+
+    async def on_contact(self, frame: dict[str, Any]) -> None:
+        """The customer leaves an email so that a reply written while they are away reaches them."""
+        assert self.session is not None
+        try:
+            await database_sync_to_async(widget_contact_leave)(
+                conversation_id=self.session.conversation_id, email=frame.get("email")
+            )
+        except DomainError as exc:
+            await self.error("invalid", str(exc))
+            return
+        await self.send(text_data=json.dumps({"type": "contact", "status": "saved"}))
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         assert self.session is not None
+        # The widget sends at most one typing frame per TYPING_EVERY seconds; extra ones are dropped.
+        now = time.monotonic()
+        if now - self.last_typing < TYPING_EVERY:
+            return
+        self.last_typing = now
         await self.live(
             self.channel_layer.group_send(
                 self.group, {"type": "chat.typing", "role": "customer", "sender": self.channel_name}
@@ -227,6 +273,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         for message in replay:
             await self.send(text_data=json.dumps(message))
+        await self.send_queue_status()
 
     async def on_csat(self, frame: dict[str, Any]) -> None:
         assert self.session is not None

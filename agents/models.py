@@ -1,6 +1,10 @@
-"""Intent training data and trained intent models, per organization, versioned."""
+"""Intent training data and trained intent models, per organization, versioned; the chat
+widget's settings and the websites allowed to embed it."""
+
+import secrets
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 
 from tenancy.models import Organization
@@ -77,3 +81,71 @@ class SentimentModel(TrainedClassifier):
 
     def __str__(self) -> str:
         return f"{self.language} v{self.version}{' (active)' if self.is_active else ''}"
+
+
+def identity_secret_new() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class PrechatForm(models.TextChoices):
+    NONE = "none", "No form"
+    OPTIONAL = "optional", "Name and email, optional"
+    REQUIRED = "required", "Name and email, required"
+
+
+class WidgetPosition(models.TextChoices):
+    RIGHT = "right", "Bottom right"
+    LEFT = "left", "Bottom left"
+
+
+class WidgetLocale(models.TextChoices):
+    AUTO = "", "The visitor's browser language"
+    EN = "en", "English"
+    ZH_HANS = "zh-hans", "Simplified Chinese"
+
+
+class WidgetSettings(models.Model):
+    """How an organization's chat widget looks, greets and identifies visitors."""
+
+    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="widget")
+    title = models.CharField(max_length=60, blank=True, help_text="Panel title; blank: the organization's name.")
+    greeting = models.CharField(
+        max_length=300, blank=True, help_text="First line a visitor sees; blank: the built-in greeting."
+    )
+    color = models.CharField(
+        max_length=7,
+        default="#264b5d",
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "A colour as #RRGGBB.")],
+        help_text="Launcher and header colour, #RRGGBB.",
+    )
+    position = models.CharField(max_length=5, choices=WidgetPosition.choices, default=WidgetPosition.RIGHT)
+    locale = models.CharField(max_length=7, choices=WidgetLocale.choices, blank=True, default=WidgetLocale.AUTO)
+    prechat = models.CharField(max_length=8, choices=PrechatForm.choices, default=PrechatForm.NONE)
+    identity_secret = models.CharField(
+        max_length=64,
+        default=identity_secret_new,
+        help_text="Your server signs each signed-in user's id with this (HMAC-SHA256) for identify().",
+    )
+
+    class Meta:
+        verbose_name = "chat widget"
+        verbose_name_plural = "chat widget"
+
+    def __str__(self) -> str:
+        return f"Chat widget of {self.organization}"
+
+
+class WidgetOrigin(models.Model):
+    """A website allowed to embed the organization's widget: an exact origin
+    (https://shop.example.com) or every subdomain (https://*.example.com)."""
+
+    widget = models.ForeignKey(WidgetSettings, on_delete=models.CASCADE, related_name="origins")
+    origin = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["origin"]
+        constraints = [models.UniqueConstraint(fields=["widget", "origin"], name="widget_origin_unique")]
+
+    def __str__(self) -> str:
+        return self.origin

@@ -131,7 +131,13 @@ class CustomerMessageReceived:
 
 
 def customer_message_receive(
-    *, conversation_id: int, organization_id: int, text: str, client_message_id: str, sender_address: str = ""
+    *,
+    conversation_id: int,
+    organization_id: int,
+    text: str,
+    client_message_id: str,
+    sender_address: str = "",
+    attachment: Any = None,
 ) -> CustomerMessageReceived:
     """A customer's message arrives from a channel: rate limits (per conversation, sender address
     and organization; RateLimited with the wait), then the stored message (idempotent on the
@@ -160,9 +166,18 @@ def customer_message_receive(
             )
     conversation = Conversation.objects.get(pk=conversation_id, organization_id=organization_id)
     message, created = desk.message_create(
-        conversation=conversation, role=MessageRole.CUSTOMER, text=text, client_message_id=client_message_id
+        conversation=conversation,
+        role=MessageRole.CUSTOMER,
+        text=text,
+        client_message_id=client_message_id,
+        attachment=attachment,
     )
-    answers = conversation.status == Conversation.Status.OPEN and (created or assistant_reply_for(message) is None)
+    # The assistant reads text: a file waits for a person (staff see it in the transcript).
+    answers = (
+        attachment is None
+        and conversation.status == Conversation.Status.OPEN
+        and (created or assistant_reply_for(message) is None)
+    )
     return CustomerMessageReceived(message=message, created=created, assistant_answers=answers)
 
 
@@ -261,31 +276,6 @@ def assistant_reply(*, message_id: int) -> Any:
     with conversation_context(conversation.pk):
         logger.info("bot turn: intent=%s answered=%s handoff=%s", state["intent"], state["answered"], state["handoff"])
     return reply
-
-
-# --- widget sessions ---------------------------------------------------------------------
-
-
-@transaction.atomic
-def widget_session_start(*, widget_key: str, name: str = "", email: str = "") -> tuple[Any, str]:
-    """Start a chat from the widget: find the organization by its widget key, find the
-    customer by email (or make a new one), open a conversation, and sign a token for it."""
-    from agents.tokens import WidgetSession, widget_token_issue
-    from tickets import services as desk
-    from tickets.selectors import customer_by_email
-
-    organization = Organization.objects.filter(widget_key=widget_key).first() if widget_key else None
-    if organization is None:
-        raise DomainError("Unknown widget key.")
-    email = (email or "").strip().lower()
-    customer = customer_by_email(organization=organization, email=email) if email else None
-    if customer is None:
-        customer = desk.customer_create(organization=organization, name=(name or "").strip()[:200], email=email)
-    elif name and not customer.name:
-        customer = desk.customer_update(customer=customer, name=name.strip()[:200])
-    conversation = desk.conversation_start(customer=customer)
-    token = widget_token_issue(WidgetSession(organization.pk, customer.pk, conversation.pk))
-    return conversation, token
 
 
 # --- sentiment models --------------------------------------------------------------------

@@ -14,11 +14,13 @@ class WidgetSession:
     organization_id: int
     customer_id: int
     conversation_id: int
+    identified: bool = False  # a company's signed-in user, verified by identify()
 
 
 def widget_token_issue(session: WidgetSession) -> str:
     return signing.dumps(
-        {"o": session.organization_id, "u": session.customer_id, "c": session.conversation_id}, salt=SALT
+        {"o": session.organization_id, "u": session.customer_id, "c": session.conversation_id, "i": session.identified},
+        salt=SALT,
     )
 
 
@@ -28,6 +30,6 @@ def widget_token_read(token: str) -> WidgetSession | None:
         return None
     try:
         data = signing.loads(token, salt=SALT, max_age=settings.CONCIERGE_WIDGET_TOKEN_MAX_AGE)
-        return WidgetSession(int(data["o"]), int(data["u"]), int(data["c"]))
+        return WidgetSession(int(data["o"]), int(data["u"]), int(data["c"]), bool(data.get("i", False)))
     except (signing.BadSignature, KeyError, TypeError, ValueError):
         return None

@@ -13,17 +13,17 @@ import json
 import os
 import platform
 import re
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.stack import embedded_server  # noqa: E402
+
 QUESTIONS = [
     "hi",
     "when will I get my refund?",
@@ -75,36 +75,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=200)
     args = parser.parse_args()
-    workdir = tempfile.mkdtemp(prefix="concierge-chat-bench-")
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(CONCIERGE_VAR_DIR=workdir, ORT_DISABLE_TELEMETRY="1", DEBUG="false", LOG_LEVEL="WARNING")
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "-v0"], env=env, cwd=ROOT, check=True)
-    subprocess.run([*manage, "bootstrap_demo"], env=env, cwd=ROOT, check=True, capture_output=True)
-    subprocess.run([*manage, "collectstatic", "--noinput", "-v0"], env=env, cwd=ROOT, check=True)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(port), "--log-level", "warning"],
-        env=env,
-        cwd=ROOT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        html = ""
-        for _ in range(100):
-            try:
-                html = urllib.request.urlopen(base + "/").read().decode()
-                break
-            except OSError:
-                time.sleep(0.2)
+    with embedded_server() as (base, env):
+        html = urllib.request.urlopen(base + "/").read().decode()
         key = re.search(r'data-widget-key="([^"]+)"', html).group(1)
         asyncio.run(run_turns(base, key, 3))  # warm up: models load on the first turn
         round_trips = asyncio.run(run_turns(base, key, args.turns))
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
 
     sys.path.insert(0, str(ROOT))
     os.environ.update(env, DJANGO_SETTINGS_MODULE="config.settings")

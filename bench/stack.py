@@ -17,6 +17,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,38 @@ def _children(pid: int) -> list[int]:
         return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except FileNotFoundError:
         return []
+
+
+@contextmanager
+def embedded_server(**extra_env: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """uvicorn on the embedded defaults (SQLite, in-memory channel layer) in a throw-away folder,
+    the demo company loaded: yields (base URL, environment for manage.py)."""
+    workdir = tempfile.mkdtemp(prefix="concierge-bench-embedded-")
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(CONCIERGE_VAR_DIR=workdir, ORT_DISABLE_TELEMETRY="1", DEBUG="false", LOG_LEVEL="WARNING")
+    env.update(SECURE_SSL_REDIRECT="false", **extra_env)  # plain HTTP on loopback
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "-v0"], env=env, cwd=ROOT, check=True)
+    subprocess.run([*manage, "bootstrap_demo"], env=env, cwd=ROOT, check=True, capture_output=True)
+    subprocess.run([*manage, "collectstatic", "--noinput", "-v0"], env=env, cwd=ROOT, check=True)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(port), "--log-level", "warning"],
+        env=env,
+        cwd=ROOT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield base, env
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
 
 
 class ProductionStack:

@@ -3,8 +3,9 @@
 ``HybridMiddleware`` runs natively under ASGI and WSGI alike (a sync-only middleware would
 cost every ASGI request a thread hop). The security headers: a Content Security Policy that
 only lets the page load scripts, styles and connections from this site (the widget host page
-included), and a Permissions-Policy that turns off browser features we never use. Django's
-SecurityMiddleware adds nosniff, the referrer policy, COOP and (with DEBUG off) HSTS."""
+included; no inline styles outside admin and the API docs), and a Permissions-Policy that
+turns off browser features we never use. Django's SecurityMiddleware adds nosniff, the
+referrer policy, COOP and (with DEBUG off) HSTS."""
 
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ from django.http import HttpRequest, HttpResponse
 PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
 # drf-spectacular's Swagger page starts itself with one inline script.
 INLINE_SCRIPT_PATHS = ("/api/docs/",)
+INLINE_STYLE_PATHS = ("/admin/", "/api/docs/")
 
 
 class HybridMiddleware:
@@ -58,11 +60,14 @@ class HybridMiddleware:
 def content_security_policy(request: HttpRequest) -> str:
     host = request.get_host()
     inline = " 'unsafe-inline'" if request.path.startswith(INLINE_SCRIPT_PATHS) else ""
+    # Django's admin writes a few style attributes; every other page (the widget included,
+    # whose styles are a static stylesheet) does without inline styles.
+    style_inline = " 'unsafe-inline'" if request.path.startswith(INLINE_STYLE_PATHS) else ""
     return "; ".join(
         [
             "default-src 'self'",
             f"script-src 'self'{inline}",
-            "style-src 'self' 'unsafe-inline'",  # the widget styles itself with a <style> element
+            f"style-src 'self'{style_inline}",
             "img-src 'self' data:",
             "font-src 'self' data:",
             f"connect-src 'self' ws://{host} wss://{host}",

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
+    "corsheaders",
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
@@ -56,6 +57,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "monitoring.middleware.RequestObservationMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -161,6 +163,9 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "templates" / "static"]
+# Chat attachments go through Django's storage API: a folder here (shared by every web process;
+# point STORAGES["default"] at an object store for several machines).
+MEDIA_ROOT = Path(env("CONCIERGE_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -275,6 +280,17 @@ LLM_BASE_URL = env("LLM_BASE_URL", default="")
 LLM_API_KEY = env("LLM_API_KEY", default="")
 LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=8.0)
 # Below this retrieval confidence (best cosine similarity) the agent says it does not know.
+# CORS only on the widget's endpoints, and only for the websites an organization allows
+# (agents.widget.cors_request_allowed answers per request; no origin is allowed statically).
+CORS_URLS_REGEX = r"^/api/v1/widget/"
+CORS_ALLOWED_ORIGINS: list[str] = []
+CORS_ALLOW_CREDENTIALS = False
+CORS_EXPOSE_HEADERS = ["Retry-After"]
+CONCIERGE_ATTACHMENT_MAX_BYTES = env.int("CONCIERGE_ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
+CONCIERGE_ATTACHMENT_URL_MAX_AGE = env.int("CONCIERGE_ATTACHMENT_URL_MAX_AGE", default=3600)
+# Room for an attachment plus the form around it; larger bodies are refused before parsing.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 CONCIERGE_WIDGET_TOKEN_MAX_AGE = env.int("CONCIERGE_WIDGET_TOKEN_MAX_AGE", default=7 * 24 * 3600)
 # Where customers reach this site: links in emails (CSAT surveys) start with it.
 CONCIERGE_PUBLIC_URL = env("CONCIERGE_PUBLIC_URL", default="http://127.0.0.1:8000")

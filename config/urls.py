@@ -3,13 +3,14 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from agents.views import console
-from tickets.views import csat_survey, demo_home
+from tickets.views import attachment_download, csat_survey, demo_home
 
 urlpatterns = [
     path("", demo_home, name="demo-home"),
     path("admin/", admin.site.urls),
     path("console/", console, name="console"),
     path("csat/<str:token>/", csat_survey, name="csat-survey"),
+    path("attachments/<str:token>/", attachment_download, name="attachment"),
     path("api/v1/", include("agents.urls")),
     path("api/v1/", include("knowledge.urls")),
     path("api/v1/", include("tickets.urls")),

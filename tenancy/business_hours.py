@@ -72,6 +72,10 @@ class BusinessCalendar:
             day += timedelta(days=1)
         return total
 
+    def next_open(self, instant: datetime) -> datetime:
+        """``instant`` itself when open, else when the organization opens next."""
+        return self.add(instant, 0)
+
     def is_open(self, instant: datetime) -> bool:
         if self.always_open:
             return True

@@ -1,7 +1,8 @@
 """The three staff roles as Django groups, with the permissions each one holds.
 
 Agent works tickets; Supervisor also manages customers, macros and teams and reads reports;
-Admin also manages staff, SLA policies, business hours and the knowledge base. Audit events
+Admin also manages staff, SLA policies, business hours, the knowledge base and the chat widget
+(its look, allowed websites and identity secret). Audit events
 are never editable by anyone.
 """
 
@@ -60,6 +61,10 @@ _ADMIN = {
         "holiday": ["add", "change", "delete"],
     },
     "knowledge": {"article": ["delete"], "category": ["delete"]},
+    "agents": {
+        "widgetsettings": ["view", "add", "change"],
+        "widgetorigin": ["view", "add", "change", "delete"],
+    },
     "auth": {"user": ["view", "add", "change"]},
 }
 

@@ -100,3 +100,11 @@ def chroma_server(tmp_path, settings):
     with LocalChromaServer(str(tmp_path / "chroma-server"), log=(tmp_path / "chroma.log").open("wb")) as server:
         settings.CHROMA_HOST = server.address
         yield server.address
+
+
+@pytest.fixture
+def eager(monkeypatch):
+    """Celery tasks run in the test process as they are queued."""
+    from config.celery import app as celery_app
+
+    monkeypatch.setattr(celery_app.conf, "task_always_eager", True)

@@ -130,3 +130,30 @@ def healthy(base: str) -> bool:
         return http(f"{base}/healthz")[0] == 200
     except OSError:
         return False
+
+
+def send_body(handler: Any, body: bytes, content_type: str, status: int = 200) -> None:
+    """Answer from a loopback http.server handler (a fake provider, a company's web page)."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def widget_ask(browser: Any, url: str, question: str) -> tuple[Any, Any, Any]:
+    """In a real browser: open the page, open the widget, wait until it is online and ask.
+    Returns the waiter, the message box and the assistant's answer."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 30)
+    browser.get(url)
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".cc-launch"))).click()
+    box = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".cc-form textarea")))
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".cc-status"), "Online"))
+    box.send_keys(question, Keys.ENTER)
+    answer = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".cc-bot")))
+    return wait, box, answer

@@ -308,9 +308,13 @@ class ConversationViewSet(
                     author=request.user,
                     text=fields["text"],
                     client_message_id=fields["client_message_id"],
+                    attachment=fields["file"],
                 )
                 return Response(MessageSerializer(message).data, status=status.HTTP_200_OK if repeat else 201)
-            message, created = services.message_create(conversation=conversation, author=None, **fields)
+            attachment = fields.pop("file")
+            message, created = services.message_create(
+                conversation=conversation, author=None, attachment=attachment, **fields
+            )
             code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
             return Response(MessageSerializer(message).data, status=code)
         after = request.query_params.get("after", "0")

@@ -1,4 +1,4 @@
-"""One place that turns rule violations into HTTP 400 responses with a clear message."""
+"""One place that turns rule violations into HTTP 4xx responses with a clear message."""
 
 from typing import Any
 
@@ -8,11 +8,16 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.errors import DomainError
+from tickets.errors import RateLimited
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
-        return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        body = {"detail": str(exc)}
+        if exc.status_code != status.HTTP_400_BAD_REQUEST:
+            body["code"] = exc.code
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        return Response(body, status=exc.status_code, headers=headers)
     if isinstance(exc, DjangoValidationError):
         detail: Any = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         return Response(detail, status=status.HTTP_400_BAD_REQUEST)

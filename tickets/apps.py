@@ -14,8 +14,12 @@ class TicketsConfig(AppConfig):
     verbose_name = "Support desk"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_delete
+
         from tenancy.signals import organization_calendar_changed
         from tickets import checks  # noqa: F401  (registers the data-protection checks)
+        from tickets.attachments import attachment_file_delete
+        from tickets.models import Attachment
         from tickets.search import desk_corpus_register
 
         # Staff search: the desk corpus (tickets and messages) in the keyword index.
@@ -23,3 +27,5 @@ class TicketsConfig(AppConfig):
 
         # A new time zone, business hours or holidays move the deadlines of open tickets.
         organization_calendar_changed.connect(_calendar_changed, dispatch_uid="tickets_calendar_changed")
+        # A deleted attachment (purge, erasure) takes its stored file with it.
+        post_delete.connect(attachment_file_delete, sender=Attachment, dispatch_uid="tickets_attachment_file")

@@ -8,6 +8,9 @@ class ConversationFull(DomainError):
 class RateLimited(DomainError):
     """Too many messages too fast from one conversation, address or organization."""
 
+    status_code = 429
+    code = "rate_limited"
+
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after

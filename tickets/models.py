@@ -3,6 +3,8 @@
 Every row belongs to an Organization (the tenant). Writes go through ``tickets.services``.
 """
 
+import uuid
+
 from django import forms
 from django.conf import settings
 from django.core.validators import EmailValidator, MaxLengthValidator
@@ -126,6 +128,33 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.role}: {self.text[:40]}"
+
+
+def attachment_path(instance: "Attachment", filename: str) -> str:
+    """Stored under a random name: the customer's file name never reaches the file system."""
+    suffix = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp"}.get(
+        instance.content_type, ".pdf"
+    )
+    return f"attachments/{instance.organization_id}/{uuid.uuid4().hex}{suffix}"
+
+
+class Attachment(models.Model):
+    """An image or PDF sent with a message, by a customer or an agent. Served only through
+    signed, expiring links (``tickets.services.attachments``)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="attachments")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    file = models.FileField(upload_to=attachment_path, max_length=200)
+    name = models.CharField(max_length=150, help_text="The file name as sent, shown to people only.")
+    content_type = models.CharField(max_length=50)
+    size = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["message", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class SentimentRecord(models.Model):

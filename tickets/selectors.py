@@ -84,6 +84,7 @@ def conversation_messages(*, conversation: Conversation, after_seq: int = 0) -> 
     return (
         Message.objects.filter(conversation=conversation, seq__gt=after_seq)
         .select_related("sentiment", "author")
+        .prefetch_related("attachments")
         .order_by("seq")
     )
 

@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from tenancy.models import Team
 from tenancy.services import staff_organization
+from tickets.attachments import attachments_frame
 from tickets.models import (
     Channel,
     Conversation,
@@ -206,11 +207,17 @@ class ConversationCreateSerializer(serializers.Serializer):
 class MessageSerializer(serializers.ModelSerializer):
     author = serializers.CharField(source="author.username", read_only=True, default=None, allow_null=True)
     sentiment = serializers.SerializerMethodField()
+    attachments = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
-        fields = ["id", "seq", "role", "text", "author", "client_message_id", "metadata", "sentiment", "created_at"]
+        fields = ["id", "seq", "role", "text", "author", "client_message_id", "metadata", "sentiment", "attachments",
+                  "created_at"]  # fmt: skip
         read_only_fields = fields
+
+    def get_attachments(self, message: Message) -> list[dict[str, Any]]:
+        """Name, type, size and a signed link that expires (CONCIERGE_ATTACHMENT_URL_MAX_AGE)."""
+        return attachments_frame(message)
 
     def get_sentiment(self, message: Message) -> dict[str, Any] | None:
         record = getattr(message, "sentiment", None)
@@ -218,7 +225,8 @@ class MessageSerializer(serializers.ModelSerializer):
 
 
 class MessageCreateSerializer(serializers.Serializer):
-    text = serializers.CharField(max_length=MESSAGE_MAX_CHARS)
+    text = serializers.CharField(max_length=MESSAGE_MAX_CHARS, required=False, default="", allow_blank=True)
+    file = serializers.FileField(required=False, default=None, allow_null=True, help_text="An image or a PDF.")
     role = serializers.ChoiceField(
         choices=[(MessageRole.AGENT, "Agent"), (MessageRole.CUSTOMER, "Customer"), (MessageRole.SYSTEM, "System")],
         default=MessageRole.AGENT,

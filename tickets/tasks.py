@@ -56,3 +56,9 @@ def reports_refresh(period: str) -> int:
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, soft_time_limit=300, time_limit=330)
 def organization_sla_recompute_task(organization_id: int) -> int:
     return services.organization_sla_recompute(organization_id=organization_id)
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, soft_time_limit=30, time_limit=60)
+def reply_email(message_id: int) -> bool:
+    """An agent's reply, emailed to a customer who was away from the chat."""
+    return services.reply_email_send(message_id=message_id)

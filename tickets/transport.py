@@ -14,7 +14,8 @@ from channels.layers import get_channel_layer
 from django.core.cache import cache
 from django.db import transaction
 
-from tickets.models import Message
+from tickets.attachments import attachments_frame
+from tickets.models import Message, MessageRole
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def console_group_name(organization_id: int) -> str:
 def message_frame(message: Message) -> dict[str, Any]:
     """The websocket frame that carries one stored message to a client."""
     metadata = message.metadata or {}
-    return {
+    frame = {
         "type": "message",
         "seq": message.seq,
         "role": message.role,
@@ -41,6 +42,14 @@ def message_frame(message: Message) -> dict[str, Any]:
         "intent": metadata.get("intent", ""),
         "handoff": bool(metadata.get("handoff", False)),
     }
+    attachments = attachments_frame(message)
+    if attachments:
+        frame["attachments"] = attachments
+    if message.role == MessageRole.AGENT and message.author_id:
+        # The customer sees who answers: the staff member's first name, else their username.
+        author = message.author
+        frame["author"] = (author.first_name or author.get_username()) if author is not None else ""
+    return frame
 
 
 def group_send(group: str, event: dict[str, Any]) -> bool:

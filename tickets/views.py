@@ -1,10 +1,12 @@
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from config.errors import DomainError
 from tenancy.models import Organization
 from tickets import services
+from tickets.attachments import attachment_open
 
 
 def demo_home(request: HttpRequest) -> HttpResponse:
@@ -34,3 +36,20 @@ def csat_survey(request: HttpRequest, token: str) -> HttpResponse:
             return render(request, "tickets/csat.html", context, status=400)
         context.update(ticket=ticket, recorded=True)
     return render(request, "tickets/csat.html", context)
+
+
+@require_http_methods(["GET"])
+def attachment_download(request: HttpRequest, token: str) -> HttpResponseBase:
+    """A file sent in a chat, for whoever holds a fresh signed link (the widget and staff get
+    one with each message). Served as its checked type, never sniffed, never run as a page."""
+    try:
+        attachment = attachment_open(token)
+    except DomainError as exc:
+        return JsonResponse({"detail": str(exc)}, status=404)
+    response = FileResponse(attachment.file.open("rb"), content_type=attachment.content_type, filename=attachment.name)
+    response["Content-Disposition"] = response["Content-Disposition"].replace("attachment", "inline", 1)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cross-Origin-Resource-Policy"] = "cross-origin"  # shown in the widget on the company's site
+    response["Cache-Control"] = "private, max-age=300"
+    return response

@@ -10,6 +10,7 @@ import pytest
 from django.test import override_settings
 
 from agents.pipeline import ConversationContext, run_pipeline
+from tests.support import send_body
 
 
 class FakeChatCompletions(BaseHTTPRequestHandler):
@@ -34,12 +35,7 @@ class FakeChatCompletions(BaseHTTPRequestHandler):
             ],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_body(self, json.dumps(reply).encode(), "application/json")
 
     def log_message(self, *args):
         pass

@@ -50,7 +50,7 @@ def ask(stack: Processes, port: int, widget_key: str) -> tuple[int, list[str]]:
     status, body = http(f"http://127.0.0.1:{port}/api/v1/widget/sessions", {"widget_key": widget_key})
     assert status == 201, body
     session = json.loads(body)
-    with connect(f"ws://127.0.0.1:{port}/ws/chat/?token={session['token']}", origin="http://127.0.0.1") as ws:
+    with connect(f"ws://127.0.0.1:{port}/ws/chat/?token={session['token']}", origin=f"http://127.0.0.1:{port}") as ws:
         ws.send(json.dumps({"type": "message", "id": "q1", "text": ALPACA_QUESTION}))
         answer = ws_frames_until(ws, lambda f: f["type"] == "message" and f["role"] == "bot")[-1]
 

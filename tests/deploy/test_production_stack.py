@@ -56,7 +56,7 @@ def test_gunicorn_uvicorn_workers_celery_and_beat_serve_a_chat(trained_org, tmp_
         session = json.loads(body)
 
         ws_url = f"ws://127.0.0.1:{port}/ws/chat/?token={session['token']}"
-        with connect(ws_url, origin="http://127.0.0.1", proxy=None) as ws:
+        with connect(ws_url, origin=ws_url.replace("ws://", "http://").split("/ws/")[0], proxy=None) as ws:
             ws.send(json.dumps({"type": "message", "id": "p1", "text": "how long do refunds take?"}))
             frames = ws_frames_until(ws, lambda f: f["type"] == "message" and f["role"] == "bot")
             assert frames[0] == {"type": "ack", "id": "p1", "seq": 1}

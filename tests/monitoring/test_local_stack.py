@@ -101,7 +101,7 @@ def ask(port: int, widget_key: str) -> str:
     status, body = http(f"http://127.0.0.1:{port}/api/v1/widget/sessions", {"widget_key": widget_key})
     assert status == 201, body
     token = json.loads(body)["token"]
-    with connect(f"ws://127.0.0.1:{port}/ws/chat/?token={token}", origin="http://127.0.0.1") as ws:
+    with connect(f"ws://127.0.0.1:{port}/ws/chat/?token={token}", origin=f"http://127.0.0.1:{port}") as ws:
         ws.send(json.dumps({"type": "message", "id": "q", "text": ALPACA_QUESTION}))
         answer = ws_frames_until(ws, lambda f: f["type"] == "message" and f["role"] == "bot")[-1]
     return " ".join(source["title"] for source in answer["sources"]).lower()

@@ -84,7 +84,9 @@ class Web:
             return json.loads(response.read())
 
     def chat(self, token: str):
-        return connect(f"ws://127.0.0.1:{self.port}/ws/chat/?token={token}", origin="http://127.0.0.1", proxy=None)
+        return connect(
+            f"ws://127.0.0.1:{self.port}/ws/chat/?token={token}", origin=f"http://127.0.0.1:{self.port}", proxy=None
+        )
 
     def stop(self) -> None:
         self.process.terminate()

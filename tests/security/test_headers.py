@@ -10,6 +10,7 @@ def test_widget_host_page_has_a_strict_content_security_policy(client, org):
     page = client.get("/")
     policy = dict(part.strip().split(" ", 1) for part in page["Content-Security-Policy"].split(";"))
     assert policy["script-src"] == "'self'"  # no inline or third-party scripts
+    assert policy["style-src"] == "'self'"  # the widget's styles are a static stylesheet
     assert policy["default-src"] == "'self'" and policy["object-src"] == "'none'"
     assert policy["frame-ancestors"] == "'none'" and policy["base-uri"] == "'self'"
     assert "ws://testserver" in policy["connect-src"] and "wss://testserver" in policy["connect-src"]

@@ -5,18 +5,12 @@ import re
 
 import pytest
 
-from config.celery import app as celery_app
 from tests.tickets.factories import CustomerFactory, TicketFactory
 from tickets import services
 from tickets.models import Customer, Ticket
 from tickets.transport import chat_presence_join, chat_presence_leave
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def eager(monkeypatch):
-    monkeypatch.setattr(celery_app.conf, "task_always_eager", True)
 
 
 def resolve(ticket, capture):

@@ -1,6 +1,7 @@
 """Customers, conversations and messages: the record every channel writes to. Messages get the
 conversation's next sequence number under a row lock and are idempotent on the client's id."""
 
+import os
 from typing import Any
 
 from django.conf import settings
@@ -8,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from tenancy.models import Organization
+from tickets.attachments import attachment_inspect, attachment_store
 from tickets.errors import ConversationFull, DomainError
 from tickets.models import (
     Channel,
@@ -99,14 +101,19 @@ def message_create(
     metadata: dict[str, Any] | None = None,
     author: Any = None,
     broadcast: bool = True,
+    attachment: Any = None,
 ) -> tuple[Message, bool]:
-    """Store one message with the conversation's next sequence number.
+    """Store one message with the conversation's next sequence number, with an image or PDF
+    (an uploaded file, checked before anything is written) when one is given.
 
     Idempotent on ``client_message_id``: a repeat returns the stored message and False.
     """
     if role not in MessageRole.values:
         raise DomainError(f"Unknown message role {role!r}.")
+    content_type = attachment_inspect(attachment) if attachment is not None else ""
     text = (text or "").strip()
+    if not text and attachment is not None:
+        text = f"\U0001f4ce {os.path.basename(str(attachment.name or 'file'))}"
     if not text:
         raise DomainError("A message needs some text.")
     if len(text) > MESSAGE_MAX_CHARS:
@@ -134,6 +141,8 @@ def message_create(
         metadata=metadata or {},
         author=author,
     )
+    if attachment is not None:
+        attachment_store(message=message, upload=attachment, content_type=content_type)
     if role == MessageRole.CUSTOMER:
         Customer.objects.filter(pk=locked.customer_id).update(last_seen_at=message.created_at)
         if locked.status == Conversation.Status.ENDED:

@@ -202,7 +202,9 @@ def ticket_escalation_notify(*, ticket: Ticket) -> int:
 
 
 @transaction.atomic
-def conversation_reply(*, conversation: Conversation, author: Any, text: str, client_message_id: str = "") -> Message:
+def conversation_reply(
+    *, conversation: Conversation, author: Any, text: str, client_message_id: str = "", attachment: Any = None
+) -> Message:
     """A person answers in a conversation: through its open ticket when there is one (so the
     first-response clock and the audit trail see it), else as a plain agent message. Every
     entry point that lets staff answer a customer calls this."""
@@ -210,8 +212,15 @@ def conversation_reply(*, conversation: Conversation, author: Any, text: str, cl
         Ticket.objects.filter(conversation=conversation, status__in=ACTIVE_STATUSES).order_by("-created_at").first()
     )
     if ticket is not None:
-        return ticket_reply(ticket=ticket, author=author, text=text, client_message_id=client_message_id)
+        return ticket_reply(
+            ticket=ticket, author=author, text=text, client_message_id=client_message_id, attachment=attachment
+        )
     message, _ = message_create(
-        conversation=conversation, role=MessageRole.AGENT, text=text, author=author, client_message_id=client_message_id
+        conversation=conversation,
+        role=MessageRole.AGENT,
+        text=text,
+        author=author,
+        client_message_id=client_message_id,
+        attachment=attachment,
     )
     return message

@@ -33,6 +33,7 @@ from tickets.services.conversations import conversation_start, message_create
 from tickets.services.csat import csat_request_on_commit
 from tickets.services.events import UNSET, S, ticket_event_record, ticket_lock
 from tickets.services.sla import sla_apply, sla_pause, sla_resume
+from tickets.transport import chat_is_online
 
 TICKET_TRANSITIONS: dict[str, frozenset[str]] = {
     S.OPEN: frozenset({S.IN_PROGRESS, S.PENDING, S.RESOLVED, S.CLOSED}),
@@ -236,7 +237,9 @@ def ticket_edit(
 
 
 @transaction.atomic
-def ticket_reply(*, ticket: Ticket, author: Any, text: str, client_message_id: str = "") -> Message:
+def ticket_reply(
+    *, ticket: Ticket, author: Any, text: str, client_message_id: str = "", attachment: Any = None
+) -> Message:
     """An agent's public reply: stored as an agent message in the ticket's conversation and
     pushed to the customer's live chat. The first reply stops the first-response clock.
     Idempotent on ``client_message_id``: a repeat returns the stored reply and changes nothing."""
@@ -249,7 +252,12 @@ def ticket_reply(*, ticket: Ticket, author: Any, text: str, client_message_id: s
         ticket.conversation = conversation
         ticket.save(update_fields=["conversation", "updated_at"])
     message, created = message_create(
-        conversation=conversation, role=MessageRole.AGENT, text=text, author=author, client_message_id=client_message_id
+        conversation=conversation,
+        role=MessageRole.AGENT,
+        text=text,
+        author=author,
+        client_message_id=client_message_id,
+        attachment=attachment,
     )
     if not created:
         return message
@@ -265,7 +273,47 @@ def ticket_reply(*, ticket: Ticket, author: Any, text: str, client_message_id: s
         ticket_transition(ticket=ticket, to_status=S.IN_PROGRESS, actor=author, reason="Agent replied")
     if ticket.assignee_id is None and author is not None and staff_in_organization(author, ticket.organization):
         ticket_assign(ticket=ticket, assignee=author, actor=author)
+    reply_email_if_away_on_commit(message)
     return message
+
+
+def reply_email_if_away_on_commit(message: Message) -> None:
+    """After the reply commits: when the customer's chat is not open anywhere, the reply goes to
+    their email too (queued), so an answer written while they are away still reaches them."""
+    from tickets.tasks import reply_email
+
+    message_id, conversation_id = message.pk, message.conversation_id
+
+    def queue() -> None:
+        if not chat_is_online(conversation_id=conversation_id):
+            reply_email.delay(message_id)
+
+    transaction.on_commit(queue)
+
+
+def reply_email_send(*, message_id: int) -> bool:
+    """Email one agent reply to the customer; False when there is no address or it is gone."""
+    from django.core.mail import send_mail
+
+    message = (
+        Message.objects.select_related("conversation__customer", "conversation__organization", "author")
+        .filter(pk=message_id, role=MessageRole.AGENT)
+        .first()
+    )
+    if message is None or not message.conversation.customer.email:
+        return False
+    customer, organization = message.conversation.customer, message.conversation.organization
+    sender = (message.author.first_name or message.author.get_username()) if message.author else organization.name
+    send_mail(
+        subject=f"{organization.name} replied to your chat",
+        message=(
+            f"Hello {customer.name or 'there'},\n\n{sender} from {organization.name} wrote:\n\n{message.text}\n\n"
+            "Reply in the chat on our website to continue the conversation.\n"
+        ),
+        from_email=None,
+        recipient_list=[customer.email],
+    )
+    return True
 
 
 @transaction.atomic
