@@ -258,3 +258,11 @@ def test_schema_and_docs_are_served_without_a_cdn(api, client):
     docs = client.get("/api/docs/")
     assert docs.status_code == 200
     assert b"cdn." not in docs.content and b"unpkg" not in docs.content
+
+
+@pytest.mark.django_db
+def test_a_customers_tickets_are_paginated_as_the_schema_says(api, customer):
+    first = TicketFactory(customer=customer, subject="First problem")  # older
+    second = TicketFactory(customer=customer, subject="Second problem")
+    body = api.get(f"/api/v1/customers/{customer.pk}/tickets/").json()
+    assert body["count"] == 2 and [t["id"] for t in body["results"]] == [second.pk, first.pk]
