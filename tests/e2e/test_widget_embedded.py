@@ -212,3 +212,7 @@ def test_mobile_viewport_and_the_chinese_ui(stack, company_site, browser):
     assert panel.size["width"] == width and panel.size["height"] == height
     assert panel.find_element(By.CSS_SELECTOR, ".cc-form button[type=submit]").text == "发送"
     wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".cc-status"), "在线"))
+    # The queue notice after a handoff speaks Chinese too.
+    panel.find_element(By.CSS_SELECTOR, ".cc-form textarea").send_keys("I want to talk to a human\n")
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".cc-queue"), "排第 1 位"))
+    assert panel.find_element(By.CSS_SELECTOR, ".cc-attach").get_attribute("aria-label") == "发送图片或 PDF"

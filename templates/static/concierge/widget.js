@@ -32,7 +32,7 @@
       csatThanks: "Thank you for your rating!", outOf: " out of 5", name: "Name", email: "Email",
       start: "Start chat", prechatIntro: "Tell us who you are, so we can get back to you.",
       refused: "This chat is not available on this website.", unread: " unread", dialog: "Support chat",
-      waiting: "Waiting for a person: you are number {n} in the queue.", about: " Expected wait: about {m} min.",
+      waiting: "Waiting for a person: you are number {n} in the queue.", about: " Expected wait: about {m} min.", aboutHours: " Expected wait: about {h} h.",
       closed: "We're closed now and back {when}.", leave: "Leave your email and we'll answer there too.",
       saved: "Thanks, we'll also reply by email.", joined: "{name} joined the chat.",
       attach: "Send an image or a PDF", sending: "Sending {name}…"
@@ -45,9 +45,17 @@
       handoff: "已为您转接人工客服。", csat: "请为本次服务评分：",
       csatThanks: "感谢您的评价！", outOf: " 分（满分 5 分）", name: "姓名", email: "邮箱",
       start: "开始对话", prechatIntro: "请留下您的联系方式，方便我们回复您。",
-      refused: "此网站无法使用该聊天窗口。", unread: " 条未读", dialog: "客服对话"
+      refused: "此网站无法使用该聊天窗口。", unread: " 条未读", dialog: "客服对话",
+      waiting: "正在等待人工客服：您在队列中排第 {n} 位。", about: "预计等待约 {m} 分钟。", aboutHours: "预计等待约 {h} 小时。",
+      closed: "我们现在已下班，将于 {when} 恢复服务。", leave: "请留下邮箱，我们也会通过邮件回复您。",
+      saved: "谢谢，我们也会通过邮件回复您。", joined: "{name} 已加入对话。",
+      attach: "发送图片或 PDF", sending: "正在发送 {name}…"
     }
   };
+  // Every language has every string (a missing one falls back to English).
+  Object.keys(STRINGS.en).forEach(function (name) {
+    if (!(name in STRINGS["zh-hans"])) { STRINGS["zh-hans"][name] = STRINGS.en[name]; }
+  });
 
   var state = {};
   try { state = JSON.parse(store.getItem(STATE_KEY) || "{}") || {}; } catch (e) { state = {}; }
@@ -108,7 +116,7 @@
     }
     if (at < text.length) { parent.appendChild(document.createTextNode(text.slice(at))); }
   }
-  function formatted(text) {
+  function formatted(text, soft) {
     var root = document.createDocumentFragment();
     (text || "").split(/\n{2,}/).forEach(function (block) {
       var lines = block.split("\n");
@@ -124,10 +132,15 @@
         root.appendChild(list);
       } else {
         var paragraph = el("p");
-        lines.forEach(function (line, index) {
-          if (index) { paragraph.appendChild(el("br")); }
-          inline(paragraph, line);
-        });
+        // The assistant quotes hard-wrapped articles: a single line break is a space, as in
+        // Markdown. People's line breaks are kept.
+        if (soft) { inline(paragraph, lines.join(" ")); }
+        else {
+          lines.forEach(function (line, index) {
+            if (index) { paragraph.appendChild(el("br")); }
+            inline(paragraph, line);
+          });
+        }
         root.appendChild(paragraph);
       }
     });
@@ -153,7 +166,16 @@
   var form = el("form", { "class": "cc-form" });
   var input = el("textarea", { "rows": "2", "aria-label": t.yourMessage, "maxlength": "10000", "placeholder": t.placeholder });
   var send = el("button", { "type": "submit" }, t.send);
-  var attach = el("button", { "type": "button", "class": "cc-attach", "aria-label": t.attach, "title": t.attach }, "\uD83D\uDCCE");
+  var attach = el("button", { "type": "button", "class": "cc-attach", "aria-label": t.attach, "title": t.attach });
+  (function () {  // a paperclip drawn as SVG: no emoji font needed
+    var ns = "http://www.w3.org/2000/svg", svg = document.createElementNS(ns, "svg"), path = document.createElementNS(ns, "path");
+    svg.setAttribute("viewBox", "0 0 24 24"); svg.setAttribute("width", "20"); svg.setAttribute("height", "20");
+    svg.setAttribute("aria-hidden", "true");
+    path.setAttribute("d", "M16.5 6.5v10a4.5 4.5 0 0 1-9 0V5a3 3 0 0 1 6 0v10.5a1.5 1.5 0 0 1-3 0V6.5");
+    path.setAttribute("fill", "none"); path.setAttribute("stroke", "currentColor"); path.setAttribute("stroke-width", "1.8");
+    path.setAttribute("stroke-linecap", "round");
+    svg.appendChild(path); attach.appendChild(svg);
+  })();
   var picker = el("input", { "type": "file", "accept": "image/png,image/jpeg,image/gif,image/webp,application/pdf",
     "hidden": "" });
   form.appendChild(attach); form.appendChild(picker); form.appendChild(input); form.appendChild(send);
@@ -223,7 +245,7 @@
     var role = frame.role || "system";
     var node = el("div", { "class": "cc-msg cc-" + role + (pendingId ? " cc-pending" : "") });
     if (role === "agent" && frame.author) { node.appendChild(el("span", { "class": "cc-author" }, frame.author)); }
-    if (role === "bot" || role === "agent") { node.appendChild(formatted(frame.text)); }
+    if (role === "bot" || role === "agent") { node.appendChild(formatted(frame.text, role === "bot")); }
     else { node.appendChild(document.createTextNode(frame.text || "")); }
     if (pendingId) { node.setAttribute("data-client-id", pendingId); }
     (frame.attachments || []).forEach(function (file) {
@@ -271,7 +293,10 @@
     clearQueue();
     var box = el("div", { "class": "cc-queue", "role": "status" });
     var text = fill(t.waiting, { n: frame.position });
-    if (frame.expected_wait_seconds) { text += fill(t.about, { m: Math.max(1, Math.round(frame.expected_wait_seconds / 60)) }); }
+    var minutes = Math.max(1, Math.round((frame.expected_wait_seconds || 0) / 60));
+    if (frame.expected_wait_seconds) {
+      text += minutes < 90 ? fill(t.about, { m: minutes }) : fill(t.aboutHours, { h: Math.round(minutes / 60) });
+    }
     box.appendChild(el("div", {}, text));
     if (!frame.open && frame.reopens_at) {
       var when = new Date(frame.reopens_at).toLocaleString(t === STRINGS.en ? "en" : "zh-CN",
