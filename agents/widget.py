@@ -99,15 +99,19 @@ def origin_is_own(origin: str, host: str) -> bool:
     return validate_host(parts.hostname or "", own)
 
 
-def origin_allowed(*, organization_id: int, origin: str, host: str) -> bool:
-    if not origin or origin_is_own(origin, host):
-        return True
+def _origin_listed(origin: str, entries: Any) -> bool:
+    """Whether a browser's Origin header matches one of these allowed entries."""
     try:
         origin = origin_normalize(origin)
     except DomainError:
         return False
-    entries = WidgetOrigin.objects.filter(widget__organization_id=organization_id).values_list("origin", flat=True)
-    return any(origin_matches(origin, entry) for entry in entries)
+    return any(origin_matches(origin, entry) for entry in entries.values_list("origin", flat=True))
+
+
+def origin_allowed(*, organization_id: int, origin: str, host: str) -> bool:
+    if not origin or origin_is_own(origin, host):
+        return True
+    return _origin_listed(origin, WidgetOrigin.objects.filter(widget__organization_id=organization_id))
 
 
 def origin_check(*, organization_id: int, origin: str, host: str) -> None:
@@ -126,12 +130,7 @@ def cors_request_allowed(sender: Any, request: HttpRequest, **kwargs: Any) -> bo
     origin = request.headers.get("origin", "")
     if not request.path_info.startswith(WIDGET_PATH_PREFIX) or not origin:
         return False
-    try:
-        origin = origin_normalize(origin)
-    except DomainError:
-        return False
-    entries = WidgetOrigin.objects.values_list("origin", flat=True).distinct()
-    return any(origin_matches(origin, entry) for entry in entries)
+    return _origin_listed(origin, WidgetOrigin.objects.distinct())
 
 
 @transaction.atomic

@@ -57,6 +57,19 @@ class AuditedAdminMixin:
         return super().log_deletions(request, queryset)  # type: ignore[misc]
 
 
+class ReadOnlyAdminMixin:
+    """Records nobody adds, edits or deletes in admin (timelines, the audit trail)."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class OrganizationScopedAdmin(AuditedAdminMixin, admin.ModelAdmin):
     """Lists, forms and lookups show only rows of the signed-in user's organization.
 

@@ -11,6 +11,7 @@ from tenancy.business_hours import business_calendar
 from tenancy.models import StaffProfile
 from tickets.models import Conversation, Ticket
 from tickets.rules import ACTIVE_STATUSES
+from tickets.selectors import conversation_open_ticket
 
 RECENT_DAYS = 14
 RECENT_TICKETS = 50
@@ -39,9 +40,7 @@ def handoff_status(*, conversation_id: int, now: datetime | None = None) -> dict
     conversation = Conversation.objects.select_related("organization", "customer").get(pk=conversation_id)
     if conversation.status != Conversation.Status.HANDED_OFF:
         return None
-    ticket = (
-        Ticket.objects.filter(conversation=conversation, status__in=ACTIVE_STATUSES).order_by("-created_at").first()
-    )
+    ticket = conversation_open_ticket(conversation_id=conversation.pk)
     if ticket is None or ticket.first_responded_at is not None:
         return None
     organization = conversation.organization

@@ -99,3 +99,12 @@ def macro_list(*, organization: Organization) -> QuerySet[Macro]:
 
 def customer_history(*, customer: Customer) -> QuerySet[Ticket]:
     return Ticket.objects.filter(customer=customer).select_related("assignee").prefetch_related("tags")
+
+
+def conversation_open_ticket(*, conversation_id: int) -> Ticket | None:
+    """The conversation's newest ticket that is still being worked, if any."""
+    return (
+        Ticket.objects.filter(conversation_id=conversation_id, status__in=ACTIVE_STATUSES)
+        .order_by("-created_at")
+        .first()
+    )

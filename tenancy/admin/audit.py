@@ -1,16 +1,13 @@
 """The audit trail, read-only."""
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
-from tenancy.admin_scoping import OrganizationScopedAdmin
+from tenancy.admin_scoping import OrganizationScopedAdmin, ReadOnlyAdminMixin
 from tenancy.models import AuditEntry
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(OrganizationScopedAdmin):
+class AuditEntryAdmin(ReadOnlyAdminMixin, OrganizationScopedAdmin):
     """The hash-chained audit trail: read-only for everyone. `manage.py audit_verify` checks it."""
 
     list_display = ["seq", "created_at", "actor_label", "action", "object_type", "object_id"]
@@ -19,12 +16,3 @@ class AuditEntryAdmin(OrganizationScopedAdmin):
     readonly_fields = ["organization", "seq", "created_at", "actor_label", "actor_user_id", "action",
                        "object_type", "object_id", "data", "prev_hash", "hash"]  # fmt: skip
     ordering = ["-seq"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

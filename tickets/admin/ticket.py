@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from config.errors import DomainError
-from tenancy.admin_scoping import OrganizationScopedAdmin
+from tenancy.admin_scoping import OrganizationScopedAdmin, ReadOnlyAdminMixin
 from tenancy.services import staff_organization
 from tickets import selectors, services
 from tickets.models import Macro, Ticket, TicketEvent, TicketStatus
@@ -376,18 +376,9 @@ class TicketAdmin(OrganizationScopedAdmin):
 
 
 @admin.register(TicketEvent)
-class TicketEventAdmin(OrganizationScopedAdmin):
+class TicketEventAdmin(ReadOnlyAdminMixin, OrganizationScopedAdmin):
     organization_path = "ticket__organization"
     list_display = ["created_at", "ticket", "kind", "field", "before", "after", "actor", "message"]
     list_filter = ["kind"]
     list_select_related = ["ticket", "actor"]
     search_fields = ["=ticket__id", "message"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -12,6 +12,7 @@ from tenancy.models import Organization
 from tickets.attachments import attachment_inspect, attachment_store
 from tickets.errors import ConversationFull, DomainError
 from tickets.models import (
+    Attachment,
     Channel,
     Conversation,
     Customer,
@@ -143,6 +144,10 @@ def message_create(
     )
     if attachment is not None:
         attachment_store(message=message, upload=attachment, content_type=content_type)
+    else:
+        # Known to have no files: its broadcast frame (built once per message, on the chat's hot
+        # path) needs no query to learn so.
+        setattr(message, "_prefetched_objects_cache", {"attachments": Attachment.objects.none()})  # noqa: B010
     if role == MessageRole.CUSTOMER:
         Customer.objects.filter(pk=locked.customer_id).update(last_seen_at=message.created_at)
         if locked.status == Conversation.Status.ENDED:

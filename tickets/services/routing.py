@@ -19,6 +19,7 @@ from tickets.rules import (
     VERY_NEGATIVE_SENTIMENT,
     priority_raised,
 )
+from tickets.selectors import conversation_open_ticket
 from tickets.services.conversations import message_create
 from tickets.services.events import ticket_event_record, ticket_lock
 from tickets.services.tickets import ticket_assign, ticket_create, ticket_reply, ticket_update
@@ -45,9 +46,7 @@ def conversation_escalate(
     conversation = Conversation.objects.select_for_update().select_related("customer").get(pk=conversation.pk)
     customer = conversation.customer
     priority = escalation_priority(intent=intent, sentiment=sentiment, vip_tier=customer.vip_tier)
-    ticket = (
-        Ticket.objects.filter(conversation=conversation, status__in=ACTIVE_STATUSES).order_by("-created_at").first()
-    )
+    ticket = conversation_open_ticket(conversation_id=conversation.pk)
     if ticket is None:
         first = conversation.messages.filter(role=MessageRole.CUSTOMER).order_by("seq").first()
         subject = (first.text if first else f"Chat with {customer}").splitlines()[0][:120]
@@ -208,9 +207,7 @@ def conversation_reply(
     """A person answers in a conversation: through its open ticket when there is one (so the
     first-response clock and the audit trail see it), else as a plain agent message. Every
     entry point that lets staff answer a customer calls this."""
-    ticket = (
-        Ticket.objects.filter(conversation=conversation, status__in=ACTIVE_STATUSES).order_by("-created_at").first()
-    )
+    ticket = conversation_open_ticket(conversation_id=conversation.pk)
     if ticket is not None:
         return ticket_reply(
             ticket=ticket, author=author, text=text, client_message_id=client_message_id, attachment=attachment

@@ -450,13 +450,17 @@
     };
   }
 
+  // A token with a minute left, or a new session (after the pre-chat form when there is one).
+  function sessionReady() {
+    if (state.token && state.expires > Date.now() + 60000) { return Promise.resolve(); }
+    return prechat().then(function (details) { return session(details); });
+  }
+
   var connecting = false;
   function ensureConnected() {
     if (socket || refused || connecting) { return; }
     connecting = true;
-    var ready = state.token && state.expires > Date.now() + 60000 ? Promise.resolve()
-      : prechat().then(function (details) { return session(details); });
-    ready.then(function () { connecting = false; connect(); }).catch(function (error) {
+    sessionReady().then(function () { connecting = false; connect(); }).catch(function (error) {
       connecting = false;
       if (error.status === 403) { refuse(error.message); return; }
       if (error.status === 400 && state.token) { state.token = null; save(); }
@@ -484,9 +488,7 @@
     if (!file || refused) { return; }
     var note = el("div", { "class": "cc-msg cc-system" }, fill(t.sending, { name: file.name }));
     log.appendChild(note);
-    var ready = state.token && state.expires > Date.now() + 60000 ? Promise.resolve()
-      : prechat().then(function (details) { return session(details); });
-    ready.then(function () {
+    sessionReady().then(function () {
       var body = new FormData();
       body.append("token", state.token); body.append("id", uuid()); body.append("file", file);
       return api("/api/v1/widget/attachments", { method: "POST", body: body });
