@@ -19,8 +19,10 @@ class AgentsConfig(AppConfig):
         readiness_check_register("llm", llm_ping, llm_configured)
 
     def warm(self) -> None:
-        """The LLM client (when one is configured) and the sentiment lexicon."""
-        from agents import llm, sentiment
+        """The LLM client (when one is configured), the sentiment lexicon, and the assistant
+        itself: each organization's intent model and keyword index, and one whole turn run."""
+        from agents import llm, pipeline, sentiment
 
         llm.warm()
         sentiment.warm()
+        pipeline.warm()

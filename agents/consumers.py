@@ -5,19 +5,21 @@ Frames are those of DESIGN.md. Every customer message is stored once (idempotent
 client's id) and acknowledged with its sequence number; `resume` replays what the client
 missed, so a reconnect loses nothing."""
 
+import contextlib
 import json
 import logging
 import time
 from typing import Any
 from urllib.parse import parse_qs
 
-from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import DatabaseError
 
 from agents.services import assistant_reply, customer_message_receive
 from agents.tokens import WidgetSession, widget_token_read
+from agents.turns import BUSY_MESSAGE, Turn, turn_gate
 from agents.widget import origin_allowed, widget_contact_leave
 from config.channel_layer import OUTAGE_ERRORS
 from monitoring.context import conversation_context
@@ -26,10 +28,13 @@ from tickets.errors import ConversationFull, DomainError, RateLimited
 from tickets.handoff import handoff_status
 from tickets.rules import MESSAGE_MAX_CHARS
 from tickets.transport import (
+    DirectDelivery,
     chat_presence_join,
     chat_presence_leave,
     console_group_name,
     conversation_group_name,
+    direct_delivery,
+    message_broadcast_on_commit,
     message_frame,
 )
 
@@ -67,6 +72,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
     counted = False
     last_typing = float("-inf")
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels closes stale database connections before every event, a hop to its one
+        database thread each time (a tenth of the event loop's work under load). This consumer
+        touches the database only through the turn pool, whose calls do that themselves."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def connect(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode("utf-8", "replace"))
         session = widget_token_read((query.get("token") or [""])[0])
@@ -78,14 +92,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         headers = dict(self.scope.get("headers") or [])
         origin = headers.get(b"origin", b"").decode("latin-1")
         host = headers.get(b"host", b"").decode("latin-1")
-        allowed = await database_sync_to_async(origin_allowed)(
-            organization_id=session.organization_id, origin=origin, host=host
-        )
+        gate = turn_gate()
+        allowed = await gate.run(origin_allowed, organization_id=session.organization_id, origin=origin, host=host)
         if not allowed:
             await self.error("origin_not_allowed", f"The website {origin} is not allowed to embed this chat widget.")
             await self.close(code=CLOSE_ORIGIN_REFUSED)
             return
-        if not await database_sync_to_async(_conversation_exists)(session):
+        if not await gate.run(_conversation_exists, session=session):
             await self.error("not_found", "This conversation no longer exists; start a new chat.")
             await self.close(code=CLOSE_GONE)
             return
@@ -94,7 +107,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not await self.live(self.channel_layer.group_add(self.group, self.channel_name)):
             await self.error("degraded", DEGRADED_MESSAGE)
         try:
-            await sync_to_async(chat_presence_join)(conversation_id=session.conversation_id)
+            await gate.run(chat_presence_join, conversation_id=session.conversation_id)
         except Exception:  # presence is a hint (widget or email for CSAT), never a reason to refuse
             logger.warning("chat presence not recorded", exc_info=True)
         WEBSOCKETS_OPEN.labels(kind="chat").inc()
@@ -105,7 +118,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.live(self.channel_layer.group_discard(self.group, self.channel_name))
         if self.session is not None:
             try:
-                await sync_to_async(chat_presence_leave)(conversation_id=self.session.conversation_id)
+                await turn_gate().run(chat_presence_leave, conversation_id=self.session.conversation_id)
             except Exception:
                 logger.warning("chat presence not cleared", exc_info=True)
         if self.counted:
@@ -171,13 +184,37 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if len(text) > MESSAGE_MAX_CHARS:
             await self.error("too_long", f"Messages are limited to {MESSAGE_MAX_CHARS:,} characters.")
             return
+        with Turn(turn_gate()) as turn:
+            if not turn.admitted:
+                # Refused before it is stored: no ack, so the widget keeps it and sends it again.
+                wait = turn.gate.retry_after()
+                busy = {"type": "error", "code": "busy", "message": BUSY_MESSAGE, "retry_after": wait}
+                await self.send(text_data=json.dumps(busy))
+                return
+            with direct_delivery(
+                channel_name=self.channel_name, conversation_id=self.session.conversation_id
+            ) as delivery:
+                await self.take_turn(turn, delivery, client_id, text)
+
+    async def deliver(self, delivery: DirectDelivery) -> None:
+        """Send this socket the frames of its conversation committed by its own turn (they do
+        not come back to it through the channel layer; see tickets.transport)."""
+        frames, delivery.frames = delivery.frames, []
+        for frame in frames:
+            await self.send(text_data=json.dumps(frame))
+
+    async def take_turn(self, turn: Turn, delivery: DirectDelivery, client_id: str, text: str) -> None:
+        """Store the message, acknowledge it, and answer it (an accepted message is answered)."""
+        assert self.session is not None
         try:
-            received = await database_sync_to_async(customer_message_receive)(
+            received = await turn.run(
+                customer_message_receive,
                 conversation_id=self.session.conversation_id,
                 organization_id=self.session.organization_id,
                 text=text,
                 client_message_id=client_id,
                 sender_address=self.client_ip(),
+                defer_broadcast=True,
             )
         except RateLimited as exc:
             await self.send(
@@ -201,27 +238,36 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # only if its first delivery never got one.
         seq = received.message.seq
         await self.send(text_data=json.dumps({"type": "ack", "id": client_id, "seq": seq}))
-        if received.assistant_answers:
-            await self.send(text_data=json.dumps({"type": "typing", "role": "bot"}))
-            try:
-                await database_sync_to_async(assistant_reply)(message_id=received.message.pk)
-            except Exception:  # the customer's message is stored; staff see it even if the assistant failed
-                logger.exception("the assistant's reply failed for message %s", received.message.pk)
-                await self.error(
-                    "assistant_unavailable", "The assistant is unavailable; a person will read your message."
-                )
-                return
-            if not self.layer_healthy():
-                # Redis is out, so the group broadcast did not reach us: send the reply here.
-                for reply in await database_sync_to_async(_replay)(self.session, seq):
-                    await self.send(text_data=json.dumps(reply))
+        await self.deliver(delivery)
+        if not received.assistant_answers:
+            return
+        await self.send(text_data=json.dumps({"type": "typing", "role": "bot"}))
+        try:
+            reply = await turn.run(
+                assistant_reply, message_id=received.message.pk, announce_customer_message=received.broadcast_deferred
+            )
+        except Exception:  # the customer's message is stored; staff see it even if the assistant failed
+            logger.exception("the assistant's reply failed for message %s", received.message.pk)
+            if received.broadcast_deferred:
+                with contextlib.suppress(Exception):
+                    await turn.run(
+                        message_broadcast_on_commit,
+                        message=received.message,
+                        organization_id=self.session.organization_id,
+                    )
+            await self.deliver(delivery)
+            await self.error("assistant_unavailable", "The assistant is unavailable; a person will read your message.")
+            return
+        # Straight to this socket, with Redis up or not.
+        await self.deliver(delivery)
+        if reply is not None and (reply.metadata or {}).get("handoff"):
             await self.send_queue_status()
 
     async def send_queue_status(self) -> None:
         """Waiting for a person: the place in the queue, the expected wait, business hours."""
         assert self.session is not None
         try:
-            status = await database_sync_to_async(handoff_status)(conversation_id=self.session.conversation_id)
+            status = await turn_gate().run(handoff_status, conversation_id=self.session.conversation_id)
         except DatabaseError:
             logger.warning("queue status not read", exc_info=True)
             return
@@ -232,8 +278,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """The customer leaves an email so that a reply written while they are away reaches them."""
         assert self.session is not None
         try:
-            await database_sync_to_async(widget_contact_leave)(
-                conversation_id=self.session.conversation_id, email=frame.get("email")
+            await turn_gate().run(
+                widget_contact_leave, conversation_id=self.session.conversation_id, email=frame.get("email")
             )
         except DomainError as exc:
             await self.error("invalid", str(exc))
@@ -266,7 +312,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.error("invalid", "resume needs after: the last sequence number seen (0 for all).")
             return
         try:
-            replay = await database_sync_to_async(_replay)(self.session, after)
+            replay = await turn_gate().run(_replay, session=self.session, after=after)
         except DatabaseError:
             logger.exception("resume failed")
             await self.error("unavailable", UNAVAILABLE_MESSAGE)
@@ -281,8 +327,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
         score = frame.get("score")
         try:
-            await database_sync_to_async(conversation_csat_submit)(
-                conversation_id=self.session.conversation_id, score=score, comment=frame.get("comment", "")
+            await turn_gate().run(
+                conversation_csat_submit,
+                conversation_id=self.session.conversation_id,
+                score=score,
+                comment=frame.get("comment", ""),
             )
         except DomainError as exc:
             await self.error("invalid", str(exc))
@@ -292,7 +341,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # --- group events ---
 
     async def chat_message(self, event: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(event["frame"]))
+        if event.get("sender") != self.channel_name:  # this socket sent its own turn's frames itself
+            await self.send(text_data=json.dumps(event["frame"]))
+
+    async def chat_messages(self, event: dict[str, Any]) -> None:
+        if event.get("sender") != self.channel_name:
+            for frame in event["frames"]:
+                await self.send(text_data=json.dumps(frame))
 
     async def chat_csat_request(self, event: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps({"type": "csat_request", "ticket_id": event["ticket_id"]}))
@@ -358,6 +413,10 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         await self.send(
             text_data=json.dumps({"type": "message", "conversation_id": event["conversation_id"], **event["frame"]})
         )
+
+    async def console_messages(self, event: dict[str, Any]) -> None:
+        for frame in event["frames"]:
+            await self.console_message({"conversation_id": event["conversation_id"], "frame": frame})
 
     async def console_typing(self, event: dict[str, Any]) -> None:
         await self.send(

@@ -42,8 +42,10 @@ class IntentClassifier:
         self.model = LogisticRegression(C=c, max_iter=1000)
         self.labels: list[str] = []
 
-    def _features(self, texts: list[str], fit: bool = False) -> Any:
-        vectors = embeddings.embed(texts) * EMBEDDING_WEIGHT
+    def _features(self, texts: list[str], fit: bool = False, vectors: Any = None) -> Any:
+        """TF-IDF words and characters beside the sentence embeddings (computed here unless the
+        caller already has them: the assistant embeds a message once for intent and retrieval)."""
+        vectors = (embeddings.embed(texts) if vectors is None else np.asarray(vectors)) * EMBEDDING_WEIGHT
         if fit:
             words, chars = self.words.fit_transform(texts), self.chars.fit_transform(texts)
         else:
@@ -58,12 +60,12 @@ class IntentClassifier:
         self.labels = list(self.model.classes_)
         return self
 
-    def probabilities(self, texts: list[str]) -> Any:
+    def probabilities(self, texts: list[str], vectors: Any = None) -> Any:
         """One row per text, one column per label (``self.labels``)."""
-        return self.model.predict_proba(self._features(texts))
+        return self.model.predict_proba(self._features(texts, vectors=vectors))
 
-    def predict_many(self, texts: list[str]) -> list[IntentPrediction]:
-        probabilities = self.probabilities(texts)
+    def predict_many(self, texts: list[str], vectors: Any = None) -> list[IntentPrediction]:
+        probabilities = self.probabilities(texts, vectors)
         predictions = []
         for row in probabilities:
             order = np.argsort(-row)[:3]
@@ -72,8 +74,8 @@ class IntentClassifier:
             predictions.append(IntentPrediction(intent if confidence >= self.threshold else FALLBACK, confidence, top))
         return predictions
 
-    def predict(self, text: str) -> IntentPrediction:
-        return self.predict_many([text])[0]
+    def predict(self, text: str, vector: Any = None) -> IntentPrediction:
+        return self.predict_many([text], None if vector is None else np.asarray(vector)[None, :])[0]
 
     def dumps(self) -> bytes:
         buffer = io.BytesIO()

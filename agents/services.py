@@ -10,14 +10,16 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Max
 
+from agents.active_models import active_models_forget
 from agents.datasets import labelled_rows
 from agents.intents import IntentClassifier, evaluate
 from agents.models import IntentExample, IntentModel
 from config.errors import DomainError
 from monitoring.context import conversation_context
 from monitoring.metrics import chat_turn_observe, sentiment_observe
-from tenancy.audit import audit_record_on_commit
+from tenancy.audit import audit_record
 from tenancy.models import Organization
+from tickets.transport import message_broadcast_on_commit, messages_broadcast_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +96,12 @@ def intent_model_train(
     return model
 
 
+def _serving_model_changed() -> None:
+    """This process reads the active rows again now (for its own transaction) and after commit."""
+    active_models_forget()
+    transaction.on_commit(active_models_forget)
+
+
 @transaction.atomic
 def intent_model_activate(*, model: IntentModel) -> IntentModel:
     """Make this version the one that answers (activation and roll-back alike)."""
@@ -103,6 +111,7 @@ def intent_model_activate(*, model: IntentModel) -> IntentModel:
     # Write from the row, not the instance: a caller's copy may say "active" from before.
     IntentModel.objects.filter(pk=model.pk).update(is_active=True)
     model.is_active = True
+    _serving_model_changed()
     return model
 
 
@@ -128,6 +137,9 @@ class CustomerMessageReceived:
     message: Any  # tickets.models.Message
     created: bool  # False: a retry of a message already stored (same client id)
     assistant_answers: bool
+    # Not yet pushed to the conversation's listeners: the reply's broadcast carries it (one
+    # channel layer event for the turn instead of two).
+    broadcast_deferred: bool = False
 
 
 def customer_message_receive(
@@ -138,39 +150,52 @@ def customer_message_receive(
     client_message_id: str,
     sender_address: str = "",
     attachment: Any = None,
+    defer_broadcast: bool = False,
 ) -> CustomerMessageReceived:
     """A customer's message arrives from a channel: rate limits (per conversation, sender address
     and organization; RateLimited with the wait), then the stored message (idempotent on the
     client's id), and whether the assistant answers it: the chat is still the assistant's, and
     the message is new, or a retry whose first delivery died before it was answered. Every
-    channel calls this; it writes the message and decides, the assistant's turn is separate."""
+    channel calls this; it writes the message and decides, the assistant's turn is separate.
+
+    ``defer_broadcast``: when the assistant answers, leave the message's broadcast to
+    ``assistant_reply(..., announce_customer_message=True)``, which the caller then must call."""
     from django.conf import settings
 
     from tickets import services as desk
     from tickets.errors import RateLimited
-    from tickets.limits import limit_hit
+    from tickets.limits import limits_hit
     from tickets.models import Conversation, MessageRole
 
     rates = settings.CONCIERGE_RATE_LIMITS
-    for scope, ident in (
-        ("chat_message_session", str(conversation_id)),
-        ("chat_message_ip", sender_address),
-        ("chat_message_org", str(organization_id)),
-    ):
-        if not ident:
-            continue
-        verdict = limit_hit(scope=scope, ident=ident, rate=rates[scope])
-        if not verdict.allowed:
-            raise RateLimited(
-                f"You are sending messages too fast; try again in {verdict.retry_after} s.", verdict.retry_after
-            )
+    checks = [
+        (scope, ident, rates[scope])
+        for scope, ident in (
+            ("chat_message_session", str(conversation_id)),
+            ("chat_message_ip", sender_address),
+            ("chat_message_org", str(organization_id)),
+        )
+        if ident
+    ]
+    verdict = limits_hit(checks)
+    if not verdict.allowed:
+        raise RateLimited(
+            f"You are sending messages too fast; try again in {verdict.retry_after} s.", verdict.retry_after
+        )
     conversation = Conversation.objects.get(pk=conversation_id, organization_id=organization_id)
+    # An ended chat opens again with this message, and the assistant answers there too.
+    defer = (
+        defer_broadcast
+        and attachment is None
+        and conversation.status in (Conversation.Status.OPEN, Conversation.Status.ENDED)
+    )
     message, created = desk.message_create(
         conversation=conversation,
         role=MessageRole.CUSTOMER,
         text=text,
         client_message_id=client_message_id,
         attachment=attachment,
+        broadcast=not defer,
     )
     # The assistant reads text: a file waits for a person (staff see it in the transcript).
     answers = (
@@ -178,7 +203,11 @@ def customer_message_receive(
         and conversation.status == Conversation.Status.OPEN
         and (created or assistant_reply_for(message) is None)
     )
-    return CustomerMessageReceived(message=message, created=created, assistant_answers=answers)
+    if created and defer and not answers:  # a person took the chat meanwhile: announce it now
+        message_broadcast_on_commit(message, organization_id)
+    return CustomerMessageReceived(
+        message=message, created=created, assistant_answers=answers, broadcast_deferred=created and defer and answers
+    )
 
 
 def assistant_reply_for(message: Any) -> Any:
@@ -190,17 +219,22 @@ def assistant_reply_for(message: Any) -> Any:
     ).first()
 
 
-def assistant_reply(*, message_id: int) -> Any:
+def assistant_reply(*, message_id: int, announce_customer_message: bool = False) -> Any:
     """Answer one stored customer message: sentiment on the message, a bot reply with its
     metadata, and an escalation when the pipeline decides so. Returns the bot message, or
-    None when a person has taken the conversation over (the bot then stays quiet)."""
+    None when a person has taken the conversation over (the bot then stays quiet).
+
+    ``announce_customer_message``: the customer's message was not broadcast yet (see
+    ``customer_message_receive``); it goes out with the reply, or alone when there is none."""
     from agents.pipeline import ConversationContext, run_pipeline
     from tickets import services as desk
     from tickets.models import Conversation, Message, MessageRole, SentimentRecord
 
     message = Message.objects.select_related("conversation__customer", "conversation__organization").get(pk=message_id)
     conversation = message.conversation
+    announce = [message] if announce_customer_message else []
     if conversation.status != Conversation.Status.OPEN:
+        messages_broadcast_on_commit(announce, conversation.organization_id)
         return None
     previous_scores = list(
         SentimentRecord.objects.filter(message__conversation=conversation, message__seq__lt=message.seq)
@@ -246,11 +280,13 @@ def assistant_reply(*, message_id: int) -> Any:
         Conversation.objects.select_for_update().only("pk").get(pk=conversation.pk)
         answered = assistant_reply_for(message)
         if answered is not None:
+            messages_broadcast_on_commit(announce, conversation.organization_id)
             return answered
         desk.message_sentiment_record(message=message, score=max(-1.0, min(1.0, state["sentiment"])))
         reply, _ = desk.message_create(
-            conversation=conversation, role=MessageRole.BOT, text=state["reply"], metadata=metadata
+            conversation=conversation, role=MessageRole.BOT, text=state["reply"], metadata=metadata, broadcast=False
         )
+        messages_broadcast_on_commit([*announce, reply], conversation.organization_id)
         if state["handoff"]:
             desk.conversation_escalate(
                 conversation=conversation,
@@ -258,19 +294,22 @@ def assistant_reply(*, message_id: int) -> Any:
                 intent=state["intent"],
                 sentiment=state["sentiment"],
             )
-    audit_record_on_commit(
-        organization_id=conversation.organization_id,
-        action="ai.decision",
-        actor="assistant",
-        object_type="message",
-        object_id=reply.pk,
-        data={
-            "conversation": conversation.pk,
-            "in_reply_to": message.seq,
-            **{key: metadata[key] for key in AUDITED_DECISION},
-            "sources": [{k: s.get(k) for k in ("article_id", "title", "url")} for s in metadata["sources"]],
-        },
-    )
+        # In the reply's own transaction: one commit (and one disk flush) a turn fewer, and the
+        # decision is recorded exactly when the reply is. The organization's chain lock is taken
+        # last, so it is held only for the insert and the commit.
+        audit_record(
+            organization_id=conversation.organization_id,
+            action="ai.decision",
+            actor="assistant",
+            object_type="message",
+            object_id=reply.pk,
+            data={
+                "conversation": conversation.pk,
+                "in_reply_to": message.seq,
+                **{key: metadata[key] for key in AUDITED_DECISION},
+                "sources": [{k: s.get(k) for k in ("article_id", "title", "url")} for s in metadata["sources"]],
+            },
+        )
     chat_turn_observe(metadata)
     sentiment_observe(desk.sentiment_label_for(max(-1.0, min(1.0, state["sentiment"]))))
     with conversation_context(conversation.pk):
@@ -315,4 +354,5 @@ def sentiment_model_train(
             SentimentModel.objects.filter(language=language, is_active=True).update(is_active=False)
             SentimentModel.objects.filter(pk=model.pk).update(is_active=True)
             model.is_active = True
+            _serving_model_changed()
     return model

@@ -1,7 +1,9 @@
 """API load: our endpoints against a bare Django view on the same server in the same run.
 
 1. Ceiling: each endpoint as fast as 16 concurrent clients can go for --seconds; throughput
-   and p50/p95, and each endpoint's throughput as a share of the bare view's.
+   and p50/p95, each endpoint's throughput as a share of the bare view's, and as a share of
+   its minimal twin's (monitoring.bench_views: same token check, same rows, ``values()`` and
+   ``JsonResponse``).
 2. Rising rates: ticket list, ticket detail, ticket update (PATCH) and knowledge search mixed,
    sent open-loop at 25, 50, 100 and 200 requests/s; achieved rate, p50/p95/p99, errors
    (a request not answered within 30 s counts as an error).
@@ -51,6 +53,9 @@ class Endpoints:
             return "PATCH", f"/api/v1/tickets/{ticket}/", {"priority": random.choice(["low", "medium", "high"])}
         if name == "kb_search":
             return "GET", f"/api/v1/kb/search?q={random.choice(QUERIES)}", None
+        if name.startswith("min_"):  # the minimal twin of an endpoint: same method, same rows
+            method, path, body = self.request(name[4:])
+            return method, path.replace("/api/v1/", "/bench/min/"), body
         raise ValueError(name)
 
 
@@ -141,14 +146,23 @@ def main() -> None:
         asyncio.run(closed_loop(endpoints, "ticket_list", 3))  # warm up every worker's caches
         asyncio.run(closed_loop(endpoints, "kb_search", 3))
         ceiling = []
+        minimal = {}
         for name in ("bare", "ticket_list", "ticket_detail", "ticket_update", "kb_search"):
             row = asyncio.run(closed_loop(endpoints, name, args.seconds))
             ceiling.append(row)
+            if name != "bare":
+                minimal[name] = asyncio.run(closed_loop(endpoints, "min_" + name, args.seconds))
         bare_rps = ceiling[0]["rps"]
         for row in ceiling:
             row["share_of_bare"] = round(row["rps"] / bare_rps, 3) if bare_rps else None
+            twin = minimal.get(row["endpoint"])
+            if twin is not None:
+                row["minimal"] = twin
+                row["share_of_minimal"] = round(row["rps"] / twin["rps"], 3) if twin["rps"] else None
             print(f"ceiling {row['endpoint']:<14} {row['rps']:>7} req/s  p50 {row['p50_ms']} ms  p95 {row['p95_ms']} ms"
-                  f"  {row['share_of_bare']}x bare  errors {row['errors']}", flush=True)  # fmt: skip
+                  f"  {row['share_of_bare']}x bare  errors {row['errors']}"
+                  + (f"  | minimal {twin['rps']} req/s, share {row['share_of_minimal']}" if twin else ""),
+                  flush=True)  # fmt: skip
         rates = []
         for rate in (float(r) for r in args.rates.split(",")):
             row = asyncio.run(open_loop(endpoints, rate, args.seconds))

@@ -5,6 +5,13 @@ latency (message sent -> bot reply received) p50/p95/p99, errors, messages lost 
 with the database afterwards) and server RSS. Writes bench/results/chat_load.json.
 
     .venv/bin/python bench/chat_load.py [--levels 100,500,1000] [--duration 120] [--web-workers 2]
+
+With --capacity-steps R1,R2,... it then finds the turn capacity: CAPACITY_CONVERSATIONS
+conversations paced so that they ask R turns a second in all, each step --step-seconds long
+(the achieved rate counts the whole step: opening the sessions, a 5 s ramp, the last replies);
+the capacity is the highest achieved rate of a step whose bot-turn p95 stays under 300 ms
+with no errors. Then one step offers twice the most any step achieved (--overload): refused
+messages come back with a busy frame and are sent again, and nothing may be lost.
 """
 
 import argparse
@@ -32,8 +39,11 @@ def main() -> None:
     parser.add_argument("--ramp", type=float, default=30, help="seconds over which conversations join")
     parser.add_argument("--think", default="15,45", help="seconds between a reply and the next question")
     parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--capacity-steps", default="", help="offered turns/s per step, e.g. 10,15,20,25,30")
+    parser.add_argument("--step-seconds", type=float, default=40)
+    parser.add_argument("--overload", action="store_true", help="after the steps, offer twice the capacity")
     args = parser.parse_args()
-    levels = [int(n) for n in args.levels.split(",")]
+    levels = [int(n) for n in args.levels.split(",") if n]
     think = tuple(float(x) for x in args.think.split(","))
     results = []
     with ProductionStack(web_workers=args.web_workers) as stack:
@@ -67,10 +77,13 @@ def main() -> None:
             print(
                 f"{level:>5} conversations: {summary['messages_sent']} sent, {summary['bot_replies']} answered, "
                 f"turn p50 {turn['p50']} ms p95 {turn['p95']} ms p99 {turn['p99']} ms, "
-                f"errors {summary['errors']}, reconnects {summary['reconnects']}, lost {lost}, "
-                f"web RSS peak {peak['web']} MB",
+                f"errors {summary['errors']}, reconnects {summary['reconnects']}, refused busy "
+                f"{summary['refused_busy']}, lost {lost}, "
+                f"web RSS peak {peak['web']} MB (PSS {peak.get('web_pss')} MB)",
                 flush=True,
             )
+        steps = [float(r) for r in args.capacity_steps.split(",") if r]
+        capacity = capacity_run(stack, steps, args.step_seconds, args.overload) if steps else None
     path = write_result(
         "chat_load",
         {
@@ -78,9 +91,55 @@ def main() -> None:
             "think_seconds": list(think),
             "duration_seconds": args.duration,
             "levels": results,
+            "capacity": capacity,
         },
     )
     print(f"wrote {path}")
+
+
+CAPACITY_CONVERSATIONS = 500
+TARGET_P95_MS = 300
+
+
+def capacity_step(stack: ProductionStack, rate: float, seconds: float) -> dict[str, object]:
+    """CAPACITY_CONVERSATIONS conversations asking ``rate`` turns a second in all."""
+    mean_think = CAPACITY_CONVERSATIONS / rate
+    started = time.perf_counter()
+    stats = asyncio.run(
+        run_load(stack.base_url, stack.widget_key, conversations=CAPACITY_CONVERSATIONS, duration=seconds,
+                 ramp=5, think=(0.5 * mean_think, 1.5 * mean_think))
+    )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    summary = stats.summary()
+    row = {
+        "offered_turns_per_second": rate,
+        "achieved_turns_per_second": round(summary["bot_replies"] / elapsed, 1),
+        **summary,
+        "lost": lost_messages(stack, stats),
+    }
+    turn = row["turn_ms"]
+    print(f"  offered {rate:>5.1f}/s: achieved {row['achieved_turns_per_second']}/s, turn p50 {turn['p50']} ms "
+          f"p95 {turn['p95']} ms p99 {turn['p99']} ms, errors {summary['errors']}, refused busy "
+          f"{summary['refused_busy']}, lost {row['lost']}", flush=True)  # fmt: skip
+    return row
+
+
+def capacity_run(stack: ProductionStack, steps: list[float], seconds: float, overload: bool) -> dict[str, object]:
+    print(f"turn capacity: {CAPACITY_CONVERSATIONS} conversations, {seconds:.0f} s a step", flush=True)
+    rows = [capacity_step(stack, rate, seconds) for rate in steps]
+    passing = [
+        r["achieved_turns_per_second"]
+        for r in rows
+        if (r["turn_ms"]["p95"] or 1e9) < TARGET_P95_MS and not r["errors"] and not r["refused_busy"]
+    ]
+    capacity = max(passing, default=0.0)
+    print(f"turn capacity (p95 under {TARGET_P95_MS} ms): {capacity} turns/s", flush=True)
+    result: dict[str, object] = {"steps": rows, "turns_per_second": capacity}
+    if overload:  # twice the most it answered in any step: well past what it can answer
+        base = max(r["achieved_turns_per_second"] for r in rows)
+        print(f"overload: offering twice {base} turns/s", flush=True)
+        result["overload"] = capacity_step(stack, 2 * base, seconds)
+    return result
 
 
 if __name__ == "__main__":

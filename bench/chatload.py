@@ -2,7 +2,11 @@
 each a widget session and a websocket, sending a question at human pace and waiting for the
 bot's reply. It behaves like widget.js: on a dropped connection it reconnects, resumes from
 the last sequence number it saw and resends its unacknowledged message under the same client
-id (stored once by the server)."""
+id (stored once by the server); a message refused with a ``busy`` frame is sent again after the
+frame's retry_after (with jitter), under the same id.
+
+Turn latency runs from the accepted send to the bot's reply; ``wait_ms`` from the first try
+(refusals and retries included)."""
 
 import asyncio
 import json
@@ -38,7 +42,9 @@ class Conversation:
     reconnects: int = 0
     handoff: bool = False
     last_seq: int = 0
+    refused: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    waits_ms: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -50,6 +56,7 @@ class LoadStats:
         from bench.stack import percentile
 
         latencies = [ms for c in self.conversations for ms in c.latencies_ms]
+        waits = [ms for c in self.conversations for ms in c.waits_ms]
         return {
             "conversations": len(self.conversations),
             "connect_failures": self.connect_failures,
@@ -58,6 +65,7 @@ class LoadStats:
             "bot_replies": sum(c.replies for c in self.conversations),
             "handoffs": sum(1 for c in self.conversations if c.handoff),
             "reconnects": sum(c.reconnects for c in self.conversations),
+            "refused_busy": sum(c.refused for c in self.conversations),
             "errors": sum(len(c.errors) for c in self.conversations),
             "error_samples": [e for c in self.conversations for e in c.errors][:5],
             "turn_ms": {
@@ -67,6 +75,7 @@ class LoadStats:
                 "p99": percentile(latencies, 0.99),
                 "max": round(max(latencies), 2) if latencies else None,
             },
+            "wait_ms": {"p50": percentile(waits, 0.50), "p95": percentile(waits, 0.95), "p99": percentile(waits, 0.99)},
         }
 
 
@@ -98,7 +107,8 @@ async def converse(
     """Talk until the deadline: wait, ask, wait for the reply; reconnect and resume on drops."""
     ws_url = base_url.replace("http", "ws", 1) + f"/ws/chat/?token={conversation.token}"
     await asyncio.sleep(start_after)
-    pending: tuple[str, str, float] | None = None  # (client id, text, sent at)
+    pending: tuple[str, str, float, float] | None = None  # (client id, text, sent at, first tried at)
+    resend_at: float | None = None  # refused as busy: send the pending message again then
     next_at = time.monotonic() + random.uniform(*think) * random.random()
     while time.monotonic() < until or pending is not None:
         try:
@@ -106,19 +116,25 @@ async def converse(
                                           max_queue=None) as ws:  # fmt: skip
                 if conversation.last_seq or pending:
                     await ws.send(json.dumps({"type": "resume", "after": conversation.last_seq}))
-                if pending is not None:
+                if pending is not None and resend_at is None:
                     await ws.send(json.dumps({"type": "message", "id": pending[0], "text": pending[1]}))
                 while True:
+                    if pending is not None and resend_at is not None:
+                        await asyncio.sleep(max(0.0, resend_at - time.monotonic()))
+                        resend_at = None
+                        pending = (pending[0], pending[1], time.monotonic(), pending[3])
+                        await ws.send(json.dumps({"type": "message", "id": pending[0], "text": pending[1]}))
                     if pending is None:
                         if time.monotonic() >= until or conversation.handoff:
                             return
                         await asyncio.sleep(max(0.0, next_at - time.monotonic()))
                         client_id = f"m{conversation.sent + 1}"
                         text = random.choice(QUESTIONS)
-                        pending = (client_id, text, time.monotonic())
+                        now = time.monotonic()
+                        pending = (client_id, text, now, now)
                         conversation.sent += 1
                         await ws.send(json.dumps({"type": "message", "id": client_id, "text": text}))
-                    remaining = pending[2] + reply_timeout - time.monotonic()
+                    remaining = pending[3] + reply_timeout - time.monotonic()
                     if remaining <= 0:
                         conversation.errors.append(f"no reply to {pending[0]} in {reply_timeout:.0f} s")
                         pending = None
@@ -131,9 +147,13 @@ async def converse(
                         if frame["role"] == "bot" and pending is not None:
                             conversation.replies += 1
                             conversation.latencies_ms.append((time.monotonic() - pending[2]) * 1000)
+                            conversation.waits_ms.append((time.monotonic() - pending[3]) * 1000)
                             conversation.handoff = bool(frame.get("handoff"))
                             pending = None
                             next_at = time.monotonic() + random.uniform(*think)
+                    elif frame.get("type") == "error" and frame.get("code") == "busy" and pending is not None:
+                        conversation.refused += 1
+                        resend_at = time.monotonic() + float(frame.get("retry_after") or 1) * random.uniform(1.0, 1.5)
                     elif frame.get("type") == "error":
                         conversation.errors.append(f"{frame.get('code')}: {frame.get('message')}")
         except (TimeoutError, OSError, websockets.exceptions.WebSocketException) as exc:

@@ -76,6 +76,19 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
+def _pss_kb(pid: int) -> int:
+    """Proportional set size: pages shared between processes (a forked worker's copy of what
+    the master loaded, shared libraries) are split among them, so PSS adds up to what the
+    processes take from the machine together; RSS counts shared pages once per process."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return 0
+
+
 def _children(pid: int) -> list[int]:
     try:
         return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -233,9 +246,12 @@ class ProductionStack:
         return [master, *_children(master)]
 
     def rss_mb(self) -> dict[str, float]:
-        web = sum(_rss_kb(pid) for pid in self.web_pids()) / 1024
+        """Web processes (master and workers) in all, as RSS and as PSS; the Celery worker's RSS."""
+        pids = self.web_pids()
+        web = sum(_rss_kb(pid) for pid in pids) / 1024
+        web_pss = sum(_pss_kb(pid) for pid in pids) / 1024
         worker = _rss_kb(self.processes["worker"].pid) / 1024 if "worker" in self.processes else 0.0
-        return {"web": round(web, 1), "worker": round(worker, 1)}
+        return {"web": round(web, 1), "web_pss": round(web_pss, 1), "worker": round(worker, 1)}
 
     def kill_one_web_worker(self) -> int:
         """SIGKILL one gunicorn worker mid-run (gunicorn starts a replacement)."""

@@ -15,6 +15,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from agents.routing import websocket_urlpatterns  # noqa: E402
+from agents.turns import turn_gate_close  # noqa: E402
 from config.warmup import warm_process  # noqa: E402
 
 router = ProtocolTypeRouter(
@@ -36,5 +37,6 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await asyncio.to_thread(warm_process)
             await send({"type": "lifespan.startup.complete"})
         elif event["type"] == "lifespan.shutdown":
+            await asyncio.to_thread(turn_gate_close)
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -108,17 +108,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-elif env.bool("DATABASE_POOL", default=False):
+elif env.bool("DATABASE_POOL", default=True):
     # Under ASGI every request runs its sync code in a fresh thread, so per-thread persistent
     # connections never get reused: a process-wide psycopg pool hands connections out instead
-    # (a new PostgreSQL connection per request costs ~5 ms). Opt-in for now: after a PostgreSQL
-    # restart our fault test saw pooled connections stay broken in the process that held them.
+    # (a new PostgreSQL connection per request costs a backend fork, ~5 ms). Each connection is
+    # checked as it is handed out (CONN_HEALTH_CHECKS makes Django give the pool its check), so
+    # after a PostgreSQL restart a dead one is replaced instead of failing a request.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN", default=2),
         "max_size": env.int("DATABASE_POOL_MAX", default=20),
-        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
-    }  # Django adds a check, so a connection that died with a PostgreSQL restart is not handed out
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5.0),
+    }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -190,7 +192,7 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="support@concierge.localh
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "tenancy.authentication.StaffTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["tenancy.permissions.IsOrganizationStaff"],
     "DEFAULT_PAGINATION_CLASS": "tickets.pagination.StandardPagination",
@@ -355,9 +357,13 @@ CONCIERGE_RATE_LIMITS = {
     "api_user": env("RATE_API_PER_USER", default="3000/min"),
 }
 CONCIERGE_CONVERSATION_MAX_MESSAGES = env.int("CONCIERGE_CONVERSATION_MAX_MESSAGES", default=500)
+# A web process refuses a chat message (a "busy" frame; the widget sends it again) when the turns
+# it already accepted would keep it waiting longer than this (agents.turns).
+CONCIERGE_BUSY_WAIT_SECONDS = env.float("CONCIERGE_BUSY_WAIT_SECONDS", default=1.0)
 CONCIERGE_TRUST_X_FORWARDED_FOR = env.bool("CONCIERGE_TRUST_X_FORWARDED_FOR", default=False)
 
-# Adds /bench/bare (a bare Django view) for the API load benchmark's ceiling. Off in production.
+# Adds /bench/bare (a bare Django view) and /bench/min/... (minimal twins of the busiest API
+# endpoints, monitoring.bench_views) for the API load benchmark. Off in production.
 CONCIERGE_BENCH_ENDPOINTS = env.bool("CONCIERGE_BENCH_ENDPOINTS", default=False)
 CONCIERGE_WEBSOCKET_CAPACITY = env.int("CONCIERGE_WEBSOCKET_CAPACITY", default=2000)
 

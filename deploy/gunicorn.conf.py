@@ -5,6 +5,7 @@
 Every value can be set from the environment. Workers share PostgreSQL and the Redis channel
 layer, so any number of them (on any number of machines) serve the same chats."""
 
+import gc
 import multiprocessing
 import os
 import shutil
@@ -12,7 +13,7 @@ from typing import Any
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count())))
-worker_class = "uvicorn_worker.UvicornWorker"
+worker_class = "config.workers.WebWorker"
 # Websockets are long-lived: a worker only restarts when it has been idle this long.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
@@ -21,6 +22,11 @@ keepalive = 5
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
 max_requests_jitter = 2000
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Django and the big read-only tables (the sentiment lexicons, ~120 MB of Python objects) load
+# once in the master; the forked workers share those pages. What runs threads (onnxruntime,
+# database pools, the channel layer) is made in each worker after the fork, when it warms.
+# A code change then needs a restart, not a HUP.
+preload_app = os.environ.get("GUNICORN_PRELOAD", "true").lower() in ("1", "true", "yes")
 accesslog = None  # the app writes one JSON access line per request, with its request id
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
@@ -43,6 +49,17 @@ def on_starting(server: Any) -> None:
     """Start every deploy with empty Prometheus multiprocess files."""
     shutil.rmtree(_metrics_dir, ignore_errors=True)
     os.makedirs(_metrics_dir, exist_ok=True)
+
+
+def when_ready(server: Any) -> None:
+    """Before the first fork: load the lexicons into the master and move everything loaded so far
+    out of the garbage collector's reach, so collections in the workers do not touch (and
+    copy) the shared pages."""
+    if preload_app:
+        from agents import sentiment
+
+        sentiment.warm()
+        gc.freeze()
 
 
 def child_exit(server: Any, worker: Any) -> None:

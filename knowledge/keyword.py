@@ -11,6 +11,7 @@ index in memory, rebuilt from the database whenever a cheap fingerprint of the r
 
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -109,9 +110,14 @@ class Corpus:
     name: str
     rows: Callable[[int], list[tuple[str, str]]]
     stamp: Callable[[int], tuple[Any, ...]]
+    # How long a process trusts the fingerprint it read (0: read it on every search). The
+    # knowledge base is searched on every chat turn; its writes in this process reset it at once,
+    # another process's writes show within this time.
+    stamp_seconds: float = 0.0
 
 
-CORPORA: dict[str, Corpus] = {KB: Corpus(KB, _kb_rows, _kb_stamp)}
+KB_STAMP_SECONDS = 1.0
+CORPORA: dict[str, Corpus] = {KB: Corpus(KB, _kb_rows, _kb_stamp, KB_STAMP_SECONDS)}
 
 
 def corpus_register(
@@ -149,8 +155,33 @@ class _Index:
     retriever: Any
 
 
+# (organization id, corpus) -> (read at, fingerprint), for corpora with stamp_seconds.
+_stamps: dict[tuple[int, str], tuple[float, tuple[Any, ...]]] = {}
+
+
+def stamps_forget(organization_id: int | None = None, corpus: str | None = None) -> None:
+    """Read the fingerprints again on the next search: one corpus of one organization, or all."""
+    if organization_id is None or corpus is None:
+        _stamps.clear()
+    else:
+        _stamps.pop((organization_id, corpus), None)
+
+
+def _stamp(organization_id: int, corpus: Corpus) -> tuple[Any, ...]:
+    key = (organization_id, corpus.name)
+    now = time.monotonic()
+    if corpus.stamp_seconds:
+        read = _stamps.get(key)
+        if read is not None and now - read[0] < corpus.stamp_seconds:
+            return read[1]
+    stamp = corpus.stamp(organization_id)
+    if corpus.stamp_seconds:
+        _stamps[key] = (now, stamp)
+    return stamp
+
+
 class Bm25Backend:
-    """In-process BM25. Writes are no-ops: the index follows the database by itself."""
+    """In-process BM25. Writes only reset the fingerprint: the index follows the database."""
 
     name = "bm25"
 
@@ -169,7 +200,7 @@ class Bm25Backend:
     def _index(self, organization_id: int, corpus_name: str) -> _Index:
         corpus = CORPORA[corpus_name]
         key = (organization_id, corpus_name)
-        stamp = corpus.stamp(organization_id)
+        stamp = _stamp(organization_id, corpus)
         current = self._indexes.get(key)
         if current is None or current.stamp != stamp:
             with self._lock:
@@ -188,13 +219,16 @@ class Bm25Backend:
         return [(index.ids[int(d)], float(s)) for d, s in pairs if s > 0]
 
     def upsert(self, organization_id: int, corpus: str, documents: list[tuple[str, str, dict[str, Any]]]) -> None:
-        """Nothing to do: the next search sees the new rows."""
+        """The next search in this process sees the new rows."""
+        stamps_forget(organization_id, corpus)
 
     def delete(self, organization_id: int, corpus: str, ids: list[str]) -> None:
-        """Nothing to do: the next search no longer sees the deleted rows."""
+        """The next search in this process no longer sees the deleted rows."""
+        stamps_forget(organization_id, corpus)
 
     def rebuild(self, organization_id: int, corpus: str, rows: list[tuple[str, str]]) -> int:
         """The index follows the database by itself: forget it, and the next search reads the rows."""
+        stamps_forget(organization_id, corpus)
         self._indexes.pop((organization_id, corpus), None)
         return len(rows)
 

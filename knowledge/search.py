@@ -4,6 +4,7 @@ decline. Confidence is the best passage's cosine similarity to the query (0..1).
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from config.errors import DomainError
 from knowledge import embeddings, keyword, vectors
@@ -42,23 +43,46 @@ def query_validate(query: str) -> str:
     return query
 
 
-def _body_passage(title_chunk: Chunk, ranked: list[int], chunks: dict[int, Chunk]) -> Chunk:
+@dataclass(frozen=True)
+class _Passage:
+    """The fields of a chunk and its article that a hit shows (plain rows: searching is on every
+    chat turn, and sixty model instances with their signals cost more than the query)."""
+
+    pk: int
+    article_id: int
+    text: str
+    title: str
+    url: str
+
+
+_PASSAGE_FIELDS = ("pk", "article_id", "text", "article__title", "article__url")
+
+
+def _passages(**filters: Any) -> list[_Passage]:
+    return [_Passage(*row) for row in Chunk.objects.filter(**filters).values_list(*_PASSAGE_FIELDS)]
+
+
+def _body_passage(title_chunk: _Passage, ranked: list[int], chunks: dict[int, _Passage]) -> _Passage:
     """The best-ranked passage of the same article with a body, else its first one."""
     for cid in ranked:
         other = chunks.get(cid)
         if other is not None and other.article_id == title_chunk.article_id and other.pk != title_chunk.pk:
             return other
-    first = Chunk.objects.filter(article_id=title_chunk.article_id, ordinal__gt=0).order_by("ordinal").first()
-    return first or title_chunk
+    first = Chunk.objects.filter(article_id=title_chunk.article_id, ordinal__gt=0).order_by("ordinal")
+    rows = list(first.values_list(*_PASSAGE_FIELDS)[:1])
+    return _Passage(*rows[0]) if rows else title_chunk
 
 
-def kb_search(*, organization_id: int, query: str, k: int = 5) -> SearchResult:
+def kb_search(*, organization_id: int, query: str, k: int = 5, query_vector: Any = None) -> SearchResult:
+    """The k best passages, one per article. ``query_vector`` is the query's embedding when the
+    caller has it already (the assistant embeds a message once for intent and retrieval)."""
     query = query_validate(query)
     if not 1 <= k <= 50:
         raise DomainError("k must be between 1 and 50.")
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    query_vector = embeddings.embed([query])[0]
+    if query_vector is None:
+        query_vector = embeddings.embed_query(query)
     timings["embed"] = (time.perf_counter() - started) * 1000
 
     mark = time.perf_counter()
@@ -78,7 +102,7 @@ def kb_search(*, organization_id: int, query: str, k: int = 5) -> SearchResult:
     for rank, (cid, _) in enumerate(sparse, start=1):
         fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank)
     ranked = sorted(fused, key=lambda cid: fused[cid], reverse=True)
-    chunks = Chunk.objects.select_related("article").in_bulk(ranked[: CANDIDATES * 2])
+    chunks = {p.pk: p for p in _passages(pk__in=ranked[: CANDIDATES * 2])}
     hits: list[SearchHit] = []
     seen_articles: set[int] = set()
     for cid in ranked:
@@ -87,13 +111,13 @@ def kb_search(*, organization_id: int, query: str, k: int = 5) -> SearchResult:
             continue
         seen_articles.add(chunk.article_id)
         # The title passage finds an article but says nothing: show the article's best body passage.
-        passage = chunk if chunk.text != chunk.article.title else _body_passage(chunk, ranked, chunks)
+        passage = chunk if chunk.text != chunk.title else _body_passage(chunk, ranked, chunks)
         hits.append(
             SearchHit(
                 article_id=chunk.article_id,
                 chunk_id=passage.pk,
-                title=chunk.article.title,
-                url=chunk.article.url,
+                title=chunk.title,
+                url=chunk.url,
                 text=passage.text,
                 score=round(fused[cid], 6),
                 similarity=round(similarity.get(cid, 0.0), 4),

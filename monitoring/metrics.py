@@ -57,6 +57,10 @@ CHAT_TURN_LATENCY = Histogram(
 PIPELINE_STAGE = Histogram(
     "concierge_pipeline_stage_seconds", "Latency of each dialog pipeline stage.", ["stage"], buckets=STAGE_BUCKETS
 )
+CHAT_TURNS_REFUSED = Counter(
+    "concierge_chat_turns_refused_total",
+    "Customer messages refused with a busy frame before they were stored (the widget sends them again).",
+)
 INTENTS = Counter("concierge_intents_total", "Intents the classifier chose.", ["intent"])
 ESCALATIONS = Counter("concierge_escalations_total", "Handoffs to people, by reason.", ["reason"])
 RETRIEVAL_CONFIDENCE = Histogram(

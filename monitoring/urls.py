@@ -9,4 +9,11 @@ urlpatterns = [
     path("metrics", metrics, name="metrics"),
 ]
 if settings.CONCIERGE_BENCH_ENDPOINTS:
-    urlpatterns.append(path("bench/bare", bench_bare, name="bench-bare"))
+    from monitoring import bench_views
+
+    urlpatterns += [
+        path("bench/bare", bench_bare, name="bench-bare"),
+        path("bench/min/tickets/", bench_views.bench_ticket_list),
+        path("bench/min/tickets/<int:pk>/", bench_views.bench_ticket),
+        path("bench/min/kb/search", bench_views.bench_kb_search),
+    ]

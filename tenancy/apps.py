@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import m2m_changed, post_migrate
 
 
 class TenancyConfig(AppConfig):
@@ -7,7 +7,15 @@ class TenancyConfig(AppConfig):
     verbose_name = "Organizations and staff"
 
     def ready(self) -> None:
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.models import Group
+
+        from tenancy.authentication import permissions_forget
         from tenancy.roles import staff_roles_sync_after_migrate
 
         # Groups and their permissions can only be set once every app's permissions exist.
         post_migrate.connect(staff_roles_sync_after_migrate, dispatch_uid="tenancy_staff_roles_sync")
+        # The API's per-process copy of permissions follows role and group changes made here.
+        user = get_user_model()
+        for through in (user.groups.through, user.user_permissions.through, Group.permissions.through):
+            m2m_changed.connect(permissions_forget, sender=through, dispatch_uid=f"tenancy_perms_{through.__name__}")

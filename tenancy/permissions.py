@@ -2,6 +2,7 @@ from typing import Any
 
 from rest_framework.permissions import DjangoModelPermissions
 
+from tenancy.authentication import permissions_load
 from tenancy.services import staff_organization
 
 
@@ -26,4 +27,5 @@ class IsOrganizationStaff(DjangoModelPermissions):
             return False
         if getattr(view, "queryset", None) is None and not hasattr(view, "get_queryset"):
             return True
+        permissions_load(request.user)
         return super().has_permission(request, view)

@@ -24,6 +24,30 @@ def _generous_limits(settings):
                                        "chat_message_org", "api_user")}}  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_caches():
+    """Per-process caches outlive a test's rolled-back rows: each test reads its own (the active
+    models, the keyword index fingerprints, the API's permission copies)."""
+    from agents.active_models import active_models_forget
+    from knowledge.keyword import stamps_forget
+    from tenancy.authentication import permissions_forget
+
+    active_models_forget()
+    stamps_forget()
+    permissions_forget()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _chat_threads_closed(django_db_setup, django_db_blocker):
+    """The chat websocket's pool threads hold their own database connections: close them before
+    the test database is dropped."""
+    yield
+    from agents.turns import turn_gate_close
+
+    with django_db_blocker.unblock():
+        turn_gate_close()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _fresh_cache():
     """The test Redis outlives a run: start without last run's chat presence or rate counters."""

@@ -6,7 +6,12 @@ their chat open, counted in the cache, Redis in production, so every web process
 The channel layer is a cache of delivery, never the record: a failed send loses nothing, since
 the message is stored and a client gets it when it resumes."""
 
+import asyncio
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -52,32 +57,102 @@ def message_frame(message: Message) -> dict[str, Any]:
     return frame
 
 
+@dataclass
+class DirectDelivery:
+    """The customer's socket taking its own turn: the frames of that conversation's messages
+    committed meanwhile are handed to it (it sends them itself) instead of travelling through
+    Redis back to it. Other members of the conversation group (the customer's other tabs)
+    still get them through the channel layer."""
+
+    channel_name: str
+    conversation_id: int
+    frames: list[dict[str, Any]] = field(default_factory=list)
+
+
+_direct_delivery: ContextVar[DirectDelivery | None] = ContextVar("direct_delivery", default=None)
+
+
+@contextmanager
+def direct_delivery(*, channel_name: str, conversation_id: int) -> Iterator[DirectDelivery]:
+    """Within the block (and the sync calls it awaits, which copy the context), this socket
+    receives its conversation's new frames in ``.frames``."""
+    delivery = DirectDelivery(channel_name=channel_name, conversation_id=conversation_id)
+    token = _direct_delivery.set(delivery)
+    try:
+        yield delivery
+    finally:
+        _direct_delivery.reset(token)
+
+
 def group_send(group: str, event: dict[str, Any]) -> bool:
     """Send now; False (and a warning) when the channel layer is missing or down."""
+    return all(groups_send([(group, event, "")]))
+
+
+def groups_send(sends: list[tuple[str, dict[str, Any], str]]) -> list[bool]:
+    """Several (group, event, channel left out) sends at once, in one hop to the event loop (a
+    chat turn's broadcasts go to the conversation and the console together); one result per
+    send, False where it failed. A layer without ``group_send_except`` sends to everyone, and
+    the left-out consumer drops the event by its ``sender``."""
     layer = get_channel_layer()
     if layer is None:
-        return False
+        return [False] * len(sends)
+
+    def one(group: str, event: dict[str, Any], exclude: str) -> Any:
+        if exclude and hasattr(layer, "group_send_except"):
+            return layer.group_send_except(group, event, exclude)
+        return layer.group_send(group, event)
+
+    async def send_all() -> list[Any]:
+        return await asyncio.gather(*(one(*send) for send in sends), return_exceptions=True)
+
     try:
-        async_to_sync(layer.group_send)(group, event)
+        outcomes = async_to_sync(send_all)()
     except Exception:  # the channel layer is a cache of delivery, never the record
-        logger.warning("send to %s failed", group, exc_info=True)
-        return False
-    return True
+        logger.warning("sends to %s failed", ", ".join(group for group, _, _ in sends), exc_info=True)
+        return [False] * len(sends)
+    for (group, _, _), outcome in zip(sends, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            logger.warning("send to %s failed", group, exc_info=outcome)
+    return [not isinstance(outcome, BaseException) for outcome in outcomes]
 
 
 def message_broadcast_on_commit(message: Message, organization_id: int) -> None:
     """After commit, push the message to everyone watching the conversation, and to the
     organization's staff console."""
+    messages_broadcast_on_commit([message], organization_id)
+
+
+def messages_broadcast_on_commit(messages: list[Message], organization_id: int) -> None:
+    """Several messages of one conversation in one event per group (a chat turn: the customer's
+    message and the assistant's reply), after commit. One message travels as ``chat.message``
+    and ``console.message``, several as ``chat.messages`` and ``console.messages``."""
 
     def send() -> None:
-        frame = message_frame(message)
-        group_send(conversation_group_name(message.conversation_id), {"type": "chat.message", "frame": frame})
-        group_send(
-            console_group_name(organization_id),
-            {"type": "console.message", "conversation_id": message.conversation_id, "frame": frame},
+        frames = [message_frame(m) for m in messages]
+        conversation_id = messages[0].conversation_id
+        chat: dict[str, Any]
+        console: dict[str, Any]
+        if len(frames) == 1:
+            chat = {"type": "chat.message", "frame": frames[0]}
+            console = {"type": "console.message", "conversation_id": conversation_id, "frame": frames[0]}
+        else:
+            chat = {"type": "chat.messages", "frames": frames}
+            console = {"type": "console.messages", "conversation_id": conversation_id, "frames": frames}
+        direct = _direct_delivery.get()
+        exclude = ""
+        if direct is not None and direct.conversation_id == conversation_id:
+            direct.frames.extend(frames)
+            exclude = chat["sender"] = direct.channel_name
+        groups_send(
+            [
+                (conversation_group_name(conversation_id), chat, exclude),
+                (console_group_name(organization_id), console, ""),
+            ]
         )
 
-    transaction.on_commit(send)
+    if messages:
+        transaction.on_commit(send)
 
 
 # --- presence --------------------------------------------------------------------------------

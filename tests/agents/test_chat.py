@@ -105,6 +105,8 @@ async def test_human_request_hands_off_and_agent_reply_reaches_the_widget(traine
     await chat.send_to(text_data=json.dumps({"type": "message", "id": "h1", "text": "I want to talk to a human"}))
     frames = await receive_until(chat, lambda f: f["type"] == "message" and f["role"] == "bot")
     assert frames[-1]["handoff"] is True
+    # Right after the handoff reply: the customer's place in the queue.
+    assert json.loads(await chat.receive_from(timeout=10))["type"] == "queue"
     ticket = await database_sync_to_async(
         lambda: Ticket.objects.select_related("conversation").get(conversation_id=session["conversation_id"])
     )()

@@ -179,3 +179,18 @@ def test_a_new_version_serves_once_activated_and_the_old_one_comes_back_on_rollb
     assert active_intent_classifier(org.pk)[1] == 2
     intent_model_activate(model=first)
     assert active_intent_classifier(org.pk)[1] == 1
+
+
+def test_a_version_activated_by_another_process_serves_within_the_check_interval(trained_org, monkeypatch):
+    from agents import active_models
+
+    first = IntentModel.objects.get(organization=trained_org)
+    second = intent_model_train(organization=trained_org)
+    assert active_intent_classifier(trained_org.pk)[1] == 2
+    # Another process (admin on another web worker) rolls back by writing the rows directly.
+    IntentModel.objects.filter(pk=second.pk).update(is_active=False)
+    IntentModel.objects.filter(pk=first.pk).update(is_active=True)
+    assert active_intent_classifier(trained_org.pk)[1] == 2  # read at most every ACTIVE_CHECK_SECONDS
+    later = active_models.time.monotonic() + active_models.ACTIVE_CHECK_SECONDS + 0.1
+    monkeypatch.setattr(active_models.time, "monotonic", lambda: later)
+    assert active_intent_classifier(trained_org.pk)[1] == 1

@@ -183,7 +183,13 @@ def test_gunicorn_config_loads_with_uvicorn_workers():
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert re.search(r"worker_class\s+=\s+uvicorn_worker.UvicornWorker", result.stdout)
+    assert re.search(r"worker_class\s+=\s+config.workers.WebWorker", result.stdout)
+    from uvicorn_worker import UvicornWorker
+
+    from config.workers import WebWorker
+
+    # uvicorn underneath, with chat frames sent uncompressed
+    assert issubclass(WebWorker, UvicornWorker) and WebWorker.CONFIG_KWARGS["ws_per_message_deflate"] is False
 
 
 def test_nginx_accepts_the_config_and_upgrades_websockets(tmp_path):

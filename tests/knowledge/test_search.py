@@ -128,3 +128,21 @@ def test_editing_an_article_in_admin_reindexes_it(org, supervisor, django_captur
     kb_article_index(article_id=article.pk)
     texts = list(Chunk.objects.filter(article=article).values_list("text", flat=True))
     assert any("liquid fuel" in t for t in texts) and not any("canister" in t for t in texts)
+
+
+def test_keyword_index_follows_writes_here_at_once_and_elsewhere_within_seconds(demo_kb, monkeypatch):
+    from knowledge import keyword
+
+    assert not keyword.search(demo_kb.pk, "zeppelin", 5)
+    # A passage written by another process (straight to the database, no index call here) is
+    # found once this process reads the fingerprint again, at most KB_STAMP_SECONDS later.
+    article = Article.objects.filter(organization=demo_kb).first()
+    chunk = Chunk.objects.create(article=article, organization=demo_kb, ordinal=99, heading="", text="zeppelin tours")
+    assert not keyword.search(demo_kb.pk, "zeppelin", 5)
+    later = keyword.time.monotonic() + keyword.KB_STAMP_SECONDS + 0.1
+    monkeypatch.setattr(keyword.time, "monotonic", lambda: later)
+    assert [doc for doc, _ in keyword.search(demo_kb.pk, "zeppelin", 5)] == [str(chunk.pk)]
+    # Written through this process's index calls: the very next search sees it.
+    second = Chunk.objects.create(article=article, organization=demo_kb, ordinal=98, heading="", text="zeppelin rides")
+    keyword.get_backend().upsert(demo_kb.pk, keyword.KB, [(str(second.pk), second.text, {})])
+    assert {doc for doc, _ in keyword.search(demo_kb.pk, "zeppelin", 5)} == {str(chunk.pk), str(second.pk)}

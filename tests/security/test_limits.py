@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from tests.agents.test_chat import connect, receive_until, start_session
 from tickets import services
 from tickets.errors import ConversationFull
-from tickets.limits import limit_hit, parse_rate
+from tickets.limits import limit_hit, limits_hit, parse_rate
 from tickets.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db
@@ -86,6 +86,17 @@ def test_limits_fail_open_when_the_cache_is_down():
     dead = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}}
     with override_settings(CACHES=dead):
         assert all(limit_hit(scope="t", ident="x", rate="1/min").allowed for _ in range(3))
+
+
+def test_several_limits_are_counted_together_and_the_longest_wait_is_given():
+    checks = [("t_session", "c1", "3/min"), ("t_ip", "198.51.100.9", "2/s"), ("t_org", "o1", "100/day")]
+    verdicts = [limits_hit(checks, now=1_000_000.2) for _ in range(3)]
+    assert [v.allowed for v in verdicts] == [True, True, False]
+    assert verdicts[2].retry_after == 1  # only the per-second limit is past: its window ends in under a second
+    fourth = limits_hit(checks, now=1_000_000.3)
+    minute_left = int((1_000_000.3 // 60 + 1) * 60 - 1_000_000.3)  # 19 s to the end of that minute
+    assert not fourth.allowed and fourth.retry_after == minute_left  # the per-minute one is past too: the longer wait
+    assert limit_hit(scope="t_org", ident="o1", rate="5/day", now=1_000_000.4).allowed is True  # 5th of the day
 
 
 def test_rates_parse_or_fail_clearly():

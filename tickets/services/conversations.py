@@ -180,7 +180,13 @@ def message_sentiment_record(*, message: Message, score: float) -> SentimentReco
     if not -1.0 <= score <= 1.0:
         raise DomainError("A sentiment score lies between -1 and 1.")
     label = sentiment_label_for(score)
-    record, _ = SentimentRecord.objects.update_or_create(message=message, defaults={"score": score, "label": label})
+    # One INSERT .. ON CONFLICT: a retried turn replaces the score (update_or_create took four queries).
+    (record,) = SentimentRecord.objects.bulk_create(
+        [SentimentRecord(message=message, score=score, label=label)],
+        update_conflicts=True,
+        unique_fields=["message"],
+        update_fields=["score", "label"],
+    )
     if message.role == MessageRole.CUSTOMER:
         Conversation.objects.filter(pk=message.conversation_id).update(sentiment_score=score, sentiment_label=label)
     return record

@@ -35,7 +35,8 @@
       waiting: "Waiting for a person: you are number {n} in the queue.", about: " Expected wait: about {m} min.", aboutHours: " Expected wait: about {h} h.",
       closed: "We're closed now and back {when}.", leave: "Leave your email and we'll answer there too.",
       saved: "Thanks, we'll also reply by email.", joined: "{name} joined the chat.",
-      attach: "Send an image or a PDF", sending: "Sending {name}…"
+      attach: "Send an image or a PDF", sending: "Sending {name}…",
+      busy: "We're answering many people right now; your message will be sent in a moment."
     },
     "zh-hans": {
       launch: "在线咨询", title: "客服", connecting: "正在连接…", online: "在线",
@@ -49,7 +50,8 @@
       waiting: "正在等待人工客服：您在队列中排第 {n} 位。", about: "预计等待约 {m} 分钟。", aboutHours: "预计等待约 {h} 小时。",
       closed: "我们现在已下班，将于 {when} 恢复服务。", leave: "请留下邮箱，我们也会通过邮件回复您。",
       saved: "谢谢，我们也会通过邮件回复您。", joined: "{name} 已加入对话。",
-      attach: "发送图片或 PDF", sending: "正在发送 {name}…"
+      attach: "发送图片或 PDF", sending: "正在发送 {name}…",
+      busy: "当前咨询人数较多，您的消息将在片刻后自动发送。"
     }
   };
   // Every language has every string (a missing one falls back to English).
@@ -62,7 +64,7 @@
   state.queue = state.queue || [];
   var seen = {}, last = 0, unread = 0, listeners = [];
   var socket = null, retry = 0, typingTimer = null, lastTypingSent = 0, refreshTimer = null;
-  var config = null, refused = false;
+  var config = null, refused = false, busyShown = false;
   var t = STRINGS.en;
 
   function save() {
@@ -398,6 +400,7 @@
     socket.onmessage = function (event) {
       var frame = JSON.parse(event.data);
       if (frame.type === "ack") {
+        busyShown = false;
         state.queue = state.queue.filter(function (item) { return item.id !== frame.id; });
         seen[frame.seq] = true; last = Math.max(last, frame.seq);
         save();
@@ -424,6 +427,13 @@
         typingTimer = setTimeout(function () { typing.textContent = ""; }, 4000);
       } else if (frame.type === "error") {
         if (frame.code === "origin_not_allowed") { refuse(frame.message); return; }
+        if (frame.code === "busy") {
+          // The server is at capacity and did not store the message: say so once, then send
+          // it again after retry_after with jitter, so refused clients do not return together.
+          if (!busyShown) { busyShown = true; render({ role: "system", text: t.busy }); }
+          setTimeout(flushQueue, 1000 * (frame.retry_after || 3) * (1 + Math.random() * 0.5));
+          return;
+        }
         render({ role: "system", text: frame.message });
         // Not saved (database briefly away) or too fast: send the queued messages again later.
         if (frame.code === "unavailable" || frame.code === "rate_limited") {

@@ -1,0 +1,148 @@
+"""Where the chat websocket's database and model work runs, and how much of it a process
+takes on at once.
+
+Channels' ``database_sync_to_async`` runs every call of a process on one shared thread, so
+one slow turn held up every chat in the process and a burst of messages queued behind it.
+Here the work runs on a pool of CONCIERGE_TURN_THREADS threads (each with its own persistent
+database connection); the embedding model and the database release the GIL, so turns overlap.
+
+Admission: a process answers what it can. When the turns already accepted would keep a new
+message waiting longer than CONCIERGE_BUSY_WAIT_SECONDS, the message is refused before it is
+stored, with a ``busy`` error frame and ``retry_after``; the widget keeps it and sends it again
+then. A message that was accepted (acknowledged) is always answered. The expected wait is the
+turns in flight times the recent time a turn spends on a thread, shared among the threads."""
+
+import contextlib
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from channels.db import DatabaseSyncToAsync
+
+from monitoring.metrics import CHAT_TURNS_REFUSED
+
+T = TypeVar("T")
+
+BUSY_MESSAGE = "We are answering many people right now; your message will be sent again in a moment."
+
+
+def _threads() -> int:
+    return max(1, int(os.environ.get("CONCIERGE_TURN_THREADS", "4")))
+
+
+class TurnGate:
+    def __init__(self, threads: int, busy_wait: float) -> None:
+        self.threads = threads
+        self.busy_wait = busy_wait
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="chat-turn")
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.turn_seconds = 0.05  # moving average of the time one turn spends on a thread
+
+    def expected_wait(self) -> float:
+        return self.in_flight * self.turn_seconds / self.threads
+
+    def admit(self) -> bool:
+        """Take one more turn on, or refuse it (False) when it would wait too long."""
+        with self.lock:
+            if self.in_flight >= self.threads and self.expected_wait() > self.busy_wait:
+                CHAT_TURNS_REFUSED.inc()
+                return False
+            self.in_flight += 1
+            return True
+
+    def done(self, seconds: float) -> None:
+        """A turn ended after ``seconds`` on the threads (waits in the queue not counted)."""
+        with self.lock:
+            self.in_flight -= 1
+            if seconds > 0:
+                self.turn_seconds += 0.1 * (seconds - self.turn_seconds)
+
+    def retry_after(self) -> int:
+        """Seconds a refused client waits before sending again: past the work queued now, and
+        never under two (clients add their own jitter, so retries do not come back together)."""
+        return max(2, math.ceil(self.expected_wait()) + 1)
+
+    async def run(self, function: Callable[..., T], /, **kwargs: Any) -> T:
+        """Run ``function(**kwargs)`` on the pool, with the database connection handling of
+        Channels (stale connections closed before and after)."""
+        return await DatabaseSyncToAsync(function, thread_sensitive=False, executor=self.executor)(**kwargs)
+
+    async def timed(self, function: Callable[..., T], spent: list[float], /, **kwargs: Any) -> T:
+        """``run``, adding the seconds the call took on its thread to ``spent``."""
+
+        def call() -> T:
+            started = time.perf_counter()
+            try:
+                return function(**kwargs)
+            finally:
+                spent.append(time.perf_counter() - started)
+
+        return await self.run(call)
+
+    def close(self) -> None:
+        """Close every pool thread's database connection and stop the threads (process exit, tests)."""
+        from django.db import connections
+
+        barrier = threading.Barrier(self.threads, timeout=10)
+
+        def close_here() -> None:
+            try:
+                barrier.wait()  # one task on each thread
+            finally:
+                connections.close_all()
+
+        for future in [self.executor.submit(close_here) for _ in range(self.threads)]:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                future.result(timeout=15)
+        self.executor.shutdown(wait=True)
+
+
+_gate: TurnGate | None = None
+_gate_lock = threading.Lock()
+
+
+def turn_gate() -> TurnGate:
+    """This process's gate, made on first use (after a worker forks)."""
+    global _gate
+    if _gate is None:
+        with _gate_lock:
+            if _gate is None:
+                from django.conf import settings
+
+                _gate = TurnGate(_threads(), settings.CONCIERGE_BUSY_WAIT_SECONDS)
+    return _gate
+
+
+def turn_gate_close() -> None:
+    """Close this process's gate, if it made one; the next use makes a new one."""
+    global _gate
+    with _gate_lock:
+        gate, _gate = _gate, None
+    if gate is not None:
+        gate.close()
+
+
+class Turn:
+    """``with Turn(gate) as turn:`` admits a turn (``turn.admitted``), runs its work on the pool
+    (``await turn.run(f, **kwargs)``) and counts it in flight until the block ends."""
+
+    def __init__(self, gate: TurnGate) -> None:
+        self.gate = gate
+        self.admitted = False
+        self.spent: list[float] = []
+
+    def __enter__(self) -> "Turn":
+        self.admitted = self.gate.admit()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.admitted:
+            self.gate.done(sum(self.spent))
+
+    async def run(self, function: Callable[..., T], /, **kwargs: Any) -> T:
+        return await self.gate.timed(function, self.spent, **kwargs)

@@ -1,0 +1,95 @@
+"""Cold start: the first chat turn a freshly started web worker answers, against the turns after
+it. Production stack on loopback with one web worker (so every turn reaches the fresh one):
+for each round the worker is SIGKILLed, gunicorn starts a replacement, and once it answers
+/healthz a new conversation asks --turns questions one after another over one websocket.
+Reports the first turn, and the median and p95 of the others, per round and overall. Writes
+bench/results/cold_start.json.
+
+    .venv/bin/python bench/cold_start.py [--rounds 3] [--turns 100]
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+import websockets
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.chatload import QUESTIONS
+from bench.stack import ProductionStack, percentile, write_result
+
+
+async def conversation_turns(base_url: str, widget_key: str, turns: int) -> list[float]:
+    session = {"widget_key": widget_key}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{base_url}/api/v1/widget/sessions", json=session) as response,
+    ):
+        token = (await response.json())["token"]
+    latencies = []
+    ws_url = base_url.replace("http", "ws", 1) + f"/ws/chat/?token={token}"
+    async with websockets.connect(ws_url, origin=base_url, ping_interval=None) as ws:
+        for n in range(turns):
+            started = time.perf_counter()
+            await ws.send(json.dumps({"type": "message", "id": f"c{n}", "text": QUESTIONS[n % len(QUESTIONS)]}))
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), timeout=60))
+                if frame.get("type") == "message" and frame.get("role") == "bot":
+                    break
+                if frame.get("type") == "error":
+                    raise RuntimeError(f"turn {n}: {frame}")
+            latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
+def wait_healthy(base_url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(base_url + "/healthz", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("the replacement worker did not come up")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--turns", type=int, default=100)
+    args = parser.parse_args()
+    rounds = []
+    # One conversation asks every question of a round, faster than a person: lift its limit.
+    os.environ["RATE_CHAT_MESSAGES_PER_SESSION"] = "1000000/min"
+    with ProductionStack(web_workers=1) as stack:
+        for n in range(args.rounds):
+            stack.kill_one_web_worker()
+            time.sleep(1.0)  # let the master notice and fork the replacement
+            wait_healthy(stack.base_url)
+            latencies = asyncio.run(conversation_turns(stack.base_url, stack.widget_key, args.turns))
+            rest = latencies[1:]
+            row = {
+                "first_ms": round(latencies[0], 1),
+                "rest_p50_ms": round(statistics.median(rest), 1),
+                "rest_p95_ms": percentile(rest, 0.95),
+                "hundredth_ms": round(latencies[-1], 1),
+            }
+            rounds.append(row)
+            print(f"round {n + 1}: first turn {row['first_ms']} ms, then p50 {row['rest_p50_ms']} ms "
+                  f"p95 {row['rest_p95_ms']} ms, last {row['hundredth_ms']} ms", flush=True)  # fmt: skip
+    ratio = statistics.median(r["first_ms"] / r["rest_p50_ms"] for r in rounds)
+    print(f"first turn / median turn after it: {ratio:.2f}x (median over {len(rounds)} fresh workers)")
+    path = write_result("cold_start", {"stack": "gunicorn + 1 uvicorn worker", "rounds": rounds, "ratio": ratio})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""A chat turn under load: admission (a busy frame instead of an unbounded queue), the turn's
+frames sent straight to the customer's socket and through Redis to the others, and one
+embedding a turn, batched with other turns' queries."""
+
+import asyncio
+import json
+import threading
+
+import numpy as np
+import pytest
+from channels.db import database_sync_to_async
+
+from agents import turns
+from agents.pipeline import ConversationContext, run_pipeline
+from agents.turns import TurnGate
+from knowledge import embeddings
+from knowledge.embeddings import QueryBatcher
+from tests.agents.test_chat import connect, receive_until, start_session
+from tickets.models import Message
+
+
+def test_the_gate_takes_turns_until_the_expected_wait_passes_the_limit():
+    gate = TurnGate(threads=2, busy_wait=1.0)
+    gate.turn_seconds = 0.5  # each turn keeps a thread half a second
+    assert all(gate.admit() for _ in range(4))  # 4 in flight: 4 x 0.5 s / 2 threads = 1 s, not over
+    assert gate.admit() is False  # a fifth would wait 1.25 s
+    assert gate.retry_after() >= 2  # never under two seconds, past the queued work
+    gate.done(0.5)
+    assert gate.admit() is True  # room again once a turn ends
+    gate.done(0.1)  # fast turns bring the expected wait down
+    assert gate.turn_seconds < 0.5
+    gate.close()
+
+
+def test_query_batcher_runs_queries_that_arrive_together_as_one_batch():
+    release = threading.Event()
+    batches: list[list[str]] = []
+
+    def run(texts: list[str]) -> np.ndarray:
+        batches.append(texts)
+        if len(batches) == 1:
+            release.wait(5)  # the model is busy: later queries queue up meanwhile
+        return np.array([[float(len(t))] for t in texts])
+
+    batcher = QueryBatcher(run)
+    results: dict[str, float] = {}
+
+    def ask(text: str) -> None:
+        results[text] = float(batcher.embed(text)[0])
+
+    first = threading.Thread(target=ask, args=("a",))
+    first.start()
+    while not batches:
+        pass
+    others = [threading.Thread(target=ask, args=("b" * n,)) for n in range(2, 7)]
+    for thread in others:
+        thread.start()
+    while len(batcher.waiting) < len(others):
+        pass
+    release.set()
+    for thread in [first, *others]:
+        thread.join(5)
+    # Six queries, two model runs; every caller got its own vector.
+    assert [len(b) for b in batches] == [1, 5]
+    assert results == {"a": 1.0, **{"b" * n: float(n) for n in range(2, 7)}}
+
+
+def test_a_failing_batch_reaches_every_caller_and_the_next_batch_runs():
+    calls = []
+
+    def run(texts: list[str]) -> np.ndarray:
+        calls.append(texts)
+        if len(calls) == 1:
+            raise RuntimeError("model down")
+        return np.zeros((len(texts), 1))
+
+    batcher = QueryBatcher(run)
+    with pytest.raises(RuntimeError, match="model down"):
+        batcher.embed("x")
+    assert batcher.embed("y").shape == (1,) and not batcher.running
+
+
+@pytest.mark.django_db
+def test_a_turn_embeds_the_message_once_for_intent_and_retrieval(trained_org):
+    batcher = embeddings.get_embedder().batcher
+    run_pipeline("when will I get my refund?", ConversationContext(trained_org.pk))  # warm
+    before = batcher.batches
+    state = run_pipeline("when will I get my refund?", ConversationContext(trained_org.pk))
+    assert batcher.batches == before + 1
+    assert state["intent"] == "refund" and state["sources"]  # and both stages used it
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_busy_process_refuses_before_storing_and_the_resent_message_is_answered(trained_org):
+    session = await database_sync_to_async(start_session)(trained_org)
+    chat = await connect(session["token"])
+    gate = turns.turn_gate()
+    saved = (gate.in_flight, gate.busy_wait)
+    gate.in_flight, gate.busy_wait = gate.threads * 100, 0.0  # the process is full
+    try:
+        await chat.send_to(text_data=json.dumps({"type": "message", "id": "b1", "text": "can I rent skis?"}))
+        refused = json.loads(await chat.receive_from(timeout=10))
+    finally:
+        gate.in_flight, gate.busy_wait = saved
+    assert refused["type"] == "error" and refused["code"] == "busy" and refused["retry_after"] >= 2
+    stored = await database_sync_to_async(Message.objects.filter(conversation_id=session["conversation_id"]).count)()
+    assert stored == 0  # refused, so not stored: nothing to answer later, nothing lost
+    # The widget sends it again under the same id once the wait is over.
+    await chat.send_to(text_data=json.dumps({"type": "message", "id": "b1", "text": "can I rent skis?"}))
+    frames = await receive_until(chat, lambda f: f["type"] == "message" and f["role"] == "bot")
+    assert frames[0] == {"type": "ack", "id": "b1", "seq": 1}
+    await chat.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_turn_reaches_its_own_socket_once_and_other_tabs_through_redis(trained_org):
+    session = await database_sync_to_async(start_session)(trained_org)
+    asking, other_tab = await connect(session["token"]), await connect(session["token"])
+    await asking.send_to(text_data=json.dumps({"type": "message", "id": "t1", "text": "can I rent skis?"}))
+    own = await receive_until(asking, lambda f: f["type"] == "message" and f["role"] == "bot")
+    seen = await receive_until(other_tab, lambda f: f["type"] == "message" and f["role"] == "bot")
+    # The asking socket: ack, its message, typing, the reply; and nothing more comes through
+    # the channel layer (it was left out of the group send).
+    assert [(f["type"], f.get("role")) for f in own if f["type"] != "typing"] == [
+        ("ack", None),
+        ("message", "customer"),
+        ("message", "bot"),
+    ]
+    with pytest.raises(asyncio.TimeoutError):
+        await asking.receive_from(timeout=1)
+    # The other tab gets both messages, in order, through Redis.
+    assert [(f["seq"], f["role"]) for f in seen if f["type"] == "message"] == [(1, "customer"), (2, "bot")]
+    await asking.disconnect()
+    await other_tab.disconnect()
