@@ -141,9 +141,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         client = self.scope.get("client") or ("unknown", 0)
         return str(client[0])
 
-    def layer_healthy(self) -> bool:
-        return bool(getattr(self.channel_layer, "healthy", True))
-
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.session is None:
             return
