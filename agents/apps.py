@@ -1,4 +1,8 @@
+import logging
+
 from django.apps import AppConfig
+
+logger = logging.getLogger(__name__)
 
 
 class AgentsConfig(AppConfig):
@@ -25,4 +29,7 @@ class AgentsConfig(AppConfig):
 
         llm.warm()
         sentiment.warm()
-        pipeline.warm()
+        try:
+            pipeline.warm()
+        except Exception:  # a store down at boot: the first turns load what they need instead
+            logger.warning("the assistant was not warmed; its first turns will be slower", exc_info=True)
