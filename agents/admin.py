@@ -4,10 +4,18 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
-from agents import services
-from agents.models import IntentExample, IntentModel, SentimentModel, WidgetOrigin, WidgetSettings
+from agents import experiments, services
+from agents.models import (
+    IntentExample,
+    IntentModel,
+    ModelExperiment,
+    ModelKind,
+    SentimentModel,
+    WidgetOrigin,
+    WidgetSettings,
+)
 from agents.widget import origin_normalize, widget_identity_secret_rotate
 from config.errors import DomainError
 from tenancy.admin_scoping import OrganizationScopedAdmin
@@ -15,8 +23,8 @@ from tenancy.admin_scoping import OrganizationScopedAdmin
 
 @admin.register(IntentExample)
 class IntentExampleAdmin(OrganizationScopedAdmin):
-    list_display = ["intent", "text", "created_at"]
-    list_filter = ["intent"]
+    list_display = ["intent", "text", "held_back", "created_at"]
+    list_filter = ["held_back", "intent"]
     search_fields = ["intent", "text"]
     actions = ["train_new_version"]
 
@@ -44,20 +52,63 @@ class IntentModelAdmin(OrganizationScopedAdmin):
         "created_at",
     ]
     exclude = ["blob"]
-    actions = ["activate"]
 
     @admin.display(description="held-back accuracy")
     def accuracy(self, model: IntentModel) -> str:
         value = (model.metrics or {}).get("accuracy")
         return f"{value:.3f}" if value is not None else ""
 
+    actions = ["activate", "activate_override", "start_test_10", "start_test_50"]
+
+    def _one(self, request: HttpRequest, queryset: QuerySet[IntentModel]) -> IntentModel | None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version.", messages.WARNING)
+            return None
+        return queryset.get()
+
+    def _activate(self, request: HttpRequest, queryset: QuerySet[IntentModel], override: bool) -> None:
+        model = self._one(request, queryset)
+        if model is None:
+            return
+        try:
+            services.intent_model_activate(model=model, actor=request.user, override=override)
+        except DomainError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        self.message_user(request, f"v{model.version} is now active; servers switch on their next message.")
+
     @admin.action(description="Activate (or roll back to) this version", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet[IntentModel]) -> None:
-        if queryset.count() != 1:
-            self.message_user(request, "Select exactly one version to activate.", messages.WARNING)
+        self._activate(request, queryset, override=False)
+
+    @admin.action(description="Activate even if it scores worse on the held-back examples", permissions=["change"])
+    def activate_override(self, request: HttpRequest, queryset: QuerySet[IntentModel]) -> None:
+        self._activate(request, queryset, override=True)
+
+    def _start_test(self, request: HttpRequest, queryset: QuerySet[IntentModel], share: int) -> None:
+        model = self._one(request, queryset)
+        if model is None:
             return
-        model = services.intent_model_activate(model=queryset.get())
-        self.message_user(request, f"v{model.version} is now active; servers switch on their next message.")
+        try:
+            test = experiments.experiment_start(
+                organization=model.organization,
+                kind=ModelKind.INTENT,
+                candidate_version=model.version,
+                share=share,
+                actor=request.user,
+            )
+        except DomainError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        self.message_user(request, f"A/B test started: {test}. Its report is under Model A/B tests.")
+
+    @admin.action(description="A/B test this version on 10%% of conversations", permissions=["change"])
+    def start_test_10(self, request: HttpRequest, queryset: QuerySet[IntentModel]) -> None:
+        self._start_test(request, queryset, 10)
+
+    @admin.action(description="A/B test this version on 50%% of conversations", permissions=["change"])
+    def start_test_50(self, request: HttpRequest, queryset: QuerySet[IntentModel]) -> None:
+        self._start_test(request, queryset, 50)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -70,8 +121,19 @@ class IntentModelAdmin(OrganizationScopedAdmin):
 class SentimentModelAdmin(admin.ModelAdmin):
     """Sentiment models are shared by every organization: only the operator manages them."""
 
-    list_display = ["language", "version", "is_active", "examples", "source", "created_at"]
-    readonly_fields = ["language", "version", "is_active", "labels", "examples", "metrics", "source", "created_at"]
+    list_display = ["language", "organization", "version", "is_active", "examples", "source", "created_at"]
+    list_filter = ["language", "is_active"]
+    readonly_fields = [
+        "organization",
+        "language",
+        "version",
+        "is_active",
+        "labels",
+        "examples",
+        "metrics",
+        "source",
+        "created_at",
+    ]
     exclude = ["blob"]
 
     def has_module_permission(self, request: HttpRequest) -> bool:
@@ -82,6 +144,126 @@ class SentimentModelAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).defer("blob")
+
+
+class ModelExperimentForm(forms.ModelForm):
+    class Meta:
+        model = ModelExperiment
+        fields = ["kind", "language", "candidate_version", "share"]
+
+
+@admin.register(ModelExperiment)
+class ModelExperimentAdmin(OrganizationScopedAdmin):
+    """A/B tests of model versions: start one here (or from an intent model's actions), read
+    how the arms compare, then promote the candidate or roll back. Changes go through
+    agents.experiments, which writes the audit trail."""
+
+    form = ModelExperimentForm
+    list_display = ["__str__", "kind", "language", "status", "control_version", "started_at", "ended_at"]
+    list_filter = ["status", "kind"]
+    actions = ["promote", "promote_override", "roll_back"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return []
+        return ["kind", "language", "candidate_version", "control_version", "share", "status", "started_at",
+                "ended_at", "started_by", "report"]  # fmt: skip
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        base = ["kind", "language", "candidate_version", "share"]
+        if obj is None:
+            return (["organization"] if self._sees_everything(request) else []) + base
+        return self.get_readonly_fields(request, obj)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is None and self._sees_everything(request):
+            kwargs["fields"] = ["organization", "kind", "language", "candidate_version", "share"]
+        return super().get_form(request, obj, change, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: ModelExperiment, form: Any, change: bool) -> None:
+        if change:
+            return
+        organization = self.staff_org(request) or form.cleaned_data.get("organization")
+        try:
+            started = experiments.experiment_start(
+                organization=organization,
+                kind=obj.kind,
+                candidate_version=obj.candidate_version,
+                share=obj.share,
+                language=obj.language,
+                actor=request.user,
+            )
+        except DomainError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        obj.pk = obj.id = started.pk
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> Any:
+        try:
+            return super().add_view(request, form_url, extra_context)
+        except forms.ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            from django.http import HttpResponseRedirect
+
+            return HttpResponseRedirect(request.path)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Arms compared")
+    def report(self, obj: ModelExperiment) -> str:
+        figures = experiments.experiment_report(obj)
+        rows = [
+            ("Version", "version", "{}"),
+            ("Conversations", "conversations", "{}"),
+            ("Assistant turns", "bot_turns", "{}"),
+            ("Fallback rate", "fallback_rate", "{:.1%}"),
+            ("Handoff rate", "handoff_rate", "{:.1%}"),
+            ("CSAT (mean of 5)", "csat_mean", "{:.2f}"),
+            ("CSAT responses", "csat_responses", "{}"),
+            ("Resolution rate", "resolution_rate", "{:.1%}"),
+        ]
+
+        def cell(arm: str, key: str, pattern: str) -> str:
+            value = figures[arm][key]
+            return "-" if value is None else pattern.format(value)
+
+        body = format_html_join(
+            "",
+            "<tr><th>{}</th><td>{}</td><td>{}</td></tr>",
+            ((label, cell("control", key, p), cell("candidate", key, p)) for label, key, p in rows),
+        )
+        return format_html(
+            '<table class="experiment-report"><thead><tr><th></th><th>Active (control)</th>'
+            "<th>Candidate</th></tr></thead><tbody>{}</tbody></table>",
+            body,
+        )
+
+    def _end(self, request: HttpRequest, queryset: QuerySet[ModelExperiment], how: str) -> None:
+        for test in queryset:
+            try:
+                if how == "roll_back":
+                    experiments.experiment_roll_back(experiment=test, actor=request.user)
+                else:
+                    experiments.experiment_promote(experiment=test, actor=request.user, override=how == "override")
+            except DomainError as exc:
+                self.message_user(request, f"{test}: {exc}", messages.ERROR)
+                continue
+            self.message_user(request, f"{test}: {'rolled back' if how == 'roll_back' else 'promoted'}.")
+
+    @admin.action(description="Promote the candidate (activate it, end the test)", permissions=["change"])
+    def promote(self, request: HttpRequest, queryset: QuerySet[ModelExperiment]) -> None:
+        self._end(request, queryset, "promote")
+
+    @admin.action(description="Promote even if it scores worse on the held-back examples", permissions=["change"])
+    def promote_override(self, request: HttpRequest, queryset: QuerySet[ModelExperiment]) -> None:
+        self._end(request, queryset, "override")
+
+    @admin.action(description="Roll back (end the test, keep the active version)", permissions=["change"])
+    def roll_back(self, request: HttpRequest, queryset: QuerySet[ModelExperiment]) -> None:
+        self._end(request, queryset, "roll_back")
 
 
 class WidgetOriginForm(forms.ModelForm):

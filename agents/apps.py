@@ -23,12 +23,14 @@ class AgentsConfig(AppConfig):
         readiness_check_register("llm", llm_ping, llm_configured)
 
     def warm(self) -> None:
-        """The LLM client (when one is configured), the sentiment lexicon, and the assistant
-        itself: each organization's intent model and keyword index, and one whole turn run."""
-        from agents import llm, pipeline, sentiment
+        """The LLM client (when one is configured), the sentiment lexicons and shipped models, the
+        language model, and the assistant itself: each organization's intent model and keyword
+        index, and one whole turn run."""
+        from agents import language, llm, pipeline, sentiment
 
         llm.warm()
         sentiment.warm()
+        language.warm()
         try:
             pipeline.warm()
         except Exception:  # a store down at boot: the first turns load what they need instead

@@ -1,19 +1,36 @@
-"""Intent training data and trained intent models, per organization, versioned; the chat
-widget's settings and the websites allowed to embed it."""
+"""Intent training data and trained intent models, per organization, versioned; sentiment
+models; A/B tests of a candidate version against the active one; the chat widget's settings and
+the websites allowed to embed it."""
 
+import hashlib
 import secrets
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
 from tenancy.models import Organization
 
+HELD_BACK_EVERY = 5
+
+
+def held_back_for(text: str) -> bool:
+    """About one example in HELD_BACK_EVERY, chosen by its text (so the same sentence is held
+    back however it arrives): never trained on, every version is measured on them."""
+    return hashlib.sha256(text.encode()).digest()[0] % HELD_BACK_EVERY == 0
+
 
 class IntentExample(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="intent_examples")
-    intent = models.SlugField(max_length=64)
+    intent = models.SlugField(
+        max_length=64, help_text='The intent, or "fallback" for questions the assistant should not answer.'
+    )
     text = models.CharField(max_length=500)
+    held_back = models.BooleanField(
+        default=False,
+        help_text="Never trained on: every model version is measured on the held-back examples, and a version "
+        "that scores worse on them than the active one needs an explicit override to be activated.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -62,10 +79,14 @@ class IntentModel(TrainedClassifier):
 
 
 class SentimentModel(TrainedClassifier):
-    """A sentiment classifier trained on labelled messages of one language (train_sentiment).
-    When one is active for a message's language it scores the message; otherwise the built-in
-    lexicon engines do."""
+    """A sentiment classifier trained on labelled messages of one language (train_sentiment):
+    the operator's, for every organization (no organization), or one organization's own, from
+    the messages its staff corrected. A message is scored by its organization's active model for
+    its language, else the operator's, else the model shipped with Concierge."""
 
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="sentiment_models"
+    )
     language = models.CharField(max_length=10)
     labels = models.JSONField(default=list)
     source = models.CharField(max_length=250, blank=True, help_text="What it was trained on.")
@@ -73,14 +94,107 @@ class SentimentModel(TrainedClassifier):
     class Meta:
         ordering = ["language", "-version"]
         constraints = [
-            models.UniqueConstraint(fields=["language", "version"], name="sentiment_model_unique_version"),
             models.UniqueConstraint(
-                fields=["language"], condition=models.Q(is_active=True), name="sentiment_model_one_active"
+                fields=["language", "version"],
+                condition=models.Q(organization__isnull=True),
+                name="sentiment_model_unique_version",
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "language", "version"],
+                condition=models.Q(organization__isnull=False),
+                name="sentiment_model_org_unique_version",
+            ),
+            models.UniqueConstraint(
+                fields=["language"],
+                condition=models.Q(is_active=True, organization__isnull=True),
+                name="sentiment_model_one_active",
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "language"],
+                condition=models.Q(is_active=True, organization__isnull=False),
+                name="sentiment_model_org_one_active",
             ),
         ]
 
     def __str__(self) -> str:
         return f"{self.language} v{self.version}{' (active)' if self.is_active else ''}"
+
+
+class ModelKind(models.TextChoices):
+    INTENT = "intent", "Intent model"
+    SENTIMENT = "sentiment", "Sentiment model"
+
+
+class ExperimentArm(models.TextChoices):
+    CONTROL = "control", "Active version"
+    CANDIDATE = "candidate", "Candidate version"
+
+
+class ModelExperiment(models.Model):
+    """An A/B test: a share of an organization's conversations is answered with a candidate
+    model version, the rest with the active one. Which arm a conversation is in follows from
+    the experiment and the conversation alone, so it never changes mid-conversation. Reports
+    compare the arms; promoting activates the candidate, rolling back ends the test."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        PROMOTED = "promoted", "Candidate promoted"
+        ROLLED_BACK = "rolled_back", "Rolled back"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="model_experiments")
+    kind = models.CharField(max_length=10, choices=ModelKind.choices, default=ModelKind.INTENT)
+    language = models.CharField(max_length=10, blank=True, help_text="Sentiment tests: the messages' language.")
+    candidate_version = models.PositiveIntegerField()
+    control_version = models.PositiveIntegerField(null=True, blank=True, help_text="Active when the test began.")
+    share = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(99)],
+        help_text="Percent of conversations answered with the candidate.",
+    )
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-started_at"]
+        verbose_name = "model A/B test"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "kind"],
+                condition=models.Q(status="running"),
+                name="model_experiment_one_running",
+            ),
+            models.CheckConstraint(condition=models.Q(share__gte=1, share__lte=99), name="model_experiment_share"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} v{self.candidate_version} on {self.share}%"
+
+    def arm_for(self, conversation_id: int) -> str:
+        return experiment_arm(self.pk, self.share, conversation_id)
+
+
+def experiment_arm(experiment_id: int, share: int, conversation_id: int) -> str:
+    digest = hashlib.sha256(f"{experiment_id}:{conversation_id}".encode()).digest()
+    bucket = int.from_bytes(digest[:4], "big") % 100
+    return ExperimentArm.CANDIDATE if bucket < share else ExperimentArm.CONTROL
+
+
+class ExperimentAssignment(models.Model):
+    """A conversation answered within an A/B test, and in which arm."""
+
+    experiment = models.ForeignKey(ModelExperiment, on_delete=models.CASCADE, related_name="assignments")
+    conversation = models.ForeignKey("tickets.Conversation", on_delete=models.CASCADE, related_name="+")
+    arm = models.CharField(max_length=10, choices=ExperimentArm.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "conversation"], name="experiment_assignment_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"conversation {self.conversation_id}: {self.arm}"
 
 
 def identity_secret_new() -> str:

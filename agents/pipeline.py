@@ -15,10 +15,10 @@ from typing import Any
 from django.conf import settings
 from langchain_core.runnables import Runnable, RunnableLambda
 
-from agents.active_models import active_intent_classifier, active_sentiment_model
+from agents.active_models import serving_intent, serving_sentiment
 from agents.intents import FALLBACK
 from agents.language import detect_language
-from agents.sentiment import sentiment_score, sentiment_trend
+from agents.sentiment import sentiment_engine, sentiment_score, sentiment_trend
 from knowledge import embeddings
 from knowledge.search import kb_search
 from tickets.rules import HIGH_VALUE_VIP_TIERS, NEGATIVE_SENTIMENT, VERY_NEGATIVE_SENTIMENT
@@ -55,6 +55,7 @@ class ConversationContext:
     vip_tier: str = "none"
     previous_scores: list[float] = field(default_factory=list)  # the customer's earlier messages
     previous_fallbacks: int = 0  # consecutive bot turns that could not answer, just before this one
+    conversation_id: int | None = None  # places the conversation in an arm of a running A/B test
 
 
 def _timed(name: str, work: Callable[[State], dict[str, Any]], state: State) -> State:
@@ -78,22 +79,36 @@ def _embed(state: State) -> dict[str, Any]:
     return {"vector": embeddings.embed_query(state["normalised"])}
 
 
+def _tests(state: State, placed: tuple[int, str] | None) -> list[list[Any]]:
+    """The A/B tests that decided this turn, as [test pk, arm] pairs."""
+    return [*state.get("tests", []), [placed[0], placed[1]]] if placed else state.get("tests", [])
+
+
 def _sentiment(state: State) -> dict[str, Any]:
-    model, _ = active_sentiment_model(state["language"])
-    score = round(sentiment_score(state["normalised"], state["language"], model=model), 4)
     context: ConversationContext = state["context"]
-    return {"sentiment": score, "sentiment_trend": round(sentiment_trend([*context.previous_scores, score]), 4)}
+    serving = serving_sentiment(state["language"], context.organization_id, context.conversation_id)
+    model, engine = sentiment_engine(state["language"], serving.model, serving.version)
+    score = round(sentiment_score(state["normalised"], state["language"], model=model, vector=state.get("vector")), 4)
+    return {
+        "sentiment": score,
+        "sentiment_trend": round(sentiment_trend([*context.previous_scores, score]), 4),
+        "sentiment_engine": engine,
+        "tests": _tests(state, serving.test),
+    }
 
 
 def _intent(state: State) -> dict[str, Any]:
-    classifier, version = active_intent_classifier(state["context"].organization_id)
-    if classifier is None:
-        return {"intent": FALLBACK, "intent_confidence": 0.0, "intent_model_version": None}
-    prediction = classifier.predict(state["normalised"], vector=state["vector"])
+    context: ConversationContext = state["context"]
+    serving = serving_intent(context.organization_id, context.conversation_id)
+    tests = _tests(state, serving.test)
+    if serving.model is None:
+        return {"intent": FALLBACK, "intent_confidence": 0.0, "intent_model_version": None, "tests": tests}
+    prediction = serving.model.predict(state["normalised"], vector=state["vector"])
     return {
         "intent": prediction.intent,
         "intent_confidence": round(prediction.confidence, 4),
-        "intent_model_version": version,
+        "intent_model_version": serving.version,
+        "tests": tests,
     }
 
 

@@ -1,6 +1,11 @@
 """Per-message sentiment, -1..1, for English and Chinese.
 
-English: VADER's compound score, corrected by complaint cues. VADER scores "I want a refund
+What scores a message (sentiment_engine): a trained model when one is active for its language
+(the organization's own, else the operator's), else the model shipped with Concierge
+(agents.sentiment_linear, files under agents/shipped/), else the lexicons below. Every engine's
+English score is pulled down by the complaint cues.
+
+Lexicons. English: VADER's compound score, corrected by complaint cues. VADER scores "I want a refund
 now" as mildly positive: it has no sentiment words. Support conversations are full of such
 demands, so each cue (a demand, a failure report, impatience, shouting) pulls the score down.
 Chinese: pysenti's lexicon score, squashed into -1..1."""
@@ -8,10 +13,15 @@ Chinese: pysenti's lexicon score, squashed into -1..1."""
 import logging
 import math
 import re
+import time
 from typing import Any
 
+import numpy as np
+
 from agents.language import detect_language
+from agents.sentiment_linear import shipped_sentiment
 from config.clients import process_client
+from knowledge import embeddings
 
 logging.getLogger("jieba").setLevel(logging.WARNING)
 
@@ -64,10 +74,11 @@ def score_chinese(text: str) -> float:
     return math.tanh(float(pysenti.classify(text)["score"]) / 4)
 
 
-def score_with_model(model: Any, text: str, language: str) -> float:
-    """P(positive) - P(negative) from a trained classifier; English complaint cues still pull
-    the score down, since demands without sentiment words are rare in public training sets."""
-    row = model.probabilities([text])[0]
+def score_with_model(model: Any, text: str, language: str, vector: Any = None) -> float:
+    """P(positive) - P(negative) from a classifier (a trained SentimentModel's or the shipped
+    one); English complaint cues still pull the score down, since demands without sentiment
+    words are rare in public training sets."""
+    row = model.probabilities([text], None if vector is None else np.asarray(vector)[None, :])[0]
     probability = dict(zip(model.labels, (float(p) for p in row), strict=True))
     score = probability.get("positive", 0.0) - probability.get("negative", 0.0)
     if language == "en":
@@ -77,12 +88,24 @@ def score_with_model(model: Any, text: str, language: str) -> float:
     return max(-1.0, min(1.0, score))
 
 
-def sentiment_score(text: str, language: str | None = None, model: Any = None) -> float:
-    """-1..1. With ``model`` (an active trained SentimentModel's classifier for this language)
-    the classifier scores; without, the lexicon engines do."""
+def sentiment_engine(language: str, trained: Any = None, version: int | None = None) -> tuple[Any, str]:
+    """The model that scores a message of this language and a name for it: a trained model
+    (the organization's or the operator's) when one is active, else the one shipped with
+    Concierge, else (no file for the language) the lexicon, which returns None."""
+    if trained is not None:
+        return trained, f"trained {language} v{version}"
+    shipped = shipped_sentiment(language)
+    if shipped is not None:
+        return shipped, f"shipped {language}"
+    return None, f"lexicon {language}"
+
+
+def sentiment_score(text: str, language: str | None = None, model: Any = None, vector: Any = None) -> float:
+    """-1..1. With ``model`` (see sentiment_engine) the classifier scores; without, the lexicon
+    engines do. ``vector``: the message's sentence embedding, when the caller has it."""
     language = language or detect_language(text)
     if model is not None:
-        return score_with_model(model, text, language)
+        return score_with_model(model, text, language, vector)
     return score_chinese(text) if language == "zh" else score_english(text)
 
 
@@ -95,39 +118,63 @@ def sentiment_label_3way(score: float, three_way: bool = True) -> str:
     return "negative" if score < 0 else "positive"
 
 
-def _model_label(model: Any, text: str, three_way: bool) -> str:
-    """A trained model's most probable label (of negative/positive only, for two-way data)."""
-    probability = dict(zip(model.labels, (float(p) for p in model.probabilities([text])[0]), strict=True))
-    if not three_way:
-        probability.pop("neutral", None)
-    return max(probability, key=lambda label: probability[label])
+def _labels_from(model: Any, texts: list[str], three_way: bool) -> list[str]:
+    """A model's most probable label per text (of negative/positive only, for two-way data)."""
+    labels = list(model.labels)
+    probabilities = np.asarray(model.probabilities(texts))
+    if not three_way and "neutral" in labels:
+        probabilities[:, labels.index("neutral")] = -1.0
+    return [labels[i] for i in probabilities.argmax(axis=1)]
+
+
+LATENCY_SAMPLE = 200
 
 
 def sentiment_evaluate(rows: list[tuple[str, str]], model: Any = None) -> dict[str, Any]:
-    """Accuracy, macro recall and per-label recall on (text, negative|neutral|positive) rows.
-    Where no row is neutral, each message counts as negative or positive by the sign."""
-    import time
+    """Accuracy, macro recall, macro-F1, per-label recall and latency per message (p50, p95:
+    one message at a time, its embedding included; model_p95_ms: given the embedding, as in a
+    chat turn, which embeds a message once for sentiment, intent and retrieval) on (text,
+    negative|neutral|positive) rows. Where no row is neutral, each message counts as negative or
+    positive: by the larger of the two probabilities, or by the sign of the lexicon's score."""
+    from sklearn.metrics import f1_score
 
-    labels = sorted({label for _, label in rows})
+    texts = [text for text, _ in rows]
+    gold = [label for _, label in rows]
+    labels = sorted(set(gold))
     three_way = "neutral" in labels
-    hits: dict[str, int] = dict.fromkeys(labels, 0)
-    totals: dict[str, int] = dict.fromkeys(labels, 0)
-    started = time.perf_counter()
-    for text, gold in rows:
-        predicted = (
-            _model_label(model, text, three_way)
-            if model is not None
-            else sentiment_label_3way(sentiment_score(text), three_way)
-        )
-        totals[gold] += 1
-        hits[gold] += predicted == gold
-    recall = {label: hits[label] / totals[label] for label in labels}
+    if model is not None:
+        predicted = []
+        for start in range(0, len(texts), 512):
+            predicted += _labels_from(model, texts[start : start + 512], three_way)
+    else:
+        predicted = [sentiment_label_3way(sentiment_score(text), three_way) for text in texts]
+    recall = {
+        label: sum(p == g for p, g in zip(predicted, gold, strict=True) if g == label) / gold.count(label)
+        for label in labels
+    }
+    timings, model_only = [], []
+    for text in texts[:LATENCY_SAMPLE]:
+        started = time.perf_counter()
+        sentiment_score(text, model=model)
+        timings.append((time.perf_counter() - started) * 1000)
+        if model is not None:  # as in a chat turn, where the message is embedded once for every stage
+            vector = embeddings.embed([text])[0]
+            started = time.perf_counter()
+            sentiment_score(text, model=model, vector=vector)
+            model_only.append((time.perf_counter() - started) * 1000)
+    timings.sort()
+    model_only.sort()
     return {
         "rows": len(rows),
-        "accuracy": round(sum(hits.values()) / len(rows), 4),
+        "accuracy": round(sum(p == g for p, g in zip(predicted, gold, strict=True)) / len(rows), 4),
         "macro_recall": round(sum(recall.values()) / len(recall), 4),
+        "macro_f1": round(float(f1_score(gold, predicted, labels=labels, average="macro", zero_division=0)), 4),
         "recall": {label: round(value, 4) for label, value in recall.items()},
-        "ms_per_message": round((time.perf_counter() - started) * 1000 / len(rows), 3),
+        "latency_p50_ms": round(timings[len(timings) // 2], 2),
+        "latency_p95_ms": round(timings[min(len(timings) - 1, int(len(timings) * 0.95))], 2),
+        "model_p95_ms": round(model_only[min(len(model_only) - 1, int(len(model_only) * 0.95))], 2)
+        if model_only
+        else None,
     }
 
 
@@ -144,6 +191,10 @@ def sentiment_trend(scores: list[float]) -> float:
 
 
 def warm() -> None:
-    """Load the lexicons before the first customer message."""
+    """Load the lexicons and the shipped models before the first customer message."""
     score_english("warm up")
     score_chinese("预热")
+    for language in ("en", "zh"):
+        model, _ = sentiment_engine(language)
+        if model is not None:
+            score_with_model(model, "warm up", language)

@@ -2,7 +2,6 @@
 message, store the reply (and escalate when the pipeline says so)."""
 
 import logging
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,8 @@ from django.db.models import Max
 
 from agents.active_models import active_models_forget
 from agents.datasets import labelled_rows
-from agents.intents import IntentClassifier, evaluate
-from agents.models import IntentExample, IntentModel
+from agents.intents import OUT_OF_SCOPE_LABELS, IntentClassifier, evaluate
+from agents.models import ExperimentAssignment, IntentExample, IntentModel, held_back_for
 from config.errors import DomainError
 from monitoring.context import conversation_context
 from monitoring.metrics import chat_turn_observe, sentiment_observe
@@ -35,7 +34,9 @@ def intent_examples_import(*, organization: Organization, rows: list[tuple[str, 
         text, intent = (text or "").strip()[:500], (intent or "").strip()
         if not text or not intent:
             raise DomainError("Every example needs a text and an intent.")
-        _, made = IntentExample.objects.get_or_create(organization=organization, intent=intent, text=text)
+        _, made = IntentExample.objects.get_or_create(
+            organization=organization, intent=intent, text=text, defaults={"held_back": held_back_for(text)}
+        )
         created += made
     return created
 
@@ -54,45 +55,41 @@ def intent_model_ensure(*, organization: Organization, rows: list[tuple[str, str
 
 
 def intent_model_train(
-    *, organization: Organization, activate: bool = True, actor: Any = None, seed: int = 7
+    *, organization: Organization, activate: bool = True, actor: Any = None, progress: Any = None
 ) -> IntentModel:
-    """Train a new version from the organization's examples. Its figures come from a model
-    trained without a held-back fifth; the stored model is then fitted on every example."""
-    rows = list(IntentExample.objects.filter(organization=organization).values_list("text", "intent"))
+    """Train a new version on the organization's examples, less the held-back ones, which give
+    its figures. Examples of the intent "fallback" (questions the assistant should not answer)
+    train a class of their own, so such messages are recognised rather than only unsure."""
+    rows = list(IntentExample.objects.filter(organization=organization).values_list("text", "intent", "held_back"))
+    kept = [(t, i) for t, i, held in rows if not held]
     counts: dict[str, int] = {}
-    for _, intent in rows:
+    for _, intent in kept:
         counts[intent] = counts.get(intent, 0) + 1
     usable = {intent for intent, n in counts.items() if n >= MIN_EXAMPLES_PER_INTENT}
-    if len(usable) < 2:
-        raise DomainError(f"Training needs at least two intents with {MIN_EXAMPLES_PER_INTENT}+ examples each.")
-    rows = [(t, i) for t, i in rows if i in usable]
-    random.Random(seed).shuffle(rows)  # noqa: S311 (a reproducible split, not a secret)
-    held: list[tuple[str, str]] = []
-    kept: list[tuple[str, str]] = []
-    seen: dict[str, int] = {}
-    for text, intent in rows:  # every fifth example of an intent with five or more is held back
-        seen[intent] = seen.get(intent, 0) + 1
-        (held if counts[intent] >= HOLDOUT_EVERY and seen[intent] % HOLDOUT_EVERY == 0 else kept).append((text, intent))
-    metrics: dict[str, Any] = {}
-    if held:
-        trial = IntentClassifier().fit([t for t, _ in kept], [i for _, i in kept])
-        metrics = evaluate(trial, [t for t, _ in held], [i for _, i in held]).as_dict()
-    classifier = IntentClassifier().fit([t for t, _ in rows], [i for _, i in rows])
+    if len(usable - OUT_OF_SCOPE_LABELS) < 2:
+        raise DomainError(
+            f"Training needs at least two intents with {MIN_EXAMPLES_PER_INTENT}+ examples each "
+            "(held-back examples not counted)."
+        )
+    kept = [(t, i) for t, i in kept if i in usable]
+    held = [(t, i) for t, i, is_held in rows if is_held and (i in usable or i in OUT_OF_SCOPE_LABELS)]
+    classifier = IntentClassifier().fit([t for t, _ in kept], [i for _, i in kept], progress=progress)
+    metrics = evaluate(classifier, [t for t, _ in held], [i for _, i in held]).as_dict() if held else {}
     with transaction.atomic():
         Organization.objects.select_for_update().get(pk=organization.pk)
         version = (IntentModel.objects.filter(organization=organization).aggregate(v=Max("version"))["v"] or 0) + 1
         model = IntentModel.objects.create(
             organization=organization,
             version=version,
-            intents=sorted(usable),
-            examples=len(rows),
+            intents=sorted(usable - OUT_OF_SCOPE_LABELS),
+            examples=len(kept),
             metrics=metrics,
             threshold=classifier.threshold,
             blob=classifier.dumps(),
             created_by=actor if getattr(actor, "pk", None) else None,
         )
         if activate or not IntentModel.objects.filter(organization=organization, is_active=True).exists():
-            intent_model_activate(model=model)
+            intent_model_activate(model=model, actor=actor, override=True, reason="trained")
     return model
 
 
@@ -102,15 +99,50 @@ def _serving_model_changed() -> None:
     transaction.on_commit(active_models_forget)
 
 
+def intent_models_compare(*, organization: Organization, candidate: IntentModel) -> dict[str, Any] | None:
+    """The candidate's and the active version's accuracy on the organization's held-back
+    examples today (both measured now: examples change between trainings); None when there is
+    no other active version or nothing is held back."""
+    active = IntentModel.objects.filter(organization=organization, is_active=True).exclude(pk=candidate.pk).first()
+    rows = list(IntentExample.objects.filter(organization=organization, held_back=True).values_list("text", "intent"))
+    if active is None or not rows:
+        return None
+    texts, labels = [t for t, _ in rows], [i for _, i in rows]
+    scores = {}
+    for name, model in (("candidate", candidate), ("active", active)):
+        classifier = IntentClassifier.loads(bytes(model.blob))
+        scores[name] = evaluate(classifier, texts, labels, latency_sample=0).accuracy
+    return {"examples": len(rows), "active_version": active.version, **scores}
+
+
 @transaction.atomic
-def intent_model_activate(*, model: IntentModel) -> IntentModel:
-    """Make this version the one that answers (activation and roll-back alike)."""
+def intent_model_activate(
+    *, model: IntentModel, actor: Any = None, override: bool = False, reason: str = "activated"
+) -> IntentModel:
+    """Make this version the one that answers (activation and roll-back alike). A version that
+    scores worse on the held-back examples than the active one is refused unless ``override``."""
+    comparison = intent_models_compare(organization=model.organization, candidate=model)
+    if comparison and comparison["candidate"] < comparison["active"] and not override:
+        raise DomainError(
+            f"v{model.version} scores {comparison['candidate']:.3f} on the {comparison['examples']} held-back "
+            f"examples, below the active v{comparison['active_version']}'s {comparison['active']:.3f}; "
+            "activate it with the override to do so anyway."
+        )
     IntentModel.objects.filter(organization_id=model.organization_id, is_active=True).exclude(pk=model.pk).update(
         is_active=False
     )
     # Write from the row, not the instance: a caller's copy may say "active" from before.
     IntentModel.objects.filter(pk=model.pk).update(is_active=True)
     model.is_active = True
+    audit_record(
+        organization_id=model.organization_id,
+        action="model.activated",
+        actor=actor,
+        object_type="intent_model",
+        object_id=model.pk,
+        data={"kind": "intent", "version": model.version, "reason": reason, "override": override,
+              "held_back": comparison},
+    )  # fmt: skip
     _serving_model_changed()
     return model
 
@@ -124,6 +156,8 @@ AUDITED_DECISION = (
     "intent_model_version",
     "language",
     "sentiment",
+    "sentiment_engine",
+    "tests",
     "retrieval_confidence",
     "answered",
     "generated",
@@ -256,6 +290,7 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
         vip_tier=conversation.customer.vip_tier,
         previous_scores=previous_scores,
         previous_fallbacks=fallbacks,
+        conversation_id=conversation.pk,
     )
     state = run_pipeline(message.text, context)
     metadata = {
@@ -265,6 +300,8 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
         "language": state["language"],
         "sentiment": state["sentiment"],
         "sentiment_trend": state["sentiment_trend"],
+        "sentiment_engine": state["sentiment_engine"],
+        "tests": state["tests"],
         "retrieval_confidence": state["retrieval_confidence"],
         "sources": state["sources"],
         "answered": state["answered"],
@@ -287,6 +324,14 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
             conversation=conversation, role=MessageRole.BOT, text=state["reply"], metadata=metadata, broadcast=False
         )
         messages_broadcast_on_commit([*announce, reply], conversation.organization_id)
+        if state["tests"]:
+            ExperimentAssignment.objects.bulk_create(
+                [
+                    ExperimentAssignment(experiment_id=pk, conversation=conversation, arm=arm)
+                    for pk, arm in state["tests"]
+                ],
+                ignore_conflicts=True,
+            )
         if state["handoff"]:
             desk.conversation_escalate(
                 conversation=conversation,
@@ -322,28 +367,62 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
 SENTIMENT_LABELS = frozenset({"negative", "neutral", "positive"})
 
 
+def sentiment_corrections(*, organization: Organization, language: str) -> list[tuple[str, str, bool]]:
+    """(text, label, held back) for the organization's customer messages whose sentiment staff
+    corrected, in this language."""
+    from agents.language import detect_language
+    from tickets.models import SentimentRecord
+
+    records = SentimentRecord.objects.filter(
+        message__conversation__organization=organization, message__role="customer"
+    ).exclude(corrected_label="")
+    rows = []
+    for text, label in records.values_list("message__text", "corrected_label"):
+        if detect_language(text) == language:
+            rows.append((text, label, held_back_for(text)))
+    return rows
+
+
 def sentiment_model_train(
-    *, language: str, rows: list[tuple[str, str]], source: str = "", activate: bool = True
+    *,
+    language: str,
+    rows: list[tuple[str, str]],
+    source: str = "",
+    activate: bool = True,
+    organization: Organization | None = None,
+    held: list[tuple[str, str]] | None = None,
+    progress: Any = None,
 ) -> Any:
-    """Train a classifier on (text, label) rows; its figures come from every fifth row held back."""
+    """Train a classifier on (text, label) rows: the operator's for every organization, or an
+    organization's own. Its figures come from ``held`` (rows never trained on), or from every
+    fifth row held back from a trial model when none are given."""
     from agents.models import SentimentModel
     from agents.sentiment import sentiment_evaluate
 
-    unknown = {label for _, label in rows} - SENTIMENT_LABELS
+    unknown = {label for _, label in [*rows, *(held or [])]} - SENTIMENT_LABELS
     if unknown:
         raise DomainError(f"Sentiment labels are negative, neutral and positive, not {', '.join(sorted(unknown))}.")
     if len({label for _, label in rows}) < 2 or len(rows) < 20:
         raise DomainError("Training needs at least 20 rows of at least two labels.")
-    held = rows[4::HOLDOUT_EVERY]
-    kept = [row for n, row in enumerate(rows) if n % HOLDOUT_EVERY != 4]
-    trial = IntentClassifier(threshold=0.0).fit([t for t, _ in kept], [label for _, label in kept])
-    metrics = sentiment_evaluate(held, model=trial)
-    classifier = IntentClassifier(threshold=0.0).fit([t for t, _ in rows], [label for _, label in rows])
+    if held:
+        classifier = IntentClassifier(threshold=0.0, knn_weight=0.0).fit(
+            [t for t, _ in rows], [label for _, label in rows], progress=progress
+        )
+        metrics = sentiment_evaluate(held, model=classifier)
+    else:
+        held = rows[4::HOLDOUT_EVERY]
+        kept = [row for n, row in enumerate(rows) if n % HOLDOUT_EVERY != 4]
+        trial = IntentClassifier(threshold=0.0, knn_weight=0.0).fit([t for t, _ in kept], [label for _, label in kept])
+        metrics = sentiment_evaluate(held, model=trial)
+        classifier = IntentClassifier(threshold=0.0, knn_weight=0.0).fit(
+            [t for t, _ in rows], [label for _, label in rows], progress=progress
+        )
     with transaction.atomic():
-        latest = SentimentModel.objects.select_for_update().filter(language=language).aggregate(v=Max("version"))
+        same = SentimentModel.objects.select_for_update().filter(language=language, organization=organization)
         model = SentimentModel.objects.create(
+            organization=organization,
             language=language,
-            version=(latest["v"] or 0) + 1,
+            version=(same.aggregate(v=Max("version"))["v"] or 0) + 1,
             labels=classifier.labels,
             examples=len(rows),
             metrics=metrics,
@@ -351,8 +430,68 @@ def sentiment_model_train(
             blob=classifier.dumps(),
         )
         if activate:
-            SentimentModel.objects.filter(language=language, is_active=True).update(is_active=False)
-            SentimentModel.objects.filter(pk=model.pk).update(is_active=True)
-            model.is_active = True
-            _serving_model_changed()
+            sentiment_model_activate(model=model, override=True, reason="trained")
+    return model
+
+
+def _sentiment_held_back(organization: Organization | None, language: str) -> list[tuple[str, str]]:
+    if organization is None:
+        return []
+    return [
+        (t, label) for t, label, held in sentiment_corrections(organization=organization, language=language) if held
+    ]
+
+
+@transaction.atomic
+def sentiment_model_activate(
+    *,
+    model: Any,
+    actor: Any = None,
+    override: bool = False,
+    reason: str = "activated",
+    organization: Organization | None = None,
+) -> Any:
+    """Make this sentiment version the active one for its scope (its organization, or every
+    organization for the operator's). A version that scores worse (macro recall) than the one
+    serving ``organization`` on that organization's held-back corrected messages is refused
+    unless ``override``."""
+    from agents.active_models import active_sentiment_model
+    from agents.models import SentimentModel
+    from agents.sentiment import sentiment_evaluate
+
+    organization = organization or model.organization
+    comparison = None
+    held = _sentiment_held_back(organization, model.language)
+    if held and len({label for _, label in held}) >= 2:
+        current, version = active_sentiment_model(model.language, organization.pk if organization else None)
+        if current is not None and version != model.version:
+            candidate = IntentClassifier.loads(bytes(model.blob))
+            comparison = {
+                "examples": len(held),
+                "active_version": version,
+                "candidate": sentiment_evaluate(held, model=candidate)["macro_recall"],
+                "active": sentiment_evaluate(held, model=current)["macro_recall"],
+            }
+            if comparison["candidate"] < comparison["active"] and not override:
+                raise DomainError(
+                    f"{model.language} v{model.version} scores {comparison['candidate']:.3f} (macro recall) on the "
+                    f"{len(held)} held-back corrected messages, below the active v{version}'s "
+                    f"{comparison['active']:.3f}; activate it with the override to do so anyway."
+                )
+    SentimentModel.objects.filter(language=model.language, organization=model.organization, is_active=True).exclude(
+        pk=model.pk
+    ).update(is_active=False)
+    SentimentModel.objects.filter(pk=model.pk).update(is_active=True)
+    model.is_active = True
+    if organization is not None:
+        audit_record(
+            organization_id=organization.pk,
+            action="model.activated",
+            actor=actor,
+            object_type="sentiment_model",
+            object_id=model.pk,
+            data={"kind": "sentiment", "language": model.language, "version": model.version, "reason": reason,
+                  "override": override, "held_back": comparison},
+        )  # fmt: skip
+    _serving_model_changed()
     return model

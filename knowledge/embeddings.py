@@ -13,12 +13,14 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 import numpy as np
 
 from config.clients import process_client
+from config.progress import advance
 
 DIMENSIONS = 384
 MAX_TOKENS = 256
@@ -60,7 +62,8 @@ class Embedder:
         self.lock = threading.Lock()
         self.batcher = QueryBatcher(self.embed)
 
-    def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    def embed(self, texts: list[str], batch_size: int = 32, progress: Any = None) -> np.ndarray:
+        """L2-normalised vectors, one row per text; ``progress`` advances by each batch's size."""
         if not texts:
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
         # Sorting by length keeps padding small inside each batch.
@@ -80,6 +83,7 @@ class Embedder:
             pooled = summed / np.clip(mask.sum(axis=1, keepdims=True), 1, None)
             pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
             out[idx] = pooled
+            advance(progress, len(idx))
         return out
 
 
@@ -131,8 +135,8 @@ def get_embedder() -> Embedder:
     return Embedder()
 
 
-def embed(texts: list[str]) -> np.ndarray:
-    return get_embedder().embed(texts)
+def embed(texts: list[str], progress: Any = None) -> np.ndarray:
+    return get_embedder().embed(texts, progress=progress)
 
 
 def embed_query(text: str) -> np.ndarray:

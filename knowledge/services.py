@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from config.errors import DomainError
+from config.progress import advance
 from knowledge.ingest import Document
 from knowledge.models import Article, Category
 from tenancy.models import Organization
@@ -155,10 +156,11 @@ def kb_article_index(*, article_id: int) -> int:
     return count
 
 
-def kb_reindex(*, organization: Organization, force: bool = False) -> dict[str, int]:
+def kb_reindex(*, organization: Organization, force: bool = False, progress: Any = None) -> dict[str, int]:
     """Index every article of an organization that needs it. With ``force``: every article, and
     every keyword corpus (the knowledge base's and those other apps registered, such as the staff
-    desk) is rebuilt from the database; ``<corpus>_documents`` counts what each one holds."""
+    desk) is rebuilt from the database; ``<corpus>_documents`` counts what each one holds.
+    ``progress`` (config.progress) advances by one per article."""
     from knowledge import keyword
 
     articles = Article.objects.filter(organization=organization)
@@ -168,11 +170,18 @@ def kb_reindex(*, organization: Organization, force: bool = False) -> dict[str, 
     for article_id in articles.filter(needs_indexing=True).values_list("pk", flat=True):
         chunks += kb_article_index(article_id=article_id)
         indexed += 1
+        advance(progress)
     totals = {"articles": indexed, "chunks": chunks}
     if force:
         for corpus in keyword.CORPORA:
             totals[f"{corpus}_documents"] = keyword.rebuild(organization.pk, corpus)
     return totals
+
+
+def kb_articles_to_index(*, organization: Organization, force: bool = False) -> int:
+    """How many articles kb_reindex will index (for a progress bar)."""
+    articles = Article.objects.filter(organization=organization)
+    return articles.count() if force else articles.filter(needs_indexing=True).count()
 
 
 @transaction.atomic

@@ -23,7 +23,7 @@ _AGENT = {
         "customer": ["view"],
         "conversation": ["view", "add"],
         "message": ["view", "add"],
-        "sentimentrecord": ["view"],
+        "sentimentrecord": ["view", "change"],  # correcting a message's mood
         "macro": ["view"],
         "tag": ["view", "add"],
     },
@@ -46,7 +46,11 @@ _SUPERVISOR = {
         "holiday": ["view"],
     },
     "knowledge": {"article": ["add", "change"], "category": ["add", "change"]},
-    "agents": {"intentexample": ["view", "add", "change", "delete"], "intentmodel": ["view", "change"]},
+    "agents": {
+        "intentexample": ["view", "add", "change", "delete"],
+        "intentmodel": ["view", "change"],
+        "modelexperiment": ["view", "add", "change"],
+    },
 }
 _ADMIN = {
     "tickets": {

@@ -28,11 +28,12 @@ def _generous_limits(settings):
 def _fresh_process_caches():
     """Per-process caches outlive a test's rolled-back rows: each test reads its own (the active
     models, the keyword index fingerprints, the API's permission copies)."""
-    from agents.active_models import active_models_forget
+    from agents.active_models import active_models_forget, models_unload
     from knowledge.keyword import stamps_forget
     from tenancy.authentication import permissions_forget
 
     active_models_forget()
+    models_unload()
     stamps_forget()
     permissions_forget()
 

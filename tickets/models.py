@@ -161,6 +161,16 @@ class SentimentRecord(models.Model):
     message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="sentiment")
     score = models.FloatField(help_text="-1 (very negative) .. 1 (very positive)")
     label = models.CharField(max_length=20, choices=SentimentLabel.choices)
+    corrected_label = models.CharField(
+        max_length=10,
+        blank=True,
+        choices=[("negative", "Negative"), ("neutral", "Neutral"), ("positive", "Positive")],
+        help_text="What a staff member says the message's mood was; corrected messages train the "
+        "organization's own sentiment model (train_sentiment --org).",
+    )
+    corrected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

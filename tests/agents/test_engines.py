@@ -151,7 +151,7 @@ def test_trained_sentiment_model_takes_over_from_the_lexicon(trained_org, capsys
         writer.writerow(["text", "label"])
         writer.writerows(rows)
     call_command("evaluate_sentiment", "--csv", str(csv_path))
-    assert f"trained model en v{model.version}" in capsys.readouterr().out
+    assert f"engine trained-en-v{model.version} " in capsys.readouterr().out
     with pytest.raises(DomainError, match="labels"):
         sentiment_model_train(language="en", rows=[("x", "angry")] * 30)
 

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from tenancy.admin_scoping import OrganizationScopedAdmin
 from tickets import services
 from tickets.crypto import blind_index
-from tickets.models import Conversation, Customer, Message, Ticket
+from tickets.models import Conversation, Customer, Message, MessageRole, SentimentRecord, Ticket
 
 
 class CustomerTicketInline(admin.TabularInline):
@@ -129,4 +129,35 @@ class ConversationAdmin(OrganizationScopedAdmin):
     inlines = [MessageInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(SentimentRecord)
+class SentimentRecordAdmin(OrganizationScopedAdmin):
+    """Customers' messages with the mood the assistant read, for staff to correct in the list
+    (the "corrected" column). Corrections train the organization's own sentiment model."""
+
+    organization_path = "message__conversation__organization"
+    list_display = ["message_text", "label", "score", "corrected_label", "corrected_by", "created_at"]
+    list_editable = ["corrected_label"]
+    list_filter = ["label", "corrected_label"]
+    list_select_related = ["message", "corrected_by"]
+    fields = ["message_text", "label", "score", "corrected_label", "corrected_by", "created_at"]
+    readonly_fields = ["message_text", "label", "score", "corrected_by", "created_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SentimentRecord]:
+        return super().get_queryset(request).filter(message__role=MessageRole.CUSTOMER)
+
+    @admin.display(description="message")
+    def message_text(self, record: SentimentRecord) -> str:
+        text = record.message.text
+        return text if len(text) <= 120 else f"{text[:119]}…"
+
+    def save_model(self, request: HttpRequest, obj: SentimentRecord, form: Any, change: bool) -> None:
+        services.message_sentiment_correct(record=obj, label=obj.corrected_label, actor=request.user)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

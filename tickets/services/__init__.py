@@ -10,6 +10,7 @@ from tickets.services.conversations import (
     customer_create,
     customer_update,
     message_create,
+    message_sentiment_correct,
     message_sentiment_record,
     sentiment_label_for,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "macro_render",
     "macro_update",
     "message_create",
+    "message_sentiment_correct",
     "message_sentiment_record",
     "organization_sla_changed",
     "organization_sla_recompute",

@@ -190,3 +190,31 @@ def message_sentiment_record(*, message: Message, score: float) -> SentimentReco
     if message.role == MessageRole.CUSTOMER:
         Conversation.objects.filter(pk=message.conversation_id).update(sentiment_score=score, sentiment_label=label)
     return record
+
+
+CORRECTED_LABELS = ("negative", "neutral", "positive")
+
+
+@transaction.atomic
+def message_sentiment_correct(*, record: SentimentRecord, label: str, actor: Any) -> SentimentRecord:
+    """A staff member's word on a customer message's mood (blank: no correction). Corrected
+    messages train the organization's own sentiment model (``train_sentiment --org``)."""
+    from tenancy.audit import audit_record
+
+    if label and label not in CORRECTED_LABELS:
+        raise DomainError(f"A corrected sentiment is negative, neutral or positive, not {label!r}.")
+    locked = SentimentRecord.objects.select_for_update().select_related("message__conversation").get(pk=record.pk)
+    if locked.message.role != MessageRole.CUSTOMER:
+        raise DomainError("Only a customer's message has a mood to correct.")
+    previous = locked.corrected_label
+    locked.corrected_label, locked.corrected_by = label, actor if label else None
+    locked.save(update_fields=["corrected_label", "corrected_by"])
+    audit_record(
+        organization_id=locked.message.conversation.organization_id,
+        action="sentiment.corrected",
+        actor=actor,
+        object_type="message",
+        object_id=locked.message_id,
+        data={"score": locked.score, "label": locked.label, "corrected": label, "previous": previous},
+    )
+    return locked

@@ -24,7 +24,8 @@ class Command(BaseCommand):
         rows = [
             ("normalise", state["normalised"]),
             ("language", state["language"]),
-            ("sentiment", f"{state['sentiment']:+.3f} (trend {state['sentiment_trend']:+.3f})"),
+            ("sentiment", f"{state['sentiment']:+.3f} (trend {state['sentiment_trend']:+.3f}, "
+             f"{state['sentiment_engine']})"),
             ("intent", f"{state['intent']} ({state['intent_confidence']:.2f}, model v{state['intent_model_version']})"),
             ("retrieve", f"confidence {state['retrieval_confidence']:.3f}: "
              + "; ".join(f"{p['title']} ({p['similarity']:.2f})" for p in state["passages"])),

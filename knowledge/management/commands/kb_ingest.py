@@ -4,8 +4,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from config.errors import DomainError
+from config.progress import progress_bar
 from knowledge.ingest import SUFFIXES, read_documents
-from knowledge.services import kb_documents_ingest, kb_reindex
+from knowledge.services import kb_articles_to_index, kb_documents_ingest, kb_reindex
 from tenancy.management.options import organization_option
 
 
@@ -27,17 +28,21 @@ class Command(BaseCommand):
             else:
                 files.append(path)
         stored, failures = 0, []
-        for path in files:
-            try:
-                stored += len(
-                    kb_documents_ingest(
-                        organization=organization, documents=read_documents(path), publish=not options["draft"]
+        with progress_bar(total=len(files), description="reading", unit="files", stream=self.stderr) as bar:
+            for path in files:
+                try:
+                    stored += len(
+                        kb_documents_ingest(
+                            organization=organization, documents=read_documents(path), publish=not options["draft"]
+                        )
                     )
-                )
-            except DomainError as exc:
-                failures.append(str(exc))
-                self.stderr.write(f"skipped {exc}")
-        totals = kb_reindex(organization=organization)
+                except DomainError as exc:
+                    failures.append(str(exc))
+                    self.stderr.write(f"skipped {exc}")
+                bar.update(1)
+        total = kb_articles_to_index(organization=organization)
+        with progress_bar(total=total, description="indexing", unit="articles", stream=self.stderr) as bar:
+            totals = kb_reindex(organization=organization, progress=bar)
         self.stdout.write(
             f"Ingested {stored} article(s) into {organization.name}; indexed {totals['articles']} "
             f"article(s) as {totals['chunks']} chunk(s)."

@@ -2,7 +2,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from knowledge.services import kb_reindex
+from config.progress import progress_bar
+from knowledge.services import kb_articles_to_index, kb_reindex
 from tenancy.management.options import organizations_option
 
 
@@ -15,7 +16,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         for organization in organizations_option(options["org"]):
-            totals = kb_reindex(organization=organization, force=not options["changed_only"])
+            force = not options["changed_only"]
+            total = kb_articles_to_index(organization=organization, force=force)
+            with progress_bar(total=total, description=organization.slug, unit="articles", stream=self.stderr) as bar:
+                totals = kb_reindex(organization=organization, force=force, progress=bar)
             corpora = "".join(
                 f", {count} {name.removesuffix('_documents')} keyword document(s)"
                 for name, count in totals.items()

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from config.progress import progress_bar
 from tickets import crypto
 from tickets.models import Customer, Message
 
@@ -25,21 +26,27 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         customers = messages = 0
+        total = Customer.objects.count() + Message.objects.count()
         try:
-            for customer in Customer.objects.order_by("pk").iterator(chunk_size=options["batch"]):
-                with transaction.atomic():
-                    customer.save(update_fields=["email", "phone", "email_hash"])  # decrypted on read, re-encrypted
-                customers += 1
-            batch: list[Message] = []
-            for message in Message.objects.only("pk", "text").order_by("pk").iterator(chunk_size=options["batch"]):
-                batch.append(message)
-                if len(batch) >= options["batch"]:
+            with progress_bar(total=total, description="re-encrypting", unit="rows", stream=self.stderr) as bar:
+                for customer in Customer.objects.order_by("pk").iterator(chunk_size=options["batch"]):
+                    with transaction.atomic():
+                        customer.save(update_fields=["email", "phone", "email_hash"])  # decrypted, re-encrypted
+                    customers += 1
+                    bar.update(1)
+                batch: list[Message] = []
+                rows = Message.objects.only("pk", "text").order_by("pk").iterator(chunk_size=options["batch"])
+                for message in rows:
+                    batch.append(message)
+                    if len(batch) >= options["batch"]:
+                        Message.objects.bulk_update(batch, ["text"])
+                        messages += len(batch)
+                        bar.update(len(batch))
+                        batch = []
+                if batch:
                     Message.objects.bulk_update(batch, ["text"])
                     messages += len(batch)
-                    batch = []
-            if batch:
-                Message.objects.bulk_update(batch, ["text"])
-                messages += len(batch)
+                    bar.update(len(batch))
         except ValueError as exc:  # a value no configured key can open
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"re-encrypted {customers} customer(s) and {messages} message(s) with the first key")

@@ -1,0 +1,186 @@
+"""The sentiment models that ship with Concierge: hashed word and character n-grams (TF-IDF
+weighted) beside the message's MiniLM sentence embedding, one multinomial logistic regression.
+
+Hashing keeps the files free of text: a shipped model holds numbers only (the n-grams' IDF
+weights by hash bucket, the regression's coefficients), no vocabulary, no training sentence.
+The embedding is the vector the assistant already computed for intent and retrieval, so the
+model adds a hashing pass and a dot product to a chat turn (well under a millisecond).
+
+``manage.py train_default_sentiment`` makes the files under agents/shipped/ from the public
+sets in ../shared/data; agents/shipped/README.md says what each was trained on."""
+
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.sparse import csr_matrix, hstack
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
+FORMAT = 1
+
+_ESCAPED = re.compile(r"\\u([0-9a-fA-F]{4})")
+_MENTION = re.compile(r"@\w+")
+_URL = re.compile(r"https?://\S+")
+
+
+def normalise(text: str) -> str:
+    """What both training and scoring see: escaped characters decoded (some public sets store
+    commas as ``\\u002c``), handles and links reduced to one token each."""
+    text = _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), text)
+    return _URL.sub("http", _MENTION.sub("@user", text))
+
+
+@dataclass
+class Spec:
+    """How a model turns text into features."""
+
+    word_ngrams: tuple[int, int] | None = (1, 2)
+    char_analyzer: str = "char_wb"
+    char_ngrams: tuple[int, int] = (2, 5)
+    buckets: int = 2**18  # per kind of n-gram
+    embedding_weight: float = 0.0  # 0: no sentence embedding
+    c: float = 1.0
+    balanced: bool = False  # weigh the labels equally (macro recall), not by how common they are
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+@dataclass
+class LinearSentiment:
+    language: str
+    spec: Spec
+    labels: list[str]
+    idf: np.ndarray
+    coef: np.ndarray
+    intercept: np.ndarray
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    # --- features -----------------------------------------------------------------------
+
+    @staticmethod
+    def _vectorizers(spec: Spec) -> list[Any]:
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        common = {"n_features": spec.buckets, "alternate_sign": False, "norm": None}
+        made = [HashingVectorizer(analyzer=spec.char_analyzer, ngram_range=spec.char_ngrams, **common)]
+        if spec.word_ngrams:
+            made.append(HashingVectorizer(ngram_range=spec.word_ngrams, **common))
+        return made
+
+    @classmethod
+    def _counts(cls, spec: Spec, texts: list[str]) -> csr_matrix:
+        cleaned = [normalise(t) for t in texts]
+        return hstack([v.transform(cleaned) for v in cls._vectorizers(spec)]).tocsr()
+
+    @staticmethod
+    def _tfidf(counts: csr_matrix, idf: np.ndarray) -> csr_matrix:
+        weighted = counts.astype(np.float32)
+        weighted.data = (1.0 + np.log(weighted.data)) * idf[weighted.indices]  # sublinear tf
+        norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
+        scale = 1.0 / np.clip(norms, 1e-12, None)
+        return csr_matrix(weighted.multiply(scale[:, None]))
+
+    def _features(self, texts: list[str], vectors: Any) -> csr_matrix:
+        sparse = self._tfidf(self._counts(self.spec, texts), self.idf)
+        if not self.spec.embedding_weight:
+            return sparse
+        if vectors is None:
+            from knowledge import embeddings
+
+            vectors = embeddings.embed([normalise(t) for t in texts])
+        return hstack([sparse, csr_matrix(np.asarray(vectors, dtype=np.float32) * self.spec.embedding_weight)]).tocsr()
+
+    def probabilities(self, texts: list[str], vectors: Any = None) -> np.ndarray:
+        """One row per text, one column per label (``self.labels``)."""
+        logits = np.asarray(self._features(texts, vectors) @ self.coef.T) + self.intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    # --- training -----------------------------------------------------------------------
+
+    @classmethod
+    def train(
+        cls, language: str, texts: list[str], labels: list[str], spec: Spec, vectors: Any = None, weights: Any = None
+    ) -> "LinearSentiment":
+        """``weights``: one per row (a set's rows can count for more than another's)."""
+        from sklearn.linear_model import LogisticRegression
+
+        counts = cls._counts(spec, texts)
+        documents = np.bincount(counts.indices, minlength=counts.shape[1])
+        idf = (np.log((1 + counts.shape[0]) / (1 + documents)) + 1.0).astype(np.float32)
+        model = cls(language, spec, [], idf, np.zeros(0), np.zeros(0))
+        features = model._features(texts, vectors)
+        regression = LogisticRegression(C=spec.c, max_iter=300, class_weight="balanced" if spec.balanced else None)
+        regression.fit(features, labels, sample_weight=weights)
+        model.labels = [str(label) for label in regression.classes_]
+        model.coef = regression.coef_.astype(np.float32)
+        model.intercept = regression.intercept_.astype(np.float32)
+        if len(model.labels) == 2:  # scikit-learn keeps one row for two classes
+            model.coef = np.vstack([-model.coef, model.coef]) / 2
+            model.intercept = np.array([-model.intercept[0], model.intercept[0]], dtype=np.float32) / 2
+        return model
+
+    # --- files --------------------------------------------------------------------------
+
+    def dumps(self) -> bytes:
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer,
+            format=np.array(FORMAT),
+            language=np.array(self.language),
+            labels=np.array(self.labels),
+            spec=np.array(repr(self.spec.as_dict())),
+            idf=self.idf.astype(np.float16),
+            coef=self.coef.astype(np.float16),
+            intercept=self.intercept.astype(np.float32),
+            notes=np.array(repr(self.notes)),
+        )
+        return buffer.getvalue()
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.dumps())
+
+    @classmethod
+    def loads(cls, blob: bytes) -> "LinearSentiment":
+        import ast
+
+        with np.load(io.BytesIO(blob), allow_pickle=False) as data:
+            if int(data["format"]) != FORMAT:
+                raise ValueError(f"Unknown sentiment model format {int(data['format'])}.")
+            spec = ast.literal_eval(str(data["spec"]))
+            for key in ("word_ngrams", "char_ngrams"):
+                spec[key] = tuple(spec[key]) if spec[key] else None
+            return cls(
+                language=str(data["language"]),
+                spec=Spec(**spec),
+                labels=[str(label) for label in data["labels"]],
+                idf=data["idf"].astype(np.float32),
+                coef=data["coef"].astype(np.float32),
+                intercept=data["intercept"].astype(np.float32),
+                notes=ast.literal_eval(str(data["notes"])),
+            )
+
+    @classmethod
+    def load(cls, path: Path) -> "LinearSentiment":
+        return cls.loads(path.read_bytes())
+
+
+def shipped_path(language: str) -> Path:
+    return SHIPPED_DIR / f"sentiment-{language}.npz"
+
+
+_shipped: dict[str, LinearSentiment | None] = {}
+
+
+def shipped_sentiment(language: str) -> LinearSentiment | None:
+    """The model shipped for a language, loaded once per process; None where none ships."""
+    if language not in _shipped:
+        path = shipped_path(language)
+        _shipped[language] = LinearSentiment.load(path) if path.is_file() else None
+    return _shipped[language]
