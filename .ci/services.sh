@@ -2,8 +2,8 @@
 # Start or stop the test services on loopback, without systemd:
 #   PostgreSQL on 127.0.0.1:$PGPORT and Redis on 127.0.0.1:$REDIS_PORT.
 # PG_OPTIONS replaces the test-speed settings (fsync off); benchmarks pass durable ones.
-# Installs them (and Chromium with its driver, for the browser tests) from Debian's packages
-# when missing.
+# Installs them (and Chromium with its driver, for the browser tests, and Dovecot, which the
+# email tests start themselves) from Debian's packages when missing.
 set -euo pipefail
 
 PGPORT=${PGPORT:-55432}
@@ -28,6 +28,8 @@ install_missing() {
     command -v chromedriver >/dev/null || packages+=(chromium-driver)
     # nginx only to check the deploy kit's config with `nginx -t`; it must not start as a service
     [ -x /usr/sbin/nginx ] || packages+=(nginx-light)
+    # Dovecot IMAP for the email channel's polled-mailbox tests (they start it on loopback themselves)
+    [ -x /usr/sbin/dovecot ] || packages+=(dovecot-imapd)
     if [ ${#packages[@]} -gt 0 ]; then
         echo "Installing ${packages[*]} from Debian packages..."
         local made_policy=""

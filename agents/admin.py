@@ -7,7 +7,12 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from agents import experiments, services
+from agents.email.providers import email_provider_problem
 from agents.models import (
+    EmailChannel,
+    EmailMailbox,
+    EmailProvider,
+    EmailRecord,
     IntentExample,
     IntentModel,
     ModelExperiment,
@@ -18,7 +23,7 @@ from agents.models import (
 )
 from agents.widget import origin_normalize, widget_identity_secret_rotate
 from config.errors import DomainError
-from tenancy.admin_scoping import OrganizationScopedAdmin
+from tenancy.admin_scoping import OrganizationScopedAdmin, ReadOnlyAdminMixin
 
 
 @admin.register(IntentExample)
@@ -321,3 +326,131 @@ class WidgetSettingsAdmin(OrganizationScopedAdmin):
         for config in queryset:
             widget_identity_secret_rotate(config=config)
         self.message_user(request, f"New identity secret for {queryset.count()} widget(s).", messages.SUCCESS)
+
+
+class EmailMailboxForm(forms.ModelForm):
+    password = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        help_text="Stored encrypted; leave blank to keep the current one.",
+    )
+
+    class Meta:
+        model = EmailMailbox
+        fields = ["host", "port", "security", "username", "password", "folder", "enabled"]
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data.get("password") or ""
+        if not password and self.instance.pk:
+            return str(self.instance.password)
+        if not password:
+            raise forms.ValidationError("The mailbox's password is needed.")
+        return password
+
+
+class EmailMailboxInline(admin.StackedInline):
+    model = EmailMailbox
+    form = EmailMailboxForm
+    extra = 0
+    readonly_fields = ["last_polled_at", "last_error"]
+    verbose_name_plural = "polled mailboxes (IMAP; polled every minute)"
+
+
+class EmailProviderForm(forms.ModelForm):
+    webhook_secret = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        help_text="user:password, the basic auth in the webhook URL you give the provider. Stored encrypted; "
+        "leave blank to keep the current one.",
+    )
+    signing_key = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        help_text="Mailgun: the HTTP webhook signing key; MailerSend: the inbound secret. Stored encrypted; "
+        "leave blank to keep the current one.",
+    )
+
+    class Meta:
+        model = EmailProvider
+        fields = ["provider", "webhook_secret", "signing_key", "enabled"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for name in ("webhook_secret", "signing_key"):
+            if not cleaned.get(name) and self.instance.pk:
+                cleaned[name] = getattr(self.instance, name)
+        provider = cleaned.get("provider")
+        if provider:
+            problem = email_provider_problem(
+                provider=provider,
+                webhook_secret=cleaned.get("webhook_secret") or "",
+                signing_key=cleaned.get("signing_key") or "",
+            )
+            if problem:
+                raise forms.ValidationError(problem)
+        return cleaned
+
+
+class EmailProviderInline(admin.StackedInline):
+    model = EmailProvider
+    form = EmailProviderForm
+    extra = 0
+    readonly_fields = ["webhook_url", "last_received_at"]
+    verbose_name_plural = "inbound email providers (webhooks)"
+
+    @admin.display(description="Webhook URL to give the provider")
+    def webhook_url(self, obj: EmailProvider) -> str:
+        if not obj.pk:
+            return "Saved settings show the URL here."
+        return format_html(
+            "<code>https://USER:PASSWORD@YOUR-CONCIERGE-HOST/api/v1/email/inbound/{}/{}</code>",
+            obj.channel.organization.slug,
+            obj.provider,
+        )
+
+
+@admin.register(EmailChannel)
+class EmailChannelAdmin(OrganizationScopedAdmin):
+    """The support mailbox: the address customers write to, what the assistant does with an
+    email, and the ways mail comes in: polled mailboxes, providers' webhooks, an MTA pipe."""
+
+    list_display = ["organization", "address", "display_name", "assistant"]
+    readonly_fields = ["inbound_url", "inbound_secret"]
+    inlines = [EmailMailboxInline, EmailProviderInline]
+
+    @admin.display(description="MTA pipe endpoint")
+    def inbound_url(self, obj: EmailChannel) -> str:
+        if not obj.pk:
+            return "Saved settings show the endpoint here."
+        return format_html(
+            "<code>POST https://YOUR-CONCIERGE-HOST/api/v1/email/inbound/{}</code> with the raw message as the "
+            "body and <code>Authorization: Bearer</code> the secret below",
+            obj.organization.slug,
+        )
+
+
+@admin.register(EmailRecord)
+class EmailRecordAdmin(ReadOnlyAdminMixin, OrganizationScopedAdmin):
+    """Every email in and out: threading headers, delivery state (queued, sent, failed with the
+    reason), and for received mail the whole text and HTML as the customer sent it."""
+
+    list_display = ["created_at", "direction", "status", "subject", "conversation", "attempts", "reason"]
+    list_filter = ["direction", "status"]
+    list_select_related = ["conversation"]
+    readonly_fields = [
+        "direction", "status", "reason", "attempts", "mail_id", "in_reply_to", "references", "subject", "sender",
+        "recipient", "conversation", "message", "full_text", "html_view", "created_at", "sent_at",
+    ]  # fmt: skip
+    exclude = ["organization", "html"]
+
+    @admin.display(description="HTML as received")
+    def html_view(self, obj: EmailRecord) -> str:
+        """The safe HTML, shown as the customer's mail client showed it, in a sandboxed frame
+        (no scripts, no forms, no same-origin access)."""
+        if not obj.html:
+            return "-"
+        return format_html(
+            '<iframe sandbox="" referrerpolicy="no-referrer" srcdoc="{}" title="HTML as received" '
+            'style="width:100%;min-height:24em;border:1px solid var(--hairline-color);background:#fff"></iframe>',
+            obj.html,
+        )

@@ -22,6 +22,13 @@ class AgentsConfig(AppConfig):
         # /readyz and ops_status report the LLM endpoint when one is configured.
         readiness_check_register("llm", llm_ping, llm_configured)
 
+        # Replies in an email conversation (the assistant's and agents') go out as threaded mail.
+        from agents.email.outbound import email_reply_queue
+        from tickets.models import Channel
+        from tickets.transport import outbound_route_register
+
+        outbound_route_register(Channel.EMAIL, lambda message: email_reply_queue(message=message))
+
     def warm(self) -> None:
         """The LLM client (when one is configured), the sentiment lexicons and shipped models, the
         language model, and the assistant itself: each organization's intent model and keyword

@@ -10,6 +10,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 
 from tenancy.models import Organization
+from tickets.fields import EncryptedTextField
 
 HELD_BACK_EVERY = 5
 
@@ -263,3 +264,162 @@ class WidgetOrigin(models.Model):
 
     def __str__(self) -> str:
         return self.origin
+
+
+class EmailAssistantMode(models.TextChoices):
+    ANSWER = "answer", "The assistant answers"
+    DRAFT = "draft", "The assistant drafts an answer for an agent"
+    NEVER = "never", "Every email goes to an agent"
+
+
+def email_inbound_secret_new() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class EmailChannel(models.Model):
+    """An organization's support mailbox: the address customers write to (and replies come
+    from), what the assistant does with an email, and the secret a self-hosted MTA's pipe
+    presents when it posts raw mail to Concierge."""
+
+    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="email_channel")
+    address = models.EmailField(unique=True, help_text="The support address, e.g. support@example.com.")
+    display_name = models.CharField(
+        max_length=100, blank=True, help_text="Shown beside the address; blank: the organization's name."
+    )
+    assistant = models.CharField(max_length=6, choices=EmailAssistantMode.choices, default=EmailAssistantMode.ANSWER)
+    inbound_secret = EncryptedTextField(
+        default=email_inbound_secret_new,
+        help_text="An MTA pipe posting raw mail to /api/v1/email/inbound/<slug> sends it as 'Authorization: Bearer …'. "
+        "Stored encrypted.",
+    )
+
+    class Meta:
+        verbose_name = "email channel"
+
+    def __str__(self) -> str:
+        return f"{self.display_name or self.organization.name} <{self.address}>"
+
+    def clean(self) -> None:
+        self.address = self.address.strip().lower()  # recipients are matched in lower case
+
+
+class EmailDirection(models.TextChoices):
+    INBOUND = "in", "Received"
+    OUTBOUND = "out", "Sent"
+
+
+class EmailStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    IGNORED = "ignored", "Ignored (automatic mail, our own, or too many)"
+    QUEUED = "queued", "Queued"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class EmailRecord(models.Model):
+    """One email in or out of a conversation: its threading headers, the message it became
+    or was sent for, and (outbound) its delivery state. Inbound mail keeps its whole text and
+    safe HTML for staff; the conversation message holds only what the customer wrote this time."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="emails")
+    conversation = models.ForeignKey(
+        "tickets.Conversation", null=True, blank=True, on_delete=models.CASCADE, related_name="emails"
+    )
+    message = models.OneToOneField(
+        "tickets.Message", null=True, blank=True, on_delete=models.CASCADE, related_name="email"
+    )
+    direction = models.CharField(max_length=3, choices=EmailDirection.choices)
+    mail_id = models.CharField(
+        "Message-ID", max_length=255, help_text="The Message-ID header, with its angle brackets."
+    )
+    in_reply_to = models.CharField(max_length=255, blank=True)
+    references = models.TextField(blank=True)
+    subject = models.CharField(max_length=255, blank=True)
+    sender = EncryptedTextField(blank=True)
+    recipient = EncryptedTextField(blank=True)
+    full_text = EncryptedTextField(blank=True, help_text="Inbound: the whole text, quoted history included.")
+    html = EncryptedTextField(blank=True, help_text="Inbound: the HTML part, made safe.")
+    status = models.CharField(max_length=10, choices=EmailStatus.choices)
+    reason = models.CharField(max_length=300, blank=True, help_text="Why it was ignored, or why sending failed.")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["organization", "mail_id"], name="email_record_unique_mail_id")]
+        indexes = [models.Index(fields=["organization", "conversation", "direction"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_direction_display()} {self.mail_id}"
+
+
+class EmailProviderKind(models.TextChoices):
+    MAILGUN = "mailgun", "Mailgun"
+    SENDGRID = "sendgrid", "SendGrid (Inbound Parse)"
+    POSTMARK = "postmark", "Postmark"
+    AMAZON_SES = "amazon_ses", "Amazon SES (through SNS)"
+    MAILERSEND = "mailersend", "MailerSend"
+
+
+class EmailProvider(models.Model):
+    """An email provider that posts the organization's inbound mail to Concierge's webhook
+    (normalised by django-anymail). ``webhook_secret`` is the ``user:password`` the provider puts
+    in the webhook URL's basic auth; ``signing_key`` is what the provider signs its posts with
+    (Mailgun's webhook signing key, MailerSend's inbound secret). Both are stored encrypted."""
+
+    channel = models.ForeignKey(EmailChannel, on_delete=models.CASCADE, related_name="providers")
+    provider = models.CharField(max_length=12, choices=EmailProviderKind.choices)
+    webhook_secret = EncryptedTextField(
+        blank=True, help_text="user:password for the webhook URL's basic auth. Stored encrypted."
+    )
+    signing_key = EncryptedTextField(
+        blank=True, help_text="Mailgun: the HTTP webhook signing key; MailerSend: the inbound secret. Stored encrypted."
+    )
+    enabled = models.BooleanField(default=True)
+    last_received_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "inbound email provider"
+        constraints = [models.UniqueConstraint(fields=["channel", "provider"], name="email_provider_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} for {self.channel}"
+
+    @property
+    def organization_id(self) -> int:
+        return int(self.channel.organization_id)
+
+
+class MailboxSecurity(models.TextChoices):
+    SSL = "ssl", "IMAPS (TLS from the start, port 993)"
+    STARTTLS = "starttls", "STARTTLS (port 143)"
+    NONE = "none", "None (a mail server on this machine or a private network only)"
+
+
+class EmailMailbox(models.Model):
+    """A mailbox Concierge polls over IMAP for the organization's email channel. Each message
+    taken is flagged (the keyword Concierge, and seen) after it is stored; one stored already
+    (same Message-ID) is only flagged, so a poll that died mid-batch or two polls at once take
+    each message once."""
+
+    channel = models.ForeignKey(EmailChannel, on_delete=models.CASCADE, related_name="mailboxes")
+    host = models.CharField(max_length=200)
+    port = models.PositiveIntegerField(default=993)
+    security = models.CharField(max_length=8, choices=MailboxSecurity.choices, default=MailboxSecurity.SSL)
+    username = models.CharField(max_length=200)
+    password = EncryptedTextField(help_text="Stored encrypted.")
+    folder = models.CharField(max_length=200, default="INBOX")
+    enabled = models.BooleanField(default=True)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = "polled mailbox"
+
+    def __str__(self) -> str:
+        return f"{self.username} on {self.host}:{self.port}/{self.folder}"
+
+    @property
+    def organization_id(self) -> int:
+        return int(self.channel.organization_id)

@@ -19,6 +19,7 @@ app.conf.beat_schedule = {
         "schedule": float(os.environ.get("CONCIERGE_HEARTBEAT_SECONDS", "30")),
     },
     "route-backlog": {"task": "tickets.tasks.route_backlog", "schedule": 60.0},
+    "email-mailboxes": {"task": "agents.tasks.email_mailboxes_poll", "schedule": 60.0},
     "sla-check": {"task": "tickets.tasks.sla_check", "schedule": 60.0},
     "housekeeping": {"task": "tickets.tasks.housekeeping", "schedule": 3600.0},
     "monitoring-prune": {"task": "monitoring.tasks.prune", "schedule": crontab(minute=40, hour=3)},

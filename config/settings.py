@@ -290,6 +290,8 @@ CORS_ALLOW_CREDENTIALS = False
 CORS_EXPOSE_HEADERS = ["Retry-After"]
 CONCIERGE_ATTACHMENT_MAX_BYTES = env.int("CONCIERGE_ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
 CONCIERGE_ATTACHMENT_URL_MAX_AGE = env.int("CONCIERGE_ATTACHMENT_URL_MAX_AGE", default=3600)
+# An email reply is tried this many times (the task backs off between tries) before it is marked failed.
+CONCIERGE_EMAIL_SEND_ATTEMPTS = env.int("CONCIERGE_EMAIL_SEND_ATTEMPTS", default=5)
 # Room for an attachment plus the form around it; larger bodies are refused before parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
@@ -355,6 +357,7 @@ CONCIERGE_RATE_LIMITS = {
     "chat_message_ip": env("RATE_CHAT_MESSAGES_PER_IP", default="120/min"),
     "chat_message_org": env("RATE_CHAT_MESSAGES_PER_ORG", default="6000/min"),
     "api_user": env("RATE_API_PER_USER", default="3000/min"),
+    "email_sender": env("RATE_EMAILS_PER_SENDER", default="10/h"),
 }
 CONCIERGE_CONVERSATION_MAX_MESSAGES = env.int("CONCIERGE_CONVERSATION_MAX_MESSAGES", default=500)
 # A web process refuses a chat message (a "busy" frame; the widget sends it again) when the turns

@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from agents.email.inbound import email_channel_set
 from agents.services import intent_model_ensure
 from demo.intents import DEMO_INTENTS
 from knowledge.ingest import read_documents
@@ -281,6 +282,10 @@ def demo_bootstrap() -> DemoResult:
         for spec in TICKETS:
             _demo_ticket(organization, spec, staff)
         _demo_second_tenant()
+    # The demo answers email too: try it with `email_ingest` (README, "Email").
+    email_channel_set(
+        organization=organization, address="support@trailhead.example", display_name="Trailhead Outfitters support"
+    )
     _demo_knowledge_base(organization)
     # Index now, so the knowledge base answers as soon as the server starts.
     kb_reindex(organization=organization)

@@ -29,6 +29,7 @@ _AGENT = {
     },
     "tenancy": {"team": ["view"]},
     "knowledge": {"article": ["view"], "category": ["view"]},
+    "agents": {"emailrecord": ["view"]},  # what was received and sent, with delivery state
 }
 _SUPERVISOR = {
     "tickets": {
@@ -68,6 +69,9 @@ _ADMIN = {
     "agents": {
         "widgetsettings": ["view", "add", "change"],
         "widgetorigin": ["view", "add", "change", "delete"],
+        "emailchannel": ["view", "add", "change"],
+        "emailmailbox": ["view", "add", "change", "delete"],
+        "emailprovider": ["view", "add", "change", "delete"],
     },
     "auth": {"user": ["view", "add", "change"]},
 }

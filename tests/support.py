@@ -1,5 +1,6 @@
 """Helpers for the tests that start real processes on loopback."""
 
+import contextlib
 import json
 import os
 import socket
@@ -157,3 +158,100 @@ def widget_ask(browser: Any, url: str, question: str) -> tuple[Any, Any, Any]:
     box.send_keys(question, Keys.ENTER)
     answer = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".cc-bot")))
     return wait, box, answer
+
+
+DOVECOT_CONFIG = """protocols = imap
+listen = 127.0.0.1
+base_dir = {state}/run
+state_dir = {state}/state
+log_path = {state}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = 1
+mail_location = maildir:{state}/mail/%u
+default_internal_user = {internal}
+default_internal_group = {internal_group}
+default_login_user = {login}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {state}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={mail_user} gid={mail_group} home={state}/mail/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+  chroot =
+}}
+service anvil {{
+  chroot =
+}}
+"""
+
+
+class Dovecot:
+    """Debian's Dovecot IMAP server on a loopback port, without systemd: its own config, state,
+    users (a passwd file) and maildirs under one folder. Plain IMAP on loopback only."""
+
+    def __init__(self, state: Path) -> None:
+        import grp
+        import pwd
+
+        self.state, self.port = state, free_port()
+        for folder in ("run", "state", "mail"):
+            (state / folder).mkdir(parents=True, exist_ok=True)
+        (state / "passwd").write_text("")
+        if os.geteuid() == 0:  # Dovecot's own users, made by the package
+            internal, login, mail_user = "dovecot", "dovenull", "dovecot"
+            subprocess.run(["chown", "-R", "dovecot:dovecot", str(state / "mail")], check=True)
+        else:
+            internal = login = mail_user = pwd.getpwuid(os.geteuid()).pw_name
+        group = grp.getgrgid(pwd.getpwnam(mail_user).pw_gid).gr_name
+        (state / "dovecot.conf").write_text(
+            DOVECOT_CONFIG.format(state=state, port=self.port, internal=internal, internal_group=group, login=login,
+                                  mail_user=mail_user, mail_group=group)
+        )  # fmt: skip
+
+    def user_add(self, name: str, password: str) -> None:
+        with (self.state / "passwd").open("a") as users:
+            users.write(f"{name}:{{PLAIN}}{password}\n")
+
+    def start(self) -> None:
+        subprocess.run(["/usr/sbin/dovecot", "-c", str(self.state / "dovecot.conf")], check=True)
+        until(lambda: self._answers(), timeout=20, every=0.1)
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                return sock.recv(64).startswith(b"* OK")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        pid_file = self.state / "run" / "master.pid"
+        if not pid_file.exists():
+            return
+        pid = int(pid_file.read_text())
+        subprocess.run(["/usr/sbin/dovecot", "-c", str(self.state / "dovecot.conf"), "stop"], check=False)
+        until(lambda: not Path(f"/proc/{pid}").exists(), timeout=20, every=0.1)
+
+    def crash(self) -> None:
+        """The server goes away at once, open connections and all (SIGKILL to every process)."""
+        import signal
+
+        pid_file = self.state / "run" / "master.pid"
+        pid = int(pid_file.read_text())
+        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        for each in [pid, *map(int, children)]:
+            with contextlib.suppress(ProcessLookupError):  # it went by itself
+                os.kill(each, signal.SIGKILL)
+        until(lambda: not Path(f"/proc/{pid}").exists(), timeout=20, every=0.1)
+        pid_file.unlink(missing_ok=True)

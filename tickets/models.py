@@ -31,6 +31,11 @@ class Customer(models.Model):
     email_hash = BlindIndexField(source="email")
     phone = EncryptedTextField(blank=True, validators=[MaxLengthValidator(40)], form_class=forms.CharField)
     erased_at = models.DateTimeField(null=True, blank=True, help_text="Personal data erased on request.")
+    email_bounced_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Mail to this address bounced; nothing is emailed to it until it changes.",
+    )
     external_id = models.CharField(max_length=100, blank=True)
     vip_tier = models.CharField(max_length=10, choices=VipTier.choices, default=VipTier.NONE)
     satisfaction_score = models.FloatField(null=True, blank=True, help_text="Mean CSAT (1-5) over rated tickets.")

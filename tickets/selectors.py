@@ -90,7 +90,13 @@ def conversation_messages(*, conversation: Conversation, after_seq: int = 0) -> 
 
 
 def conversation_transcript(*, conversation_id: int) -> QuerySet[Message]:
-    return Message.objects.filter(conversation_id=conversation_id).select_related("sentiment", "author").order_by("seq")
+    # "email": the mail a message came in as or went out as (the email channel's record, with its
+    # delivery state), joined here so the transcript shows it without a query per message.
+    return (
+        Message.objects.filter(conversation_id=conversation_id)
+        .select_related("sentiment", "author", "email")
+        .order_by("seq")
+    )
 
 
 def macro_list(*, organization: Organization) -> QuerySet[Macro]:

@@ -8,7 +8,7 @@ the message is stored and a client gets it when it resumes."""
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -23,6 +23,22 @@ from tickets.attachments import attachments_frame
 from tickets.models import Message, MessageRole
 
 logger = logging.getLogger(__name__)
+
+
+# Channels whose replies leave by a route of their own (email, messaging apps): each channel app
+# registers how to queue a stored bot or agent message for delivery, and the desk calls it
+# instead of pushing to a chat that is not there.
+_outbound_routes: dict[str, Callable[[Message], Any]] = {}
+
+
+def outbound_route_register(channel: str, queue: Callable[[Message], Any]) -> None:
+    _outbound_routes[channel] = queue
+
+
+def outbound_route(channel: str) -> Callable[[Message], Any] | None:
+    """How a reply in a conversation of this channel is queued for delivery; None for the web
+    chat, whose replies reach the widget through the channel layer."""
+    return _outbound_routes.get(channel)
 
 
 def conversation_group_name(conversation_id: int) -> str:

@@ -31,6 +31,13 @@ async def connect(token):
     return communicator
 
 
+async def joined(communicator):
+    """Wait until a socket is in its conversation's group. A socket is accepted before it joins;
+    a consumer handles frames only after connect returns, so an answered frame shows it has."""
+    await communicator.send_to(text_data=json.dumps({"type": "ping"}))
+    assert json.loads(await communicator.receive_from(timeout=5))["code"] == "unknown_type"
+
+
 async def receive_until(communicator, predicate, timeout=20):
     frames = []
     while True:
@@ -185,6 +192,7 @@ async def test_typing_reaches_the_other_side_only(trained_org):
     session = await database_sync_to_async(start_session)(trained_org)
     customer = await connect(session["token"])
     watcher = await connect(session["token"])  # a second tab, standing in for the staff console
+    await joined(watcher)
     await customer.send_to(text_data=json.dumps({"type": "typing"}))
     assert json.loads(await watcher.receive_from(timeout=5)) == {"type": "typing", "role": "customer"}
     assert await customer.receive_nothing(timeout=0.3)

@@ -14,7 +14,7 @@ from agents.pipeline import ConversationContext, run_pipeline
 from agents.turns import TurnGate
 from knowledge import embeddings
 from knowledge.embeddings import QueryBatcher
-from tests.agents.test_chat import connect, receive_until, start_session
+from tests.agents.test_chat import connect, joined, receive_until, start_session
 from tickets.models import Message
 
 
@@ -116,6 +116,7 @@ async def test_a_busy_process_refuses_before_storing_and_the_resent_message_is_a
 async def test_the_turn_reaches_its_own_socket_once_and_other_tabs_through_redis(trained_org):
     session = await database_sync_to_async(start_session)(trained_org)
     asking, other_tab = await connect(session["token"]), await connect(session["token"])
+    await joined(other_tab)
     await asking.send_to(text_data=json.dumps({"type": "message", "id": "t1", "text": "can I rent skis?"}))
     own = await receive_until(asking, lambda f: f["type"] == "message" and f["role"] == "bot")
     seen = await receive_until(other_tab, lambda f: f["type"] == "message" and f["role"] == "bot")

@@ -64,6 +64,8 @@ def customer_update(*, customer: Customer, **fields: Any) -> Customer:
         .exists()
     ):
         raise DomainError(f"A customer with external id {external_id!r} already exists.")
+    if "email" in fields and (fields["email"] or "").lower() != (customer.email or "").lower():
+        customer.email_bounced_at = None  # a new address is worth trying
     for name, value in fields.items():
         setattr(customer, name, value)
     customer.full_clean()
@@ -71,6 +73,13 @@ def customer_update(*, customer: Customer, **fields: Any) -> Customer:
     if {"name", "email"} & set(fields):
         for ticket in customer.tickets.select_related("customer"):
             desk_ticket_index(ticket)  # staff search finds tickets by customer name and email
+    return customer
+
+
+def customer_email_bounced(*, customer: Customer) -> Customer:
+    """Mail to the customer's address bounced: nothing more is emailed to it until it changes."""
+    customer.email_bounced_at = timezone.now()
+    Customer.objects.filter(pk=customer.pk).update(email_bounced_at=customer.email_bounced_at)
     return customer
 
 

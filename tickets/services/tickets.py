@@ -33,7 +33,7 @@ from tickets.services.conversations import conversation_start, message_create
 from tickets.services.csat import csat_request_on_commit
 from tickets.services.events import UNSET, S, ticket_event_record, ticket_lock
 from tickets.services.sla import sla_apply, sla_pause, sla_resume
-from tickets.transport import chat_is_online
+from tickets.transport import chat_is_online, outbound_route
 
 TICKET_TRANSITIONS: dict[str, frozenset[str]] = {
     S.OPEN: frozenset({S.IN_PROGRESS, S.PENDING, S.RESOLVED, S.CLOSED}),
@@ -273,7 +273,11 @@ def ticket_reply(
         ticket_transition(ticket=ticket, to_status=S.IN_PROGRESS, actor=author, reason="Agent replied")
     if ticket.assignee_id is None and author is not None and staff_in_organization(author, ticket.organization):
         ticket_assign(ticket=ticket, assignee=author, actor=author)
-    reply_email_if_away_on_commit(message)
+    route = outbound_route(conversation.channel)
+    if route is not None:
+        route(message)  # an email conversation: the reply goes out as mail in its thread
+    else:
+        reply_email_if_away_on_commit(message)
     return message
 
 
