@@ -328,24 +328,39 @@ class WidgetSettingsAdmin(OrganizationScopedAdmin):
         self.message_user(request, f"New identity secret for {queryset.count()} widget(s).", messages.SUCCESS)
 
 
-class EmailMailboxForm(forms.ModelForm):
-    password = forms.CharField(
+def secret_field(help_text: str) -> forms.CharField:
+    """A credential typed in admin: never shown again; blank on an edit keeps the stored one."""
+    return forms.CharField(
         widget=forms.PasswordInput(render_value=False),
         required=False,
-        help_text="Stored encrypted; leave blank to keep the current one.",
+        help_text=f"{help_text} Stored encrypted; leave blank to keep the current one.",
     )
+
+
+class SecretsKeptForm(forms.ModelForm):
+    secret_fields: tuple[str, ...] = ()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for name in self.secret_fields:
+            if not cleaned.get(name) and self.instance.pk:
+                cleaned[name] = getattr(self.instance, name)
+        return cleaned
+
+
+class EmailMailboxForm(SecretsKeptForm):
+    password = secret_field("The mailbox's password.")
+    secret_fields = ("password",)
 
     class Meta:
         model = EmailMailbox
         fields = ["host", "port", "security", "username", "password", "folder", "enabled"]
 
-    def clean_password(self) -> str:
-        password = self.cleaned_data.get("password") or ""
-        if not password and self.instance.pk:
-            return str(self.instance.password)
-        if not password:
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if not cleaned.get("password"):
             raise forms.ValidationError("The mailbox's password is needed.")
-        return password
+        return cleaned
 
 
 class EmailMailboxInline(admin.StackedInline):
@@ -356,29 +371,17 @@ class EmailMailboxInline(admin.StackedInline):
     verbose_name_plural = "polled mailboxes (IMAP; polled every minute)"
 
 
-class EmailProviderForm(forms.ModelForm):
-    webhook_secret = forms.CharField(
-        widget=forms.PasswordInput(render_value=False),
-        required=False,
-        help_text="user:password, the basic auth in the webhook URL you give the provider. Stored encrypted; "
-        "leave blank to keep the current one.",
-    )
-    signing_key = forms.CharField(
-        widget=forms.PasswordInput(render_value=False),
-        required=False,
-        help_text="Mailgun: the HTTP webhook signing key; MailerSend: the inbound secret. Stored encrypted; "
-        "leave blank to keep the current one.",
-    )
+class EmailProviderForm(SecretsKeptForm):
+    webhook_secret = secret_field("user:password, the basic auth in the webhook URL you give the provider.")
+    signing_key = secret_field("Mailgun: the HTTP webhook signing key; MailerSend: the inbound secret.")
+    secret_fields = ("webhook_secret", "signing_key")
 
     class Meta:
         model = EmailProvider
         fields = ["provider", "webhook_secret", "signing_key", "enabled"]
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}
-        for name in ("webhook_secret", "signing_key"):
-            if not cleaned.get(name) and self.instance.pk:
-                cleaned[name] = getattr(self.instance, name)
+        cleaned = super().clean()
         provider = cleaned.get("provider")
         if provider:
             problem = email_provider_problem(

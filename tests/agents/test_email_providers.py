@@ -304,6 +304,11 @@ def test_an_admin_connects_a_provider_and_staff_see_the_mail_as_it_came(org, cli
     refused = client.post("/admin/agents/emailchannel/add/", form)
     assert refused.status_code == 200 and "signing key is needed" in refused.content.decode()
     form["providers-0-signing_key"] = SIGNING_KEY
+    mailbox = {"host": "127.0.0.1", "port": "993", "security": "ssl", "username": "help", "folder": "INBOX"}
+    form.update({f"mailboxes-0-{name}": value for name, value in mailbox.items()}, **{"mailboxes-TOTAL_FORMS": "1"})
+    refused = client.post("/admin/agents/emailchannel/add/", form)
+    assert refused.status_code == 200 and "password is needed" in refused.content.decode()
+    form["mailboxes-0-password"] = "imap-pass"
     saved = client.post("/admin/agents/emailchannel/add/", form)
     assert saved.status_code == 302, saved.content.decode()[:3000]
     provider = EmailProvider.objects.get(channel__organization=org)
@@ -314,6 +319,7 @@ def test_an_admin_connects_a_provider_and_staff_see_the_mail_as_it_came(org, cli
     )
     page = client.get(f"/admin/agents/emailchannel/{provider.channel.pk}/change/").content.decode()
     assert "/api/v1/email/inbound/acme/mailgun" in page and SIGNING_KEY not in page  # never shown again
+    assert provider.channel.mailboxes.get().password == "imap-pass" and "imap-pass" not in page
 
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = "kim@example.com", "help@acme.example", "Skis"
