@@ -54,6 +54,11 @@ def _recent(kind: str, key: Any, read: Callable[[], Any]) -> Any:
     return value
 
 
+def recent_read(kind: str, key: Any, read: Callable[[], Any]) -> Any:
+    """``read()``'s value, read again at most every ACTIVE_CHECK_SECONDS per process."""
+    return _recent(kind, key, read)
+
+
 def _load(kind: str, model: type[Any], pk: int, version: int, key: Any = None) -> tuple[Any, int]:
     """(the loaded model of row ``pk``, its version). A version is loaded by one thread while the
     others keep answering with the version ``key`` served before (load beside, then swap): a new
@@ -180,3 +185,21 @@ def serving_sentiment(language: str, organization_id: int | None = None, convers
         placed = None
     model, version = active_sentiment_model(language, organization_id)
     return Serving(model, version, placed)
+
+
+def intent_policies(organization_id: int) -> dict[str, Any]:
+    """The organization's own intent policies (agents.dialog.Policy by intent), read at most
+    every ACTIVE_CHECK_SECONDS per process; a change saved in this process applies at once."""
+    from agents.dialog import Policy
+    from agents.models import IntentPolicy
+
+    def read() -> dict[str, Any]:
+        rows = IntentPolicy.objects.filter(organization_id=organization_id).values_list(
+            "intent", "action", "reply_en", "reply_zh"
+        )
+        return {
+            intent: Policy(action, reply_en, reply_zh, acknowledge=action == "handoff" and intent != "human_request")
+            for intent, action, reply_en, reply_zh in rows
+        }
+
+    return dict(_recent("policies", organization_id, read))

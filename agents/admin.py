@@ -7,6 +7,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from agents import experiments, services
+from agents.active_models import active_models_forget
 from agents.email.providers import email_provider_problem
 from agents.models import (
     EmailChannel,
@@ -15,6 +16,7 @@ from agents.models import (
     EmailRecord,
     IntentExample,
     IntentModel,
+    IntentPolicy,
     ModelExperiment,
     ModelKind,
     SentimentModel,
@@ -23,7 +25,43 @@ from agents.models import (
 )
 from agents.widget import origin_normalize, widget_identity_secret_rotate
 from config.errors import DomainError
-from tenancy.admin_scoping import OrganizationScopedAdmin, ReadOnlyAdminMixin
+from tenancy.admin_scoping import OrganizationScopedAdmin, ReadOnlyAdminMixin, SecretsKeptForm, secret_field
+
+
+@admin.register(IntentPolicy)
+class IntentPolicyAdmin(OrganizationScopedAdmin):
+    """What the assistant does for an intent: answer from the knowledge base, acknowledge and
+    hand to a person, or reply with a fixed text. Intents without a row follow the built-in
+    policy (small talk answered, complaints and billing disputes handed to a person)."""
+
+    list_display = ["intent", "action", "reply_en", "reply_zh"]
+    list_filter = ["action"]
+    search_fields = ["intent"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        base = super().get_form(request, obj, change=change, **kwargs)
+        organization = self.staff_org(request)
+
+        class OnePolicyPerIntent(base):  # type: ignore[misc, valid-type]
+            def clean(self) -> dict[str, Any]:
+                cleaned = super().clean()
+                intent = cleaned.get("intent")
+                taken = IntentPolicy.objects.filter(organization=organization, intent=intent).exclude(
+                    pk=self.instance.pk
+                )
+                if organization is not None and intent and taken.exists():
+                    raise forms.ValidationError(f"There is a policy for {intent!r} already; change that one.")
+                return cleaned
+
+        return OnePolicyPerIntent
+
+    def save_model(self, request: HttpRequest, obj: IntentPolicy, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        active_models_forget()  # this process answers by the new policy at once
+
+    def delete_model(self, request: HttpRequest, obj: IntentPolicy) -> None:
+        super().delete_model(request, obj)
+        active_models_forget()
 
 
 @admin.register(IntentExample)
@@ -328,26 +366,6 @@ class WidgetSettingsAdmin(OrganizationScopedAdmin):
         self.message_user(request, f"New identity secret for {queryset.count()} widget(s).", messages.SUCCESS)
 
 
-def secret_field(help_text: str) -> forms.CharField:
-    """A credential typed in admin: never shown again; blank on an edit keeps the stored one."""
-    return forms.CharField(
-        widget=forms.PasswordInput(render_value=False),
-        required=False,
-        help_text=f"{help_text} Stored encrypted; leave blank to keep the current one.",
-    )
-
-
-class SecretsKeptForm(forms.ModelForm):
-    secret_fields: tuple[str, ...] = ()
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}
-        for name in self.secret_fields:
-            if not cleaned.get(name) and self.instance.pk:
-                cleaned[name] = getattr(self.instance, name)
-        return cleaned
-
-
 class EmailMailboxForm(SecretsKeptForm):
     password = secret_field("The mailbox's password.")
     secret_fields = ("password",)
@@ -457,3 +475,7 @@ class EmailRecordAdmin(ReadOnlyAdminMixin, OrganizationScopedAdmin):
             'style="width:100%;min-height:24em;border:1px solid var(--hairline-color);background:#fff"></iframe>',
             obj.html,
         )
+
+
+# Registers the actions' admin (its own module: this one holds the models' and email's).
+from agents.actions import admin as actions_admin  # noqa: E402, F401

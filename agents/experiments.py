@@ -122,7 +122,8 @@ def _end(experiment: ModelExperiment, status: str, actor: Any, action: str, data
 def experiment_promote(*, experiment: ModelExperiment, actor: Any = None, override: bool = False) -> ModelExperiment:
     """End the test and make the candidate the active version. The activation guard applies:
     a candidate that scores worse on the held-back examples needs ``override``."""
-    from agents.services import intent_model_activate, sentiment_model_activate
+    from agents.sentiment_models import sentiment_model_activate
+    from agents.services import intent_model_activate
 
     organization = experiment.organization
     candidate = _candidate_row(organization, experiment.kind, experiment.candidate_version, experiment.language)

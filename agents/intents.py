@@ -9,6 +9,7 @@ recall from 60% to 76% at the same threshold, for 0.3 points of in-scope accurac
 
 import io
 import pickle
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, recall_score
 
 from knowledge import embeddings
+from knowledge.embeddings import embed_multilingual
+from knowledge.keyword import chinese_words, mostly_chinese
 
 FALLBACK = "fallback"
 OUT_OF_SCOPE_LABELS = frozenset({"oos", "out_of_scope", FALLBACK})
@@ -41,6 +44,19 @@ class IntentPrediction:
     top: list[tuple[str, float]] = field(default_factory=list)
 
 
+# A Chinese message this close (cosine, multilingual space) to a Chinese example takes its intent.
+CHINESE_MIN_SIMILARITY = 0.45
+HAN_RUN = re.compile(r"[\u3400-\u9fff]+")
+
+
+def words_segmented(text: str) -> str:
+    """Lower-cased, with runs of Chinese characters cut into words by jieba: the word features
+    see Chinese words, not one token per sentence."""
+
+    lowered = text.lower()
+    return HAN_RUN.sub(lambda match: f" {' '.join(chinese_words(match.group(0)))} ", lowered)
+
+
 class IntentClassifier:
     def __init__(self, threshold: float = 0.3, c: float = 20.0, knn_weight: float = KNN_WEIGHT) -> None:
         self.threshold = threshold
@@ -49,7 +65,9 @@ class IntentClassifier:
         self.neighbour_labels: Any = None  # their label indices into self.labels
         # Capped vocabularies keep training time bounded on large sets (tens of thousands of rows);
         # intent sets of a few thousand examples stay under the caps.
-        self.words = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, max_features=50_000)
+        self.words = TfidfVectorizer(
+            ngram_range=(1, 2), sublinear_tf=True, min_df=1, max_features=50_000, preprocessor=words_segmented
+        )
         self.chars = TfidfVectorizer(
             analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2, max_features=100_000
         )
@@ -83,7 +101,32 @@ class IntentClassifier:
             index = {label: n for n, label in enumerate(self.labels)}
             self.neighbours = vectors.astype(np.float16)
             self.neighbour_labels = np.array([index[label] for _, label in pairs], dtype=np.int32)
+        chinese = [(t, label) for t, label in pairs if mostly_chinese(t)]
+        self.chinese_vectors = embed_multilingual([t for t, _ in chinese]).astype(np.float16) if chinese else None
+        self.chinese_labels = [label for _, label in chinese]
         return self
+
+    def _chinese(self, texts: list[str], predictions: list[IntentPrediction]) -> list[IntentPrediction]:
+        """Chinese messages take the intent of the nearest Chinese example in the multilingual
+        encoder's space (MiniLM and the word features know little Chinese: on the demo's
+        examples, a fifth held back, 0.5 right against about 0.8 this way); none near enough
+        is the fallback."""
+        examples = getattr(self, "chinese_vectors", None)  # models trained before have none
+        chinese = [n for n, text in enumerate(texts) if mostly_chinese(text)]
+        if examples is None or not chinese:
+            return predictions
+        similarity = embed_multilingual([texts[n] for n in chinese]) @ examples.astype(np.float32).T
+        for n, row in zip(chinese, similarity, strict=True):
+            order = np.argsort(-row)
+            best: dict[str, float] = {}
+            for j in order:
+                best.setdefault(self.chinese_labels[j], float(row[j]))
+            top = sorted(best.items(), key=lambda pair: -pair[1])[:3]
+            intent, confidence = top[0]
+            if confidence < CHINESE_MIN_SIMILARITY:
+                intent = FALLBACK
+            predictions[n] = IntentPrediction(intent, confidence, top)
+        return predictions
 
     def _neighbour_opinion(self, vectors: Any) -> Any:
         """Per label, the training examples among the KNN_K nearest, weighted by exp(similarity
@@ -133,7 +176,7 @@ class IntentClassifier:
             if self.labels[best] == FALLBACK or float(scope[best]) < self.threshold:
                 intent = FALLBACK
             predictions.append(IntentPrediction(intent, confidence, top))
-        return predictions
+        return self._chinese(texts, predictions)
 
     def predict(self, text: str, vector: Any = None) -> IntentPrediction:
         return self.predict_many([text], None if vector is None else np.asarray(vector)[None, :])[0]

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
+from agents.actions.models import AssistantAction as AssistantAction  # Django finds the model here
 from tenancy.models import Organization
 from tickets.fields import EncryptedTextField
 
@@ -423,3 +424,31 @@ class EmailMailbox(models.Model):
     @property
     def organization_id(self) -> int:
         return int(self.channel.organization_id)
+
+
+class PolicyAction(models.TextChoices):
+    ANSWER = "answer", "Answer from the knowledge base"
+    HANDOFF = "handoff", "Acknowledge and hand to a person (no article)"
+    REPLY = "reply", "Reply with the text below (no article)"
+
+
+class IntentPolicy(models.Model):
+    """What the assistant does when a message has this intent, for one organization. Without a
+    row the built-in policy applies (agents.dialog.DEFAULT_POLICIES): small talk and thanks get
+    a short reply, complaints and billing disputes an acknowledgement and a person."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="intent_policies")
+    intent = models.CharField(max_length=100, help_text="The intent's name, as in the intent examples.")
+    action = models.CharField(max_length=8, choices=PolicyAction.choices, default=PolicyAction.ANSWER)
+    reply_en = models.TextField(
+        "reply (English)", blank=True, help_text="For 'reply' (and before a handoff): blank uses the built-in text."
+    )
+    reply_zh = models.TextField("reply (Simplified Chinese)", blank=True)
+
+    class Meta:
+        verbose_name = "intent policy"
+        verbose_name_plural = "intent policies"
+        constraints = [models.UniqueConstraint(fields=["organization", "intent"], name="intent_policy_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.intent}: {self.get_action_display()}"

@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 MIN_EXAMPLES_PER_INTENT = 3
 HOLDOUT_EVERY = 5
+RECENT_TURNS = 8  # earlier messages the assistant reads to understand a follow-up
 
 
 @transaction.atomic
@@ -93,7 +94,7 @@ def intent_model_train(
     return model
 
 
-def _serving_model_changed() -> None:
+def serving_model_changed() -> None:
     """This process reads the active rows again now (for its own transaction) and after commit."""
     active_models_forget()
     transaction.on_commit(active_models_forget)
@@ -143,7 +144,7 @@ def intent_model_activate(
         data={"kind": "intent", "version": model.version, "reason": reason, "override": override,
               "held_back": comparison},
     )  # fmt: skip
-    _serving_model_changed()
+    serving_model_changed()
     return model
 
 
@@ -163,6 +164,7 @@ AUDITED_DECISION = (
     "generated",
     "handoff",
     "escalation_reasons",
+    "action",
 )
 
 
@@ -260,6 +262,8 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
 
     ``announce_customer_message``: the customer's message was not broadcast yet (see
     ``customer_message_receive``); it goes out with the reply, or alone when there is none."""
+    from agents.actions.calls import CustomerFacts
+    from agents.dialog import Turn
     from agents.pipeline import ConversationContext, run_pipeline
     from tickets import services as desk
     from tickets.models import Conversation, Message, MessageRole, SentimentRecord
@@ -275,13 +279,41 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
         .order_by("message__seq")
         .values_list("score", flat=True)
     )
-    fallbacks = 0
-    for metadata in (
-        Message.objects.filter(conversation=conversation, role=MessageRole.BOT, seq__lt=message.seq)
+    earlier = list(
+        Message.objects.filter(
+            conversation=conversation, role__in=[MessageRole.BOT, MessageRole.CUSTOMER], seq__lt=message.seq
+        )
         .order_by("-seq")
-        .values_list("metadata", flat=True)[:3]
-    ):
-        if (metadata or {}).get("answered", True):
+        .only("role", "seq", "text", "metadata")[:RECENT_TURNS]
+    )[::-1]
+    # A reply records the question it answered (resolved against the turns before it).
+    resolved = {
+        turn.metadata.get("in_reply_to"): str(turn.metadata.get("resolved_query", ""))
+        for turn in earlier
+        if turn.role == MessageRole.BOT and turn.metadata
+    }
+    recent = [
+        Turn(
+            role=str(turn.role),
+            text=turn.text,
+            resolved=resolved.get(turn.seq, "") if turn.role == MessageRole.CUSTOMER else "",
+            intent=str((turn.metadata or {}).get("intent", "")) if turn.role == MessageRole.BOT else "",
+        )
+        for turn in earlier
+    ]
+    last_bot = next((turn for turn in reversed(earlier) if turn.role == MessageRole.BOT), None)
+    asked = (last_bot.metadata or {}).get("action") if last_bot is not None else None
+    pending = (
+        (str(asked["name"]), str(asked["missing"][0]))
+        if isinstance(asked, dict) and asked.get("status") == "needs_input" and asked.get("missing")
+        else None
+    )
+    customer = conversation.customer
+    fallbacks = 0
+    for turn in reversed(earlier):
+        if turn.role != MessageRole.BOT:
+            continue
+        if (turn.metadata or {}).get("answered", True):
             break
         fallbacks += 1
     context = ConversationContext(
@@ -291,6 +323,14 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
         previous_scores=previous_scores,
         previous_fallbacks=fallbacks,
         conversation_id=conversation.pk,
+        recent=recent,
+        customer=CustomerFacts(
+            identified=bool(customer.external_id),
+            external_id=customer.external_id,
+            email=customer.email,
+            name=customer.name,
+        ),
+        pending_action=pending,
     )
     state = run_pipeline(message.text, context)
     metadata = {
@@ -310,6 +350,10 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
         "escalation_reasons": state["escalation_reasons"],
         "timings_ms": state["timings_ms"],
         "in_reply_to": message.seq,
+        "resolved_query": state["query"],
+        "entities": state["entities"],
+        "policy": state.get("policy", "answer"),
+        "action": state.get("action"),
     }
     with transaction.atomic():
         # One reply per customer message: a retried turn, or two deliveries racing, find the
@@ -360,138 +404,3 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
     with conversation_context(conversation.pk):
         logger.info("bot turn: intent=%s answered=%s handoff=%s", state["intent"], state["answered"], state["handoff"])
     return reply
-
-
-# --- sentiment models --------------------------------------------------------------------
-
-SENTIMENT_LABELS = frozenset({"negative", "neutral", "positive"})
-
-
-def sentiment_corrections(*, organization: Organization, language: str) -> list[tuple[str, str, bool]]:
-    """(text, label, held back) for the organization's customer messages whose sentiment staff
-    corrected, in this language."""
-    from agents.language import detect_language
-    from tickets.models import SentimentRecord
-
-    records = SentimentRecord.objects.filter(
-        message__conversation__organization=organization, message__role="customer"
-    ).exclude(corrected_label="")
-    rows = []
-    for text, label in records.values_list("message__text", "corrected_label"):
-        if detect_language(text) == language:
-            rows.append((text, label, held_back_for(text)))
-    return rows
-
-
-def sentiment_model_train(
-    *,
-    language: str,
-    rows: list[tuple[str, str]],
-    source: str = "",
-    activate: bool = True,
-    organization: Organization | None = None,
-    held: list[tuple[str, str]] | None = None,
-    progress: Any = None,
-) -> Any:
-    """Train a classifier on (text, label) rows: the operator's for every organization, or an
-    organization's own. Its figures come from ``held`` (rows never trained on), or from every
-    fifth row held back from a trial model when none are given."""
-    from agents.models import SentimentModel
-    from agents.sentiment import sentiment_evaluate
-
-    unknown = {label for _, label in [*rows, *(held or [])]} - SENTIMENT_LABELS
-    if unknown:
-        raise DomainError(f"Sentiment labels are negative, neutral and positive, not {', '.join(sorted(unknown))}.")
-    if len({label for _, label in rows}) < 2 or len(rows) < 20:
-        raise DomainError("Training needs at least 20 rows of at least two labels.")
-    if held:
-        classifier = IntentClassifier(threshold=0.0, knn_weight=0.0).fit(
-            [t for t, _ in rows], [label for _, label in rows], progress=progress
-        )
-        metrics = sentiment_evaluate(held, model=classifier)
-    else:
-        held = rows[4::HOLDOUT_EVERY]
-        kept = [row for n, row in enumerate(rows) if n % HOLDOUT_EVERY != 4]
-        trial = IntentClassifier(threshold=0.0, knn_weight=0.0).fit([t for t, _ in kept], [label for _, label in kept])
-        metrics = sentiment_evaluate(held, model=trial)
-        classifier = IntentClassifier(threshold=0.0, knn_weight=0.0).fit(
-            [t for t, _ in rows], [label for _, label in rows], progress=progress
-        )
-    with transaction.atomic():
-        same = SentimentModel.objects.select_for_update().filter(language=language, organization=organization)
-        model = SentimentModel.objects.create(
-            organization=organization,
-            language=language,
-            version=(same.aggregate(v=Max("version"))["v"] or 0) + 1,
-            labels=classifier.labels,
-            examples=len(rows),
-            metrics=metrics,
-            source=source[:250],
-            blob=classifier.dumps(),
-        )
-        if activate:
-            sentiment_model_activate(model=model, override=True, reason="trained")
-    return model
-
-
-def _sentiment_held_back(organization: Organization | None, language: str) -> list[tuple[str, str]]:
-    if organization is None:
-        return []
-    return [
-        (t, label) for t, label, held in sentiment_corrections(organization=organization, language=language) if held
-    ]
-
-
-@transaction.atomic
-def sentiment_model_activate(
-    *,
-    model: Any,
-    actor: Any = None,
-    override: bool = False,
-    reason: str = "activated",
-    organization: Organization | None = None,
-) -> Any:
-    """Make this sentiment version the active one for its scope (its organization, or every
-    organization for the operator's). A version that scores worse (macro recall) than the one
-    serving ``organization`` on that organization's held-back corrected messages is refused
-    unless ``override``."""
-    from agents.active_models import active_sentiment_model
-    from agents.models import SentimentModel
-    from agents.sentiment import sentiment_evaluate
-
-    organization = organization or model.organization
-    comparison = None
-    held = _sentiment_held_back(organization, model.language)
-    if held and len({label for _, label in held}) >= 2:
-        current, version = active_sentiment_model(model.language, organization.pk if organization else None)
-        if current is not None and version != model.version:
-            candidate = IntentClassifier.loads(bytes(model.blob))
-            comparison = {
-                "examples": len(held),
-                "active_version": version,
-                "candidate": sentiment_evaluate(held, model=candidate)["macro_recall"],
-                "active": sentiment_evaluate(held, model=current)["macro_recall"],
-            }
-            if comparison["candidate"] < comparison["active"] and not override:
-                raise DomainError(
-                    f"{model.language} v{model.version} scores {comparison['candidate']:.3f} (macro recall) on the "
-                    f"{len(held)} held-back corrected messages, below the active v{version}'s "
-                    f"{comparison['active']:.3f}; activate it with the override to do so anyway."
-                )
-    SentimentModel.objects.filter(language=model.language, organization=model.organization, is_active=True).exclude(
-        pk=model.pk
-    ).update(is_active=False)
-    SentimentModel.objects.filter(pk=model.pk).update(is_active=True)
-    model.is_active = True
-    if organization is not None:
-        audit_record(
-            organization_id=organization.pk,
-            action="model.activated",
-            actor=actor,
-            object_type="sentiment_model",
-            object_id=model.pk,
-            data={"kind": "sentiment", "language": model.language, "version": model.version, "reason": reason,
-                  "override": override, "held_back": comparison},
-        )  # fmt: skip
-    _serving_model_changed()
-    return model

@@ -299,6 +299,12 @@ CONCIERGE_WIDGET_TOKEN_MAX_AGE = env.int("CONCIERGE_WIDGET_TOKEN_MAX_AGE", defau
 # Where customers reach this site: links in emails (CSAT surveys) start with it.
 CONCIERGE_PUBLIC_URL = env("CONCIERGE_PUBLIC_URL", default="http://127.0.0.1:8000")
 CONCIERGE_ANSWER_MIN_CONFIDENCE = env.float("CONCIERGE_ANSWER_MIN_CONFIDENCE", default=0.3)
+# Assistant actions call organizations' HTTPS endpoints; plain HTTP only for these hosts (the
+# demo's own order endpoint in development), and a CA bundle other than the system's if set.
+CONCIERGE_ACTIONS_HTTP_HOSTS = env.list(
+    "CONCIERGE_ACTIONS_HTTP_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else []
+)
+CONCIERGE_ACTIONS_CA_BUNDLE = env("CONCIERGE_ACTIONS_CA_BUNDLE", default="")
 ELASTICSEARCH_URL = env("ELASTICSEARCH_URL", default="")
 ELASTICSEARCH_INDEX_PREFIX = env("ELASTICSEARCH_INDEX_PREFIX", default="concierge")
 CHROMA_PATH = env("CHROMA_PATH", default=str(VAR_DIR / "chroma"))

@@ -15,6 +15,7 @@ from django.utils import timezone
 from agents.email.inbound import email_channel_set
 from agents.services import intent_model_ensure
 from demo.intents import DEMO_INTENTS
+from demo.orders import demo_order_action
 from knowledge.ingest import read_documents
 from knowledge.services import kb_documents_ingest, kb_reindex
 from tenancy import services as tenancy
@@ -190,7 +191,8 @@ class DemoResult:
 
 
 def _demo_knowledge_base(organization: Organization) -> int:
-    documents = [document for path in sorted(DEMO_KB_DIR.glob("*.md")) for document in read_documents(path)]
+    # English articles, and their Chinese versions in kb/zh/.
+    documents = [document for path in sorted(DEMO_KB_DIR.rglob("*.md")) for document in read_documents(path)]
     return len(kb_documents_ingest(organization=organization, documents=documents, default_category="General"))
 
 
@@ -290,6 +292,7 @@ def demo_bootstrap() -> DemoResult:
     # Index now, so the knowledge base answers as soon as the server starts.
     kb_reindex(organization=organization)
     _demo_intents(organization)
+    demo_order_action(organization)
     # Today's and this week's figures so far, so the report pages have something to show.
     for each in Organization.objects.all():
         for period in ("day", "week"):

@@ -6,8 +6,8 @@ class KnowledgeConfig(AppConfig):
     verbose_name = "Knowledge base"
 
     def warm(self) -> None:
-        """The embedding model, the vector store and the keyword backend, made once and used once."""
+        """The embedding models, the vector store and the keyword backend, made once and used once."""
         from knowledge import keyword, vectors
 
-        keyword.get_backend()
+        keyword.warm()
         vectors.warm()

@@ -92,3 +92,15 @@ def read_documents(path: Path) -> list[Document]:
         return [Document(title=parser.title.strip() or path.stem, body=body, slug=path.stem)]
     meta, body = parse_front_matter(text) if suffix in (".md", ".markdown") else ({}, text.strip())
     return [Document(title=meta.get("title") or _first_heading(body, path.stem), body=body, slug=path.stem, meta=meta)]
+
+
+def documents_read(path: Path) -> list[Document]:
+    """The documents in a file, or in every readable file under a folder (by name)."""
+    if path.is_dir():
+        return [
+            document
+            for each in sorted(path.rglob("*"))
+            if each.suffix.lower() in SUFFIXES
+            for document in read_documents(each)
+        ]
+    return read_documents(path)

@@ -9,6 +9,8 @@ organization and corpus, written as rows change. Otherwise the built-in backend 
 index in memory, rebuilt from the database whenever a cheap fingerprint of the rows changes.
 """
 
+import functools
+import logging
 import re
 import threading
 import time
@@ -84,8 +86,94 @@ _STOPWORDS = frozenset(
 )
 
 
+_HAN = re.compile(r"[\u3400-\u9fff]")
+_LATIN = re.compile(r"[a-z]", re.IGNORECASE)
+# Chinese function words that say nothing about the topic.
+_ZH_STOPWORDS = frozenset(
+    [
+        "的",
+        "了",
+        "吗",
+        "呢",
+        "吧",
+        "啊",
+        "我",
+        "你",
+        "您",
+        "他",
+        "她",
+        "我们",
+        "你们",
+        "是",
+        "在",
+        "有",
+        "和",
+        "与",
+        "就",
+        "都",
+        "也",
+        "还",
+        "要",
+        "能",
+        "可以",
+        "怎么",
+        "怎样",
+        "什么",
+        "哪",
+        "哪里",
+        "多少",
+        "为什么",
+        "请问",
+        "请",
+        "一下",
+        "一个",
+        "这个",
+        "那个",
+    ]
+)
+
+
+def mostly_chinese(text: str) -> bool:
+    """Chinese text, even with some Latin words in it (brand names, order numbers)."""
+    han = len(_HAN.findall(text))
+    return han > 0 and han * 3 >= len(_LATIN.findall(text))
+
+
+@functools.cache
+def _jieba() -> Any:
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)  # it announces loading its dictionary otherwise
+    jieba.initialize()
+    return jieba
+
+
+def chinese_words(run: str) -> list[str]:
+    """A run of Chinese characters cut into words (jieba's accurate mode)."""
+    return [word for word in _jieba().lcut(run) if word.strip()]
+
+
 def tokenize(text: str) -> list[str]:
-    return [t for t in _TOKEN.findall(text.lower()) if t not in _STOPWORDS]
+    """Words for BM25: Latin words and numbers split on non-word characters; runs of Chinese
+    characters cut into words by jieba (search mode, which also yields the shorter words inside
+    long ones)."""
+    tokens: list[str] = []
+    for token in _TOKEN.findall(text.lower()):
+        if not _HAN.search(token):
+            if token not in _STOPWORDS:
+                tokens.append(token)
+            continue
+        for word in _jieba().lcut_for_search(token):
+            word = word.strip()
+            if word and word not in _ZH_STOPWORDS and word not in _STOPWORDS:
+                tokens.append(word)
+    return tokens
+
+
+def warm() -> None:
+    """The backend made, and jieba's dictionary loaded (about a second) before a Chinese question."""
+    get_backend()
+    _jieba()
 
 
 # --- what each corpus holds, read from the database ---------------------------------------

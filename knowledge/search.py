@@ -1,6 +1,9 @@
 """Hybrid search: the vector leg (Chroma) and the keyword leg (built-in BM25, or Elasticsearch) fused
 by reciprocal rank fusion, one passage per article, with a confidence the agent can use to
-decline. Confidence is the best passage's cosine similarity to the query (0..1)."""
+decline. Confidence is the best passage's cosine similarity to the query (0..1).
+
+A Chinese question is searched in the multilingual vector space (the Chinese articles, see
+knowledge.embeddings) and by jieba's words in the keyword leg; any other in the English space."""
 
 import time
 from dataclasses import dataclass, field
@@ -73,20 +76,27 @@ def _body_passage(title_chunk: _Passage, ranked: list[int], chunks: dict[int, _P
     return _Passage(*rows[0]) if rows else title_chunk
 
 
-def kb_search(*, organization_id: int, query: str, k: int = 5, query_vector: Any = None) -> SearchResult:
-    """The k best passages, one per article. ``query_vector`` is the query's embedding when the
-    caller has it already (the assistant embeds a message once for intent and retrieval)."""
+def kb_search(
+    *, organization_id: int, query: str, k: int = 5, query_vector: Any = None, language: str | None = None
+) -> SearchResult:
+    """The k best passages, one per article. ``query_vector`` is the query's English-space
+    embedding when the caller has it already (the assistant embeds a message once for intent and
+    retrieval); ``language`` the query's, when known ("zh" searches the Chinese articles)."""
     query = query_validate(query)
     if not 1 <= k <= 50:
         raise DomainError("k must be between 1 and 50.")
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    if query_vector is None:
+    chinese = language == "zh" if language else keyword.mostly_chinese(query)
+    space = vectors.MULTILINGUAL if chinese else vectors.EN
+    if chinese:
+        query_vector = embeddings.embed_multilingual([query])[0]
+    elif query_vector is None:
         query_vector = embeddings.embed_query(query)
     timings["embed"] = (time.perf_counter() - started) * 1000
 
     mark = time.perf_counter()
-    dense = vectors.query(organization_id, query_vector.tolist(), CANDIDATES)
+    dense = vectors.query(organization_id, query_vector.tolist(), CANDIDATES, space)
     timings["vector"] = (time.perf_counter() - mark) * 1000
     mark = time.perf_counter()
     sparse = [(int(doc_id), score) for doc_id, score in keyword.search(organization_id, query, CANDIDATES)]

@@ -1,6 +1,8 @@
 """Writes to the knowledge base."""
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import transaction
@@ -68,6 +70,7 @@ def kb_documents_ingest(
             category=kb_category_ensure(organization=organization, name=category_name) if category_name else None,
             url=document.meta.get("url", ""),
             tags=document.meta.get("tags", ""),
+            language=document_language(document),
         )
         if publish:
             kb_article_publish(article=article)
@@ -146,6 +149,7 @@ def kb_article_index(*, article_id: int) -> int:
             ids=[str(c.pk) for c in chunks],
             texts=[c.text for c in chunks],
             metadatas=[{"article_id": article.pk, "title": article.title} for _ in chunks],
+            space=article_vector_space(article),
         )
         backend.upsert(
             article.organization_id, keyword.KB, [(str(c.pk), c.text, {"title": article.title}) for c in chunks]
@@ -154,6 +158,23 @@ def kb_article_index(*, article_id: int) -> int:
     article.needs_indexing = False
     article.save(update_fields=["needs_indexing"])
     return count
+
+
+def article_vector_space(article: Article) -> str:
+    """Chinese articles (by their language, or by their text when it was left at English) are
+    indexed in the multilingual space, the others in the English one."""
+    from knowledge import keyword, vectors
+
+    chinese = article.language.startswith("zh") or keyword.mostly_chinese(f"{article.title} {article.body}")
+    return vectors.MULTILINGUAL if chinese else vectors.EN
+
+
+def document_language(document: Document) -> str:
+    """A read document's language: its front matter's ``language``, else zh or en from its text."""
+    from knowledge import keyword
+
+    given = str(document.meta.get("language", "")).strip()
+    return given or ("zh" if keyword.mostly_chinese(f"{document.title} {document.body}") else "en")
 
 
 def kb_reindex(*, organization: Organization, force: bool = False, progress: Any = None) -> dict[str, int]:
@@ -199,3 +220,28 @@ def kb_article_queue_indexing(article: Article) -> None:
     from knowledge.tasks import kb_article_index_task
 
     transaction.on_commit(lambda: kb_article_index_task.delay(article.pk))
+
+
+@contextmanager
+def kb_scratch_organization(
+    *, documents: Iterable[Document], name: str
+) -> Iterator[tuple[Organization, dict[str, int]]]:
+    """A throw-away organization holding these documents as published, indexed articles, for
+    the evaluate commands; it and its vectors are deleted afterwards, whatever happens."""
+    from knowledge import vectors
+
+    organization = Organization.objects.create(name=name, slug=f"eval-{uuid.uuid4().hex[:10]}")
+    try:
+        for document in documents:
+            article, _ = kb_article_upsert(
+                organization=organization,
+                title=document.title,
+                body=document.body,
+                slug=document.slug,
+                language=document_language(document),
+            )
+            kb_article_publish(article=article)
+        yield organization, kb_reindex(organization=organization)
+    finally:
+        vectors.drop_collection(organization.pk)
+        organization.delete()

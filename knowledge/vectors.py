@@ -1,5 +1,6 @@
-"""The vector leg: Chroma, one collection per organization, cosine space, telemetry off.
-Nothing else imports chromadb.
+"""The vector leg: Chroma, one collection per organization and vector space, cosine, telemetry
+off. Two spaces: ``en`` (MiniLM, English articles) and ``multilingual`` (USE multilingual v3,
+Chinese articles; see knowledge.embeddings). Nothing else imports chromadb.
 
 Every process that serves or indexes must see the same vectors, so the normal way in is a Chroma
 server: CHROMA_HOST in production, or the local server that ``runstack`` starts beside uvicorn
@@ -53,6 +54,30 @@ class MiniLMEmbeddingFunction:
         return ["cosine"]
 
 
+class MultilingualEmbeddingFunction(MiniLMEmbeddingFunction):
+    """The multilingual space's encoder, passed explicitly for the same reason."""
+
+    def __call__(self, input: list[str]) -> Any:
+        return list(embeddings.embed_multilingual(list(input)))
+
+    @staticmethod
+    def name() -> str:
+        return "concierge-use-multilingual-v3"
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> "MultilingualEmbeddingFunction":
+        return MultilingualEmbeddingFunction()
+
+
+EN = "en"
+MULTILINGUAL = "multilingual"
+SPACES = (EN, MULTILINGUAL)
+
+
+def space_embed(space: str, texts: list[str]) -> Any:
+    return embeddings.embed_multilingual(texts) if space == MULTILINGUAL else embeddings.embed(texts)
+
+
 # --- where the vectors live --------------------------------------------------------------------
 
 
@@ -103,73 +128,81 @@ def get_client() -> Any:
     return _client(server_address(), settings.CHROMA_PATH)
 
 
-def collection_name(organization_id: int) -> str:
-    return f"kb_org_{organization_id}"
+def collection_name(organization_id: int, space: str = EN) -> str:
+    return f"kb_org_{organization_id}" if space == EN else f"kb_org_{organization_id}_{space}"
 
 
 # Collection handles, per store and organization: asking the server for the collection on every
 # query would cost a round trip each time. A handle whose collection was dropped (by another
 # process too) raises NotFoundError once and is fetched again.
 @process_client
-def _collection(address: str, path: str, organization_id: int) -> Any:
+def _collection(address: str, path: str, organization_id: int, space: str = EN) -> Any:
+    function = MultilingualEmbeddingFunction() if space == MULTILINGUAL else MiniLMEmbeddingFunction()
     return _client(address, path).get_or_create_collection(
-        name=collection_name(organization_id),
-        embedding_function=MiniLMEmbeddingFunction(),
-        metadata={"hnsw:space": "cosine"},
+        name=collection_name(organization_id, space), embedding_function=function, metadata={"hnsw:space": "cosine"}
     )
 
 
-def get_collection(organization_id: int) -> Any:
-    return _collection(server_address(), settings.CHROMA_PATH, organization_id)
+def get_collection(organization_id: int, space: str = EN) -> Any:
+    return _collection(server_address(), settings.CHROMA_PATH, organization_id, space)
 
 
-def _on_collection(organization_id: int, work: Any) -> Any:
+def _on_collection(organization_id: int, work: Any, space: str = EN) -> Any:
     from chromadb.errors import NotFoundError
 
     try:
-        return work(get_collection(organization_id))
+        return work(get_collection(organization_id, space))
     except NotFoundError:
-        _forget_collection(organization_id)
-        return work(get_collection(organization_id))
+        _forget_collection(organization_id, space)
+        return work(get_collection(organization_id, space))
 
 
-def _forget_collection(organization_id: int) -> None:
-    _collection.forget(server_address(), settings.CHROMA_PATH, organization_id)
+def _forget_collection(organization_id: int, space: str = EN) -> None:
+    _collection.forget(server_address(), settings.CHROMA_PATH, organization_id, space)
 
 
 def drop_collection(organization_id: int) -> None:
-    """Delete an organization's vectors (tests and throw-away evaluation organizations)."""
+    """Delete an organization's vectors, every space (tests and throw-away evaluation organizations)."""
     from chromadb.errors import NotFoundError
 
-    _forget_collection(organization_id)
-    with contextlib.suppress(NotFoundError, ValueError):  # there was none
-        get_client().delete_collection(collection_name(organization_id))
+    for space in SPACES:
+        _forget_collection(organization_id, space)
+        with contextlib.suppress(NotFoundError, ValueError):  # there was none
+            get_client().delete_collection(collection_name(organization_id, space))
 
 
-def upsert(organization_id: int, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]]) -> None:
+def upsert(
+    organization_id: int, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]], space: str = EN
+) -> None:
     if not ids:
         return
-    vectors = [v.tolist() for v in embeddings.embed(texts)]
+    vectors = [v.tolist() for v in space_embed(space, texts)]
     _on_collection(
         organization_id,
         lambda c: c.upsert(ids=ids, documents=texts, metadatas=metadatas, embeddings=vectors),
+        space,
     )
 
 
 def delete_article(organization_id: int, article_id: int) -> None:
-    _on_collection(organization_id, lambda c: c.delete(where={"article_id": article_id}))
+    for space in SPACES:
+        _on_collection(organization_id, lambda c: c.delete(where={"article_id": article_id}), space)
 
 
-def query(organization_id: int, query_vector: list[float], k: int) -> list[tuple[str, float]]:
+def query(organization_id: int, query_vector: list[float], k: int, space: str = EN) -> list[tuple[str, float]]:
     """(chunk id, cosine similarity) best first."""
     result = _on_collection(
-        organization_id, lambda c: c.query(query_embeddings=[query_vector], n_results=k, include=["distances"])
+        organization_id,
+        lambda c: c.query(query_embeddings=[query_vector], n_results=k, include=["distances"]),
+        space,
     )
     return [(cid, 1.0 - float(dist)) for cid, dist in zip(result["ids"][0], result["distances"][0], strict=True)]
 
 
-def count(organization_id: int) -> int:
-    return int(_on_collection(organization_id, lambda c: c.count()))
+def count(organization_id: int, space: str | None = None) -> int:
+    """Vectors in one space, or in all of them."""
+    spaces = SPACES if space is None else (space,)
+    return sum(int(_on_collection(organization_id, lambda c: c.count(), each)) for each in spaces)
 
 
 def ping() -> str:
@@ -184,3 +217,4 @@ def warm() -> None:
     """Open the store and load the model before the first customer asks."""
     ping()
     embeddings.embed(["warm up"])
+    embeddings.embed_multilingual(["warm up"])

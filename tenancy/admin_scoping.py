@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db import models
 from django.db.models import QuerySet
@@ -120,3 +121,23 @@ class OrganizationScopedAdmin(AuditedAdminMixin, admin.ModelAdmin):
     def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         self._scope_related(request, db_field, kwargs)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+def secret_field(help_text: str) -> forms.CharField:
+    """A credential typed in admin: never shown again; blank on an edit keeps the stored one."""
+    return forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        help_text=f"{help_text} Stored encrypted; leave blank to keep the current one.",
+    )
+
+
+class SecretsKeptForm(forms.ModelForm):
+    secret_fields: tuple[str, ...] = ()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for name in self.secret_fields:
+            if not cleaned.get(name) and self.instance.pk:
+                cleaned[name] = getattr(self.instance, name)
+        return cleaned

@@ -51,6 +51,8 @@ _SUPERVISOR = {
         "intentexample": ["view", "add", "change", "delete"],
         "intentmodel": ["view", "change"],
         "modelexperiment": ["view", "add", "change"],
+        "intentpolicy": ["view", "add", "change", "delete"],  # what the assistant does per intent
+        "assistantaction": ["view"],
     },
 }
 _ADMIN = {
@@ -72,6 +74,7 @@ _ADMIN = {
         "emailchannel": ["view", "add", "change"],
         "emailmailbox": ["view", "add", "change", "delete"],
         "emailprovider": ["view", "add", "change", "delete"],
+        "assistantaction": ["add", "change", "delete"],  # holds credentials to the organization's systems
     },
     "auth": {"user": ["view", "add", "change"]},
 }

@@ -131,7 +131,7 @@ def test_trained_sentiment_model_takes_over_from_the_lexicon(trained_org, capsys
     from django.core.management import call_command
 
     from agents.active_models import active_sentiment_model
-    from agents.services import sentiment_model_train
+    from agents.sentiment_models import sentiment_model_train
 
     assert active_sentiment_model("en") == (None, None)
     rows = [(t, "positive") for t in POSITIVE] + [(t, "negative") for t in NEGATIVE] + [(t, "neutral") for t in NEUTRAL]

@@ -393,7 +393,7 @@ def test_a_version_still_loading_does_not_stall_chats_the_old_one_answers(traine
 @pytest.mark.django_db
 def test_a_sentiment_ab_test_scores_its_arm_with_the_candidate(org):
     from agents.active_models import serving_sentiment
-    from agents.services import sentiment_model_train
+    from agents.sentiment_models import sentiment_model_train
 
     rows = [("I love it", "positive"), ("great service", "positive"), ("awful", "negative"), ("broken", "negative")]
     rows += [("it came on monday", "neutral"), ("two items", "neutral")]

@@ -44,3 +44,34 @@ def test_health_and_readiness(client):
     report = client.get("/readyz").json()
     assert report["ready"] is True
     assert report["checks"]["database"]["ok"] and report["checks"]["cache"]["ok"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_s_order_action_calls_the_demo_s_own_order_endpoint(live_server, settings, client):
+    import uuid
+
+    from agents.actions.models import AssistantAction
+    from agents.services import assistant_reply, customer_message_receive
+    from tickets.models import Conversation
+
+    settings.CONCIERGE_PUBLIC_URL = live_server.url
+    call_command("bootstrap_demo")
+    org = Organization.objects.get(slug="trailhead")
+    action = AssistantAction.objects.get(organization=org, name="order_status")
+    assert action.url == f"{live_server.url}/demo/api/orders/{{order}}"
+    # The endpoint wants the action's own token.
+    assert client.get("/demo/api/orders/4411").status_code == 401
+    headers = {"Authorization": f"Bearer {action.auth_secret}"}
+    assert client.get("/demo/api/orders/4411", headers=headers).json()["status"] == "shipped"
+    assert client.get("/demo/api/orders/1", headers=headers).status_code == 404
+
+    customer = Customer.objects.filter(organization=org).first()
+    conversation = Conversation.objects.create(organization=org, customer=customer)
+    replies = []
+    for text in ("where is my order?", "4411"):
+        received = customer_message_receive(
+            conversation_id=conversation.pk, organization_id=org.pk, text=text, client_message_id=str(uuid.uuid4())
+        )
+        replies.append(assistant_reply(message_id=received.message.pk))
+    assert replies[0].metadata["action"]["status"] == "needs_input"
+    assert replies[1].text.startswith("Order 4411 is shipped (UPS); delivery on ")

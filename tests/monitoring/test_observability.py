@@ -148,10 +148,10 @@ def test_ops_status_prints_the_picture_and_fails_when_not_ready(trained_org, cap
     call_command("ops_status")
     out = capsys.readouterr().out
     assert "ready: yes" in out and "channel_layer" in out and "celery queues: celery" in out
-    assert re.search(r"acme\s+articles 8\s+vectors 19\s+keyword kb 19", out), out
+    assert re.search(r"acme\s+articles 16\s+vectors 38\s+keyword kb 38", out), out  # English and Chinese
     call_command("ops_status", "--json")
     status = json.loads(capsys.readouterr().out)
-    assert status["desk"]["active_tickets"] == 0 and status["indexes"][0]["articles"] == 8
+    assert status["desk"]["active_tickets"] == 0 and status["indexes"][0]["articles"] == 16
     dead_cache = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
     }

@@ -4,7 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.datasets import labelled_rows
-from agents.services import sentiment_corrections, sentiment_model_train
+from agents.sentiment_models import sentiment_corrections, sentiment_model_train
 from config.errors import DomainError
 from config.progress import progress_bar
 from tenancy.management.options import organization_option

@@ -1,7 +1,6 @@
 import csv
 import statistics
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -9,17 +8,16 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.text import slugify
 
 from config.errors import DomainError
-from knowledge import vectors
-from knowledge.ingest import read_documents
+from knowledge.ingest import documents_read
 from knowledge.models import Article
 from knowledge.search import kb_search
-from knowledge.services import kb_article_publish, kb_article_upsert, kb_reindex
-from tenancy.models import Organization
+from knowledge.services import kb_scratch_organization
 
 
 class Command(BaseCommand):
     help = (
-        "Measure retrieval on a JSONL of articles (id,title,body) and a CSV of queries (query,article_id): "
+        "Measure retrieval on articles (a JSONL of id,title,body, or a folder of articles named by file) and a CSV "
+        "of queries (query,article_id): "
         "prints top-1, MRR@10, recall@5 and query latency. Uses a throw-away organization."
     )
 
@@ -31,10 +29,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         articles_path, queries_path = Path(options["articles"]), Path(options["queries"])
         for path in (articles_path, queries_path):
-            if not path.is_file():
+            if not path.exists():
                 raise CommandError(f"{path}: no such file.")
         try:
-            documents = read_documents(articles_path)
+            documents = documents_read(articles_path)
         except DomainError as exc:
             raise CommandError(str(exc)) from exc
         with queries_path.open(encoding="utf-8") as handle:
@@ -45,15 +43,8 @@ class Command(BaseCommand):
         if options["limit"]:
             queries = queries[: options["limit"]]
 
-        organization = Organization.objects.create(name="Retrieval evaluation", slug=f"eval-{uuid.uuid4().hex[:10]}")
-        try:
-            started = time.perf_counter()
-            for document in documents:
-                article, _ = kb_article_upsert(
-                    organization=organization, title=document.title, body=document.body, slug=document.slug
-                )
-                kb_article_publish(article=article)
-            totals = kb_reindex(organization=organization)
+        started = time.perf_counter()
+        with kb_scratch_organization(documents=documents, name="Retrieval evaluation") as (organization, totals):
             index_seconds = time.perf_counter() - started
             slugs = dict(Article.objects.filter(organization=organization).values_list("pk", "slug"))
             ranks, latencies = [], []
@@ -63,9 +54,6 @@ class Command(BaseCommand):
                 latencies.append((time.perf_counter() - began) * 1000)
                 found = [slugs[hit.article_id] for hit in result.hits]
                 ranks.append(found.index(expected) + 1 if expected in found else None)
-        finally:
-            vectors.drop_collection(organization.pk)
-            organization.delete()
 
         n = len(ranks)
         top1 = sum(r == 1 for r in ranks) / n

@@ -1,0 +1,58 @@
+# Chinese texts use Chinese punctuation on purpose.
+# ruff: noqa: RUF001
+"""Chinese questions find Chinese articles: jieba's words in the keyword leg, the multilingual
+encoder's space in the vector leg, on the demo knowledge base's Chinese articles."""
+
+import pytest
+
+from knowledge import keyword, vectors
+from knowledge.models import Article
+from knowledge.search import kb_search
+
+pytestmark = pytest.mark.django_db
+
+
+def test_chinese_text_is_cut_into_words_and_english_left_alone():
+    tokens = keyword.tokenize("退货要自己出运费吗？PayPal 可以吗")
+    assert {"退货", "运费", "paypal"} <= set(tokens)
+    assert "吗" not in tokens and "可以" not in tokens  # function words dropped
+    assert "退货要自己出运费吗" not in tokens  # not one token per sentence
+    assert keyword.tokenize("How do refunds work?") == ["refunds", "work"]
+    assert keyword.mostly_chinese("可以用 Apple Pay 付款吗？") and not keyword.mostly_chinese("Do you ship to 北京?")
+
+
+def test_chinese_articles_are_indexed_in_the_multilingual_space_and_found_by_chinese_questions(trained_org):
+    chinese = Article.objects.filter(organization=trained_org, language="zh")
+    assert chinese.count() == 8 and Article.objects.filter(organization=trained_org, language="en").count() == 8
+    english_space = vectors.count(trained_org.pk, vectors.EN)
+    multilingual = vectors.count(trained_org.pk, vectors.MULTILINGUAL)
+    assert english_space > 0 and multilingual > 0
+    assert vectors.count(trained_org.pk) == english_space + multilingual
+
+    for question, slug in [
+        ("退货要自己出运费吗？", "zh-returns-and-refunds"),
+        ("忘了密码怎么办", "zh-account-access"),
+        ("可以租滑雪板吗", "zh-rentals"),
+    ]:
+        result = kb_search(organization_id=trained_org.pk, query=question, k=3)
+        top = Article.objects.get(pk=result.hits[0].article_id)
+        assert top.slug == slug, (question, [h.title for h in result.hits])
+        assert result.hits[0].similarity > 0  # found by the multilingual space, not only by words
+    # English questions still find the English articles.
+    english = kb_search(organization_id=trained_org.pk, query="How long does delivery take?", k=1, language="en")
+    assert Article.objects.get(pk=english.hits[0].article_id).slug == "shipping-times"
+
+
+def test_a_chinese_article_left_at_english_in_admin_is_still_indexed_as_chinese(org):
+    from knowledge.services import article_vector_space, kb_article_index, kb_article_publish, kb_article_upsert
+
+    vectors.drop_collection(org.pk)
+    article, _ = kb_article_upsert(
+        organization=org, title="发票", body="我们可以为每个订单开具电子发票。", slug="fapiao"
+    )
+    kb_article_publish(article=article)
+    kb_article_index(article_id=article.pk)
+    assert article.language == "en" and article_vector_space(article) == vectors.MULTILINGUAL
+    assert vectors.count(org.pk, vectors.MULTILINGUAL) > 0 and vectors.count(org.pk, vectors.EN) == 0
+    hit = kb_search(organization_id=org.pk, query="能开发票吗？", k=1)
+    assert hit.hits and hit.hits[0].article_id == article.pk
