@@ -31,6 +31,7 @@ from agents.active_models import intent_policies, serving_intent, serving_sentim
 from agents.dialog import DEFAULT_POLICIES, TEXTS, Policy, Turn, answer_compose, policy_for, query_resolve, say
 from agents.intents import FALLBACK
 from agents.language import detect_language
+from agents.profile import TOPICS, profile_read, profile_reply, profile_topic
 from agents.sentiment import sentiment_engine, sentiment_score, sentiment_trend
 from knowledge import embeddings
 from knowledge.search import kb_search
@@ -131,11 +132,28 @@ def _intent(state: State) -> dict[str, Any]:
     }
 
 
+def _person_words(text: str) -> bool:
+    """Whether the message asks for a person in so many words. The words of a question about
+    the organization itself do not count: "客服电话是多少" asks for the support line."""
+    topic = profile_topic(text)
+    return bool(HUMAN_WORDS.search(TOPICS[topic].sub(" ", text) if topic else text))
+
+
+def _asks_for_person(state: State) -> bool:
+    """A request for a person, by intent or in words; "How can I contact you?" asks for the details."""
+    if _person_words(state["normalised"]):
+        return True
+    return state["intent"] == "human_request" and not profile_topic(state["normalised"])
+
+
 def _policy(state: State) -> Policy:
     context: ConversationContext = state["context"]
-    if HUMAN_WORDS.search(state["normalised"]):
+    if _person_words(state["normalised"]):
         return DEFAULT_POLICIES["human_request"]
-    return policy_for(state["intent"], intent_policies(context.organization_id))
+    intent = state["intent"]
+    if intent == "human_request" and not _asks_for_person(state):
+        intent = FALLBACK
+    return policy_for(intent, intent_policies(context.organization_id))
 
 
 def _act(state: State) -> dict[str, Any]:
@@ -189,6 +207,11 @@ def _retrieve(state: State) -> dict[str, Any]:
     policy = _policy(state)
     if state.get("action"):
         return {"passages": [], "retrieval_confidence": 0.0, "policy": "action"}
+    if policy.action == "answer" and (topic := profile_topic(state["normalised"])):
+        reply = profile_reply(topic, profile_read(state["context"].organization_id), state["language"])
+        if reply:  # a fact the profile holds; otherwise the articles may still answer
+            return {"passages": [], "retrieval_confidence": 0.0, "policy": "profile", "profile": topic,
+                    "profile_reply": reply}  # fmt: skip
     if policy.action != "answer":
         return {"passages": [], "retrieval_confidence": 0.0, "policy": policy.action}
     result = kb_search(
@@ -226,6 +249,8 @@ def _respond(state: State) -> dict[str, Any]:
     threshold = settings.CONCIERGE_ANSWER_MIN_CONFIDENCE
     if state.get("action"):
         return _action_respond(state)
+    if state.get("profile_reply"):
+        return {"reply": state["profile_reply"], "sources": [], "answered": True}
     if policy.action == "reply":
         name = context.organization_name or "support"
         return {"reply": policy.reply(language).format(organization=name), "sources": [], "answered": True}
@@ -246,7 +271,7 @@ def _escalation(state: State) -> dict[str, Any]:
     context: ConversationContext = state["context"]
     language = state["language"]
     reasons = []
-    if state["intent"] == "human_request" or HUMAN_WORDS.search(state["normalised"]):
+    if _asks_for_person(state):
         reasons.append("the customer asked for a person")
     elif state.get("policy_handoff"):
         reasons.append("complaint" if state["intent"] == "complaint" else f"policy for {state['intent']}")

@@ -354,6 +354,7 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
         "entities": state["entities"],
         "policy": state.get("policy", "answer"),
         "action": state.get("action"),
+        "profile": state.get("profile", ""),
     }
     with transaction.atomic():
         # One reply per customer message: a retried turn, or two deliveries racing, find the

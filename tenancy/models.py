@@ -41,6 +41,12 @@ class Organization(models.Model):
         default=BreachAction.RAISE_PRIORITY,
         help_text="What the SLA check does when a ticket newly breaches.",
     )
+    # The profile the assistant answers from ("how can I contact you?", "where are you?").
+    contact_email = models.EmailField(
+        blank=True, help_text="Shown to customers who ask how to reach you; blank uses the email channel's address."
+    )
+    contact_phone = models.CharField(max_length=40, blank=True, help_text="Shown to customers who ask for a phone.")
+    address = models.TextField(blank=True, help_text="Shown to customers who ask where you are.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
