@@ -1,8 +1,15 @@
 import logging
+from typing import Any
 
 from django.apps import AppConfig
 
 logger = logging.getLogger(__name__)
+
+
+def _reply_suggest(**kwargs: Any) -> Any:
+    from agents.assist import reply_suggest
+
+    return reply_suggest(**kwargs)
 
 
 class AgentsConfig(AppConfig):
@@ -28,6 +35,11 @@ class AgentsConfig(AppConfig):
         from tickets.transport import outbound_route_register
 
         outbound_route_register(Channel.EMAIL, lambda message: email_reply_queue(message=message))
+
+        # The ticket page's suggested replies are drafted by the assistant (loaded when first asked).
+        from tickets.services import reply_suggester_register
+
+        reply_suggester_register(_reply_suggest)
 
     def warm(self) -> None:
         """The LLM client (when one is configured), the sentiment lexicons and shipped models, the

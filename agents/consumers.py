@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import DatabaseError
 
@@ -352,70 +351,3 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def chat_typing(self, event: dict[str, Any]) -> None:
         if event.get("sender") != self.channel_name:
             await self.send(text_data=json.dumps({"type": "typing", "role": event["role"]}))
-
-
-class ConsoleConsumer(AsyncWebsocketConsumer):
-    """/ws/console/: a signed-in staff member's live view of their organization's chats.
-    It receives every new message and the customers' typing; it sends the agent's typing."""
-
-    organization_id: int | None = None
-
-    async def connect(self) -> None:
-        from tenancy.services import staff_organization
-
-        user = self.scope.get("user")
-        organization = await database_sync_to_async(staff_organization)(user) if user else None
-        await self.accept()
-        if organization is None:
-            await self.send(
-                text_data=json.dumps({"type": "error", "code": "forbidden", "message": "Sign in as staff first."})
-            )
-            await self.close(code=4403)
-            return
-        self.organization_id = organization.pk
-        await self.channel_layer.group_add(console_group_name(organization.pk), self.channel_name)
-        WEBSOCKETS_OPEN.labels(kind="console").inc()
-
-    async def disconnect(self, code: int) -> None:
-        if self.organization_id is not None:
-            await self.channel_layer.group_discard(console_group_name(self.organization_id), self.channel_name)
-            WEBSOCKETS_OPEN.labels(kind="console").dec()
-
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        from tickets.models import Conversation
-
-        if self.organization_id is None:
-            return
-        try:
-            frame = json.loads(text_data or "")
-            conversation_id = int(frame["conversation_id"]) if frame.get("type") == "typing" else None
-        except (ValueError, TypeError, KeyError):
-            conversation_id = None
-        if conversation_id is None:
-            await self.send(
-                text_data=json.dumps(
-                    {"type": "error", "code": "invalid", "message": "Send {type: typing, conversation_id: N}."}
-                )
-            )
-            return
-        owned = await database_sync_to_async(
-            Conversation.objects.filter(pk=conversation_id, organization_id=self.organization_id).exists
-        )()
-        if owned:
-            await self.channel_layer.group_send(
-                conversation_group_name(conversation_id), {"type": "chat.typing", "role": "agent", "sender": ""}
-            )
-
-    async def console_message(self, event: dict[str, Any]) -> None:
-        await self.send(
-            text_data=json.dumps({"type": "message", "conversation_id": event["conversation_id"], **event["frame"]})
-        )
-
-    async def console_messages(self, event: dict[str, Any]) -> None:
-        for frame in event["frames"]:
-            await self.console_message({"conversation_id": event["conversation_id"], "frame": frame})
-
-    async def console_typing(self, event: dict[str, Any]) -> None:
-        await self.send(
-            text_data=json.dumps({"type": "typing", "conversation_id": event["conversation_id"], "role": event["role"]})
-        )

@@ -6,7 +6,8 @@ from channels.auth import AuthMiddlewareStack
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path
 
-from agents.consumers import ChatConsumer, ConsoleConsumer
+from agents.console import ConsoleConsumer
+from agents.consumers import ChatConsumer
 
 websocket_urlpatterns = [
     path("ws/chat/", ChatConsumer.as_asgi()),

@@ -135,8 +135,9 @@ class DeskCollector(Collector):
         from django.utils import timezone
 
         from monitoring.services import celery_queue_depths, heartbeat_age_seconds
-        from tickets.models import Ticket
+        from tickets.models import ReplySuggestion, Ticket
         from tickets.selectors import sla_at_risk_q, sla_breached_q
+        from tickets.services import suggestion_rates
 
         now = timezone.now()
         sla = GaugeMetricFamily(
@@ -162,6 +163,27 @@ class DeskCollector(Collector):
         total = sum(ratings.values())
         mean = sum(score * n for score, n in ratings.items()) / total if total else float("nan")
         yield GaugeMetricFamily("concierge_csat_mean", "Mean ticket rating over the last 30 days.", value=mean)
+
+        suggestions = dict(
+            ReplySuggestion.objects.filter(created_at__gte=since)
+            .values_list("outcome")
+            .annotate(n=Count("id"))
+            .values_list("outcome", "n")
+        )
+        offered = GaugeMetricFamily(
+            "concierge_reply_suggestions",
+            "Replies the assistant suggested to agents in the last 30 days, by what the agent did.",
+            labels=["outcome"],
+        )
+        for outcome in ReplySuggestion.Outcome.values:
+            offered.add_metric([outcome], suggestions.get(outcome, 0))
+        yield offered
+        rate = suggestion_rates(suggestions)["acceptance_rate"]
+        yield GaugeMetricFamily(
+            "concierge_reply_suggestion_acceptance",
+            "Share of decided suggestions (last 30 days) sent as drafted (NaN: none decided).",
+            value=float("nan") if rate is None else float(rate),
+        )
 
         tasks = CounterMetricFamily(
             "concierge_celery_tasks", "Celery task outcomes counted by the workers.", labels=["task", "state"]

@@ -133,6 +133,12 @@ class StaffProfile(models.Model):
     capacity = models.PositiveIntegerField(default=10, help_text="Open tickets this person can hold at once.")
     is_available = models.BooleanField(default=True)
     last_assigned_at = models.DateTimeField(null=True, blank=True, help_text="For round-robin routing.")
+    language = models.CharField(
+        max_length=10,
+        blank=True,
+        choices=[("en", "English"), ("zh-hans", "简体中文")],
+        help_text="The staff pages' language; blank follows the browser.",
+    )
 
     class Meta:
         db_table = "tickets_staffprofile"

@@ -149,3 +149,15 @@ def staff_password_set(*, user: Any, password: str, superuser: bool | None = Non
         user.is_superuser = superuser
         fields.append("is_superuser")
     user.save(update_fields=fields)
+
+
+STAFF_LANGUAGES = ("", "en", "zh-hans")
+
+
+def staff_language_set(*, user: Any, language: str) -> None:
+    """A staff member's own choice of language for the staff pages ("" follows the browser)."""
+    if language not in STAFF_LANGUAGES:
+        raise DomainError(f"Unknown language {language!r}; choose en or zh-hans, or leave it blank.")
+    updated = StaffProfile.objects.filter(user_id=user.pk).update(language=language)
+    if not updated:
+        raise DomainError("Only staff of an organization choose a language here.")

@@ -281,6 +281,9 @@ class Ticket(models.Model):
     csat_request_channel = models.CharField(
         max_length=10, blank=True, help_text="Where the rating was asked for: widget or email."
     )
+    assignee_seen_seq = models.PositiveIntegerField(
+        default=0, help_text="The conversation's last message the assignee has seen (unread marker)."
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -388,3 +391,54 @@ class Report(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization} {self.get_period_display().lower()} from {self.start}"
+
+
+class StaffNotification(models.Model):
+    """Something a staff member should look at: a colleague mentioned them in a note."""
+
+    class Kind(models.TextChoices):
+        MENTION = "mention", "Mentioned in a note"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="notifications")
+    note = models.ForeignKey(TicketNote, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.MENTION)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["recipient", "read_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on #{self.ticket_id}"
+
+
+class ReplySuggestion(models.Model):
+    """A reply the assistant drafted for an agent, and what the agent did with it."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "Not used yet"
+        SENT = "sent", "Sent as drafted"
+        EDITED = "edited", "Edited, then sent"
+        DISCARDED = "discarded", "Discarded"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="suggestions")
+    agent = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    text = EncryptedTextField()
+    citations = models.JSONField(default=list, blank=True)
+    in_reply_to_seq = models.PositiveIntegerField(default=0, help_text="The customer message it answers.")
+    generated = models.BooleanField(default=False, help_text="Written by the configured LLM.")
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"Suggestion for #{self.ticket_id} ({self.outcome})"

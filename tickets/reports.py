@@ -30,6 +30,7 @@ from tickets.models import (
     Conversation,
     Message,
     MessageRole,
+    ReplySuggestion,
     Report,
     ReportPeriod,
     SentimentLabel,
@@ -217,7 +218,21 @@ def report_build(
         "resolution_minutes": _spread(resolution),
         "csat": {"bot": _csat(bot_csat), "human": _csat([t.csat_score for t in resolved if t.csat_score])},
         "agents": _agent_rows(org, begin, end, created, resolved),
+        "suggestions": _suggestions(org, begin, end),
     }
+
+
+def _suggestions(org: Organization, begin: datetime, end: datetime) -> dict[str, Any]:
+    """The assistant's suggested replies offered to agents in the period, and what became of them."""
+    from tickets.services.workspace import suggestion_rates
+
+    counts = dict(
+        ReplySuggestion.objects.filter(organization=org, created_at__gte=begin, created_at__lt=end)
+        .values_list("outcome")
+        .annotate(n=Count("id"))
+        .values_list("outcome", "n")
+    )
+    return suggestion_rates(counts)
 
 
 def _agent_rows(
@@ -353,6 +368,12 @@ def report_text(data: dict[str, Any]) -> str:
         f"  CSAT              bot {_num(csat['bot']['mean'])} (n={csat['bot']['count']})"
         f"  human {_num(csat['human']['mean'])} (n={csat['human']['count']})",
     ]
+    if "suggestions" in data:  # reports stored before suggestions existed lack it
+        sug = data["suggestions"]
+        lines.append(
+            f"  suggested replies offered {sug['offered']}  sent as drafted {sug['sent']}  edited {sug['edited']}"
+            f"  discarded {sug['discarded']}  acceptance {_pct(sug['acceptance_rate'])}"
+        )
     for row in data["agents"]:
         lines.append(
             f"  agent {row['agent']:<12} assigned {row['assigned']}  resolved {row['resolved']}"

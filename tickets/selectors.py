@@ -2,12 +2,14 @@
 
 from datetime import datetime
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, When
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from tenancy.models import Organization
 from tickets.crypto import blind_index
-from tickets.models import Conversation, Customer, Macro, Message, Ticket
+from tickets.fields import EncryptedTextField
+from tickets.models import Conversation, Customer, Macro, Message, MessageRole, Ticket, TicketStatus, VipTier
 from tickets.rules import ACTIVE_STATUSES
 
 
@@ -113,4 +115,66 @@ def conversation_open_ticket(*, conversation_id: int) -> Ticket | None:
         Ticket.objects.filter(conversation_id=conversation_id, status__in=ACTIVE_STATUSES)
         .order_by("-created_at")
         .first()
+    )
+
+
+# --- the inbox ---------------------------------------------------------------------------
+
+# (key, label) of the inbox's views, in the order the inbox shows them.
+INBOX_VIEWS = [
+    ("mine", _("Mine")),
+    ("unassigned", _("Unassigned")),
+    ("open", _("All open")),
+    ("waiting", _("Waiting on customer")),
+    ("at_risk", _("SLA at risk")),
+    ("breached", _("SLA breached")),
+    ("vip", _("VIP")),
+]
+
+
+def inbox_view_q(view: str, *, user_id: int | None, now: datetime) -> Q:
+    """The tickets one inbox view holds. "All open" is every ticket still being worked but not
+    waiting on the customer; "waiting on customer" is the pending ones."""
+    active = Q(status__in=ACTIVE_STATUSES)
+    return {
+        "mine": active & Q(assignee_id=user_id) if user_id else Q(pk__in=[]),
+        "unassigned": active & Q(assignee__isnull=True),
+        "open": active & ~Q(status=TicketStatus.PENDING),
+        "waiting": Q(status=TicketStatus.PENDING),
+        "at_risk": sla_at_risk_q(now),
+        "breached": sla_breached_q(now),
+        "vip": active & ~Q(customer__vip_tier=VipTier.NONE),
+    }[view]
+
+
+def inbox_counts(*, organization: Organization, user_id: int | None, now: datetime | None = None) -> dict[str, int]:
+    """Each view's ticket count, in one query."""
+    now = now or timezone.now()
+    counts = Ticket.objects.filter(organization=organization).aggregate(
+        **{key: Count("pk", filter=inbox_view_q(key, user_id=user_id, now=now)) for key, _ in INBOX_VIEWS}
+    )
+    return {key: int(counts[key] or 0) for key, _ in INBOX_VIEWS}
+
+
+def sla_due_expression() -> Case:
+    """The deadline a ticket is racing: the first response's until someone answers, then the
+    resolution's."""
+    return Case(
+        When(first_responded_at__isnull=True, first_response_due__isnull=False, then=F("first_response_due")),
+        default=F("resolution_due"),
+    )
+
+
+def inbox_rows(queryset: QuerySet[Ticket]) -> QuerySet[Ticket]:
+    """The inbox's columns beyond the ticket's own: the conversation's newest message (text and
+    role) and when the customer last wrote and an agent last answered, as subqueries."""
+    messages = Message.objects.filter(conversation_id=OuterRef("conversation_id"))
+    newest = messages.order_by("-seq")
+    return queryset.annotate(
+        sla_due=sla_due_expression(),
+        last_text=Subquery(newest.values("text")[:1], output_field=EncryptedTextField()),
+        last_role=Subquery(newest.values("role")[:1]),
+        last_customer_at=Subquery(messages.filter(role=MessageRole.CUSTOMER).order_by("-seq").values("created_at")[:1]),
+        last_agent_at=Subquery(messages.filter(role=MessageRole.AGENT).order_by("-seq").values("created_at")[:1]),
+        last_seq=F("conversation__last_seq"),
     )

@@ -62,3 +62,9 @@ def organization_sla_recompute_task(organization_id: int) -> int:
 def reply_email(message_id: int) -> bool:
     """An agent's reply, emailed to a customer who was away from the chat."""
     return services.reply_email_send(message_id=message_id)
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, soft_time_limit=30, time_limit=60)
+def mention_email(notification_id: int) -> bool:
+    """Email a staff member that a colleague mentioned them in a note."""
+    return services.mention_email_send(notification_id=notification_id)

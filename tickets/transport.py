@@ -51,6 +51,21 @@ def console_group_name(organization_id: int) -> str:
     return f"console.{organization_id}"
 
 
+def staff_group_name(user_id: int) -> str:
+    """Where one staff member's open pages listen for what is meant for them (mentions)."""
+    return f"staff.{user_id}"
+
+
+def ticket_group_name(ticket_id: int) -> str:
+    """Where the agents who have one ticket open listen for each other (viewing, typing)."""
+    return f"ticket.{ticket_id}"
+
+
+def send_on_commit(group: str, event: dict[str, Any]) -> None:
+    """One group send after the database commit (nothing is sent for a rolled-back change)."""
+    transaction.on_commit(lambda: group_send(group, event))
+
+
 def message_frame(message: Message) -> dict[str, Any]:
     """The websocket frame that carries one stored message to a client."""
     metadata = message.metadata or {}

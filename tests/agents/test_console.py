@@ -36,15 +36,17 @@ async def console_for(user):
 
 
 @pytest.mark.django_db
-def test_console_page_needs_staff_and_lists_own_chats(agent, customer, other_org):
-    services.conversation_start(customer=customer)
-    services.conversation_start(customer=CustomerFactory(organization=other_org, name="Grace Outsider"))
-    assert Client().get("/console/").status_code == 302
+def test_console_leads_staff_to_the_live_inbox(agent, customer, other_org):
+    TicketFactory(customer=customer, subject="Where is my parcel")
+    TicketFactory(customer=CustomerFactory(organization=other_org, name="Grace Outsider"), subject="Outsider")
+    assert "/admin/login/" in Client().get("/console/")["Location"]
     client = Client()
     client.force_login(agent)
-    page = client.get("/console/").content.decode()
-    assert "Maya" in page and "Grace Outsider" not in page
-    assert "/static/concierge/console.js" in page
+    response = client.get("/console/", follow=True)
+    page = response.content.decode()
+    assert response.redirect_chain[-1][0] == "/admin/tickets/ticket/?view=open"
+    assert "Where is my parcel" in page and "Outsider" not in page
+    assert 'id="cc-inbox"' in page and "/static/concierge/workspace.js" in page
 
 
 @pytest.mark.django_db(transaction=True)
@@ -99,3 +101,67 @@ def test_console_reply_goes_through_the_open_ticket(agent, customer):
     assert ticket.first_responded_at is not None and ticket.status == "in_progress"
     transcript = api.get(f"/api/v1/conversations/{conversation.pk}/messages/?page_size=200").json()
     assert [m["text"] for m in transcript["results"]] == ["Hi!"]
+
+
+async def frames_until(communicator, wanted, timeout=10):
+    """Read frames until one matches ``wanted`` (a dict of expected fields); return it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        frame = json.loads(await communicator.receive_from(timeout=max(0.1, deadline - loop.time())))
+        if all(frame.get(k) == v for k, v in wanted.items()):
+            return frame
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_two_agents_on_one_ticket_see_each_other_and_its_changes(agent, org, other_agent):
+    from tests.tenancy.factories import StaffFactory
+
+    colleague = await database_sync_to_async(StaffFactory)(organization=org, username="bob")
+    customer = await database_sync_to_async(CustomerFactory)(organization=org, name="Maya")
+    conversation = await database_sync_to_async(services.conversation_start)(customer=customer)
+    ticket = await database_sync_to_async(TicketFactory)(customer=customer, conversation=conversation)
+    alice, bob, outsider = await console_for(agent), await console_for(colleague), await console_for(other_agent)
+    await alice.send_to(text_data=json.dumps({"type": "watch", "ticket_id": ticket.pk}))
+    await bob.send_to(text_data=json.dumps({"type": "watch", "ticket_id": ticket.pk}))
+    # Bob arrives: Alice sees him, and Bob learns Alice was already there.
+    assert await frames_until(alice, {"type": "presence", "user": "bob", "state": "viewing"})
+    assert await frames_until(bob, {"type": "presence", "user": "alice", "state": "viewing"})
+    # Alice types a reply: Bob sees it, the customer's conversation gets the agent's typing.
+    await alice.send_to(
+        text_data=json.dumps({"type": "typing", "conversation_id": conversation.pk, "ticket_id": ticket.pk})
+    )
+    assert await frames_until(bob, {"type": "presence", "user": "alice", "state": "typing"})
+    # A status change made anywhere reaches both pages, not another organization's.
+    await database_sync_to_async(services.ticket_transition)(ticket=ticket, to_status="pending", actor=colleague)
+    change = await frames_until(alice, {"type": "ticket", "ticket_id": ticket.pk, "field": "status"})
+    assert change["before"] == "open" and change["after"] == "pending" and change["actor"] == "bob"
+    assert await frames_until(bob, {"type": "ticket", "field": "status"})
+    assert await outsider.receive_nothing(timeout=0.5)
+    # Another organization may not watch the ticket; Alice leaving tells Bob.
+    await outsider.send_to(text_data=json.dumps({"type": "watch", "ticket_id": ticket.pk}))
+    assert json.loads(await outsider.receive_from(timeout=5))["code"] == "forbidden"
+    await alice.disconnect()
+    assert await frames_until(bob, {"type": "presence", "user": "alice", "state": "left"})
+    await bob.send_to(text_data=json.dumps({"type": "watch", "ticket_id": "7"}))
+    assert (await frames_until(bob, {"type": "error"}))["code"] == "invalid"
+    await bob.disconnect()
+    await outsider.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_mention_reaches_the_colleagues_open_pages(agent, org):
+    from tests.tenancy.factories import StaffFactory
+
+    colleague = await database_sync_to_async(StaffFactory)(organization=org, username="bob")
+    customer = await database_sync_to_async(CustomerFactory)(organization=org, name="Maya")
+    ticket = await database_sync_to_async(TicketFactory)(customer=customer, subject="Parcel lost")
+    bob, alice = await console_for(colleague), await console_for(agent)
+    await database_sync_to_async(services.ticket_note_add)(ticket=ticket, author=agent, body="@bob please call her")
+    frame = await frames_until(bob, {"type": "notification"})
+    assert frame["ticket_id"] == ticket.pk and frame["by"] == "alice" and "please call her" in frame["text"]
+    # Alice, the author, sees the note land on the ticket, and no notification.
+    assert await frames_until(alice, {"type": "ticket", "ticket_id": ticket.pk, "kind": "note"})
+    assert await alice.receive_nothing(timeout=0.5)
+    await bob.disconnect()
+    await alice.disconnect()

@@ -60,8 +60,7 @@ def site(trained_org, supervisor, tmp_path):
     print(log_path.read_text()[-3000:])  # shown by pytest when the test fails
 
 
-@pytest.fixture
-def browser(tmp_path):
+def _driver(profile):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -77,11 +76,31 @@ def browser(tmp_path):
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
-        f"--user-data-dir={tmp_path / 'chromium'}",
+        f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.set_window_size(1280, 900)
+    return driver
+
+
+@pytest.fixture
+def browser(tmp_path):
+    driver = _driver(tmp_path / "chromium")
     yield driver
     driver.quit()
+
+
+@pytest.fixture
+def another_browser(tmp_path):
+    """Makes more browsers, each a person of its own (own profile and cookies)."""
+    drivers = []
+
+    def make():
+        drivers.append(_driver(tmp_path / f"chromium-{len(drivers) + 2}"))
+        return drivers[-1]
+
+    yield make
+    for driver in drivers:
+        driver.quit()

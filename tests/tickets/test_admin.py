@@ -54,8 +54,9 @@ def test_changelist_query_count_is_fixed(desk, org, query, django_assert_num_que
     with django_assert_num_queries(pinned):
         response = desk.get("/admin/tickets/ticket/" + query)
     assert response.status_code == 200
-    # Pinned: session, user, staff profile, permissions, filter lookups, counts, rows, macros.
-    assert pinned <= 14
+    # Pinned: session, user, staff profile, permissions, filter lookups, counts, rows, macros, the
+    # inbox views' counts (one query) and the staff for the "assign to" actions.
+    assert pinned <= 18
 
 
 def test_filters_narrow_the_list(desk, org):

@@ -44,12 +44,22 @@ def report_charts(data: dict[str, Any]) -> list[dict[str, Any]]:
         },
         {"title": "Customer sentiment (messages)", "bars": chart_bars(data.get("sentiment", {}))},
         {"title": "Tickets by channel", "bars": chart_bars(data.get("tickets", {}).get("by_channel", {}))},
+        {
+            "title": "Suggested replies: what agents did",
+            "bars": chart_bars(
+                {
+                    key.replace("_", " "): data.get("suggestions", {}).get(key, 0)
+                    for key in ("sent", "edited", "discarded")
+                }
+            ),
+        },
     ]
 
 
 def report_figures(data: dict[str, Any]) -> list[tuple[str, str]]:
     resolution, tickets, csat = data.get("resolution", {}), data.get("tickets", {}), data.get("csat", {})
     first, done = data.get("first_response_minutes", {}), data.get("resolution_minutes", {})
+    suggestions = data.get("suggestions", {})
     return [
         ("Conversations", str(data.get("conversations", {}).get("total", 0))),
         ("Bot involvement", _percent(data.get("bot_involvement_rate"))),
@@ -62,6 +72,11 @@ def report_figures(data: dict[str, Any]) -> list[tuple[str, str]]:
         ("Resolution time, median / p90 (min)", f"{done.get('median')} / {done.get('p90')}"),
         ("CSAT, bot-resolved", f"{csat.get('bot', {}).get('mean')} (n={csat.get('bot', {}).get('count', 0)})"),
         ("CSAT, human-resolved", f"{csat.get('human', {}).get('mean')} (n={csat.get('human', {}).get('count', 0)})"),
+        (
+            "Suggested replies sent as drafted",
+            f"{_percent(suggestions.get('acceptance_rate'))} (n={suggestions.get('decided', 0)}; "
+            f"used at all {_percent(suggestions.get('use_rate'))})",
+        ),
     ]
 
 

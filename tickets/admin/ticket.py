@@ -7,10 +7,9 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.db.models import F, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -18,8 +17,26 @@ from config.errors import DomainError
 from tenancy.admin_scoping import OrganizationScopedAdmin, ReadOnlyAdminMixin
 from tenancy.services import staff_organization
 from tickets import selectors, services
+from tickets.admin.workspace import WORKSPACE_TEXTS, TicketWorkspaceMixin
 from tickets.models import Macro, Ticket, TicketEvent, TicketStatus
 from tickets.search import desk_ticket_ids
+
+
+class InboxViewFilter(admin.SimpleListFilter):
+    """The inbox's views (mine, unassigned, all open, waiting on customer, SLA at risk or
+    breached, VIP), shown as tabs with live counts above the list."""
+
+    title = "view"
+    parameter_name = "view"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return list(selectors.INBOX_VIEWS)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Ticket]) -> QuerySet[Ticket]:
+        view = self.value() or ""
+        if view in dict(selectors.INBOX_VIEWS):
+            return queryset.filter(selectors.inbox_view_q(view, user_id=request.user.pk, now=timezone.now()))
+        return queryset
 
 
 class SlaFilter(admin.SimpleListFilter):
@@ -80,24 +97,26 @@ class TicketAdminForm(forms.ModelForm):
 
 
 @admin.register(Ticket)
-class TicketAdmin(OrganizationScopedAdmin):
+class TicketAdmin(TicketWorkspaceMixin, OrganizationScopedAdmin):
     form = TicketAdminForm
     change_form_template = "admin/tickets/ticket/change_form.html"
+    change_list_template = "admin/tickets/ticket/change_list.html"
     list_display = [
         "id",
         "subject",
         "customer_link",
-        "vip",
-        "status",
-        "priority",
-        "assignee",
-        "sla",
         "channel",
+        "last_message",
+        "waiting",
+        "priority",
+        "sla",
         "sentiment",
-        "updated_at",
+        "assignee_cell",
+        "status",
     ]
     list_display_links = ["id", "subject"]
     list_filter = [
+        InboxViewFilter,
         "status",
         "priority",
         AssigneeFilter,
@@ -156,11 +175,51 @@ class TicketAdmin(OrganizationScopedAdmin):
     @admin.display(description="customer", ordering="customer__name")
     def customer_link(self, ticket: Ticket) -> str:
         url = reverse("admin:tickets_customer_change", args=[ticket.customer_id])
-        return format_html('<a href="{}">{}</a>', url, ticket.customer)
+        vip = ticket.customer.get_vip_tier_display() if ticket.customer.is_vip else ""
+        return format_html(
+            '<a href="{}">{}</a>{}',
+            url,
+            ticket.customer,
+            format_html(' <span class="cc-vip">{}</span>', vip) if vip else "",
+        )
 
-    @admin.display(description="VIP", ordering="customer__vip_tier")
-    def vip(self, ticket: Ticket) -> str:
-        return ticket.customer.get_vip_tier_display() if ticket.customer.is_vip else ""
+    @admin.display(description="last message")
+    def last_message(self, ticket: Ticket) -> str:
+        text = getattr(ticket, "last_text", None) or ""
+        if not text:
+            return ""
+        preview = " ".join(text.split())[:80]
+        unread = ticket.assignee_id is not None and (getattr(ticket, "last_seq", 0) or 0) > ticket.assignee_seen_seq
+        return format_html(
+            '<span class="cc-preview{}" title="{}">{}: {}</span>',
+            " cc-unread" if unread else "",
+            "unread by the assignee" if unread else "",
+            getattr(ticket, "last_role", ""),
+            preview,
+        )
+
+    @admin.display(description="waiting", ordering="last_customer_at")
+    def waiting(self, ticket: Ticket) -> str:
+        """How long the customer has waited for a person since they last wrote."""
+        asked, answered = getattr(ticket, "last_customer_at", None), getattr(ticket, "last_agent_at", None)
+        if ticket.status not in ("open", "in_progress") or asked is None or (answered and answered >= asked):
+            return ""
+        minutes = int((timezone.now() - asked).total_seconds() // 60)
+        shown = (
+            f"{minutes} min" if minutes < 120 else f"{minutes // 60} h" if minutes < 2880 else f"{minutes // 1440} d"
+        )
+        return format_html('<span class="cc-waiting" data-since="{}">{}</span>', asked.isoformat(), shown)
+
+    @admin.display(description="assignee", ordering="assignee__username")
+    def assignee_cell(self, ticket: Ticket) -> str:
+        if ticket.assignee_id:
+            return str(ticket.assignee)
+        if ticket.status == TicketStatus.CLOSED:
+            return ""
+        return format_html(
+            '<button type="submit" form="cc-claim" formaction="{}" class="cc-claim button">Claim</button>',
+            reverse("admin:tickets_ticket_claim", args=[ticket.pk]),
+        )
 
     @admin.display(description="SLA")
     def sla(self, ticket: Ticket) -> str:
@@ -299,7 +358,28 @@ class TicketAdmin(OrganizationScopedAdmin):
         for macro in macros:
             name = f"apply_macro_{macro.pk}"
             actions[name] = (self._macro_action(macro), name, f"Apply macro: {macro.name}")
+        staff = (
+            get_user_model()
+            .objects.filter(staff_profile__organization=organization, is_active=True)
+            .order_by("username")
+            if organization
+            else []
+        )
+        for user in staff:
+            name = f"assign_to_{user.pk}"
+            actions[name] = (self._assign_action(user), name, f"Assign to {user.get_username()}")
         return actions
+
+    def _assign_action(self, user: Any) -> Any:
+        def assign(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Ticket]) -> None:
+            self._each(
+                request,
+                queryset,
+                f"Assigned to {user.get_username()}:",
+                lambda t: services.ticket_assign(ticket=t, assignee=user, actor=request.user),
+            )
+
+        return assign
 
     def _macro_action(self, macro: Macro) -> Any:
         def apply(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Ticket]) -> None:
@@ -312,67 +392,40 @@ class TicketAdmin(OrganizationScopedAdmin):
 
         return apply
 
-    # --- change view: transcript, timeline, reply and note boxes ---
-
-    def get_urls(self) -> list[Any]:
-        own = [
-            path("<int:ticket_id>/reply/", self.admin_site.admin_view(self.reply_view), name="tickets_ticket_reply"),
-            path("<int:ticket_id>/note/", self.admin_site.admin_view(self.note_view), name="tickets_ticket_note"),
-        ]
-        return own + super().get_urls()
-
-    def _posted_ticket(self, request: HttpRequest, ticket_id: int) -> Ticket:
-        ticket = get_object_or_404(self.get_queryset(request), pk=ticket_id)
-        if request.method != "POST" or not self.has_change_permission(request, ticket):
-            raise PermissionError
-        return ticket
-
-    def _back(self, ticket_id: int) -> HttpResponseRedirect:
-        return HttpResponseRedirect(reverse("admin:tickets_ticket_change", args=[ticket_id]))
-
-    def reply_view(self, request: HttpRequest, ticket_id: int) -> HttpResponse:
-        try:
-            ticket = self._posted_ticket(request, ticket_id)
-        except PermissionError:
-            return HttpResponse("Replying needs a POST and permission to change tickets.", status=403)
-        try:
-            services.ticket_reply(ticket=ticket, author=request.user, text=request.POST.get("text", ""))
-            self.message_user(request, "Reply sent to the customer.", messages.SUCCESS)
-        except DomainError as exc:
-            self.message_user(request, f"Reply not sent: {exc}", messages.ERROR)
-        return self._back(ticket_id)
-
-    def note_view(self, request: HttpRequest, ticket_id: int) -> HttpResponse:
-        try:
-            ticket = self._posted_ticket(request, ticket_id)
-        except PermissionError:
-            return HttpResponse("Adding a note needs a POST and permission to change tickets.", status=403)
-        try:
-            services.ticket_note_add(ticket=ticket, author=request.user, body=request.POST.get("body", ""))
-            self.message_user(request, "Internal note added.", messages.SUCCESS)
-        except DomainError as exc:
-            self.message_user(request, f"Note not added: {exc}", messages.ERROR)
-        return self._back(ticket_id)
+    # --- the ticket page ---
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         extra_context = extra_context or {}
-        ticket = self.get_queryset(request).filter(pk=object_id).first() if object_id.isdigit() else None
+        ticket = (
+            self.get_queryset(request).select_related("conversation", "organization").filter(pk=object_id).first()
+            if object_id.isdigit()
+            else None
+        )
         if ticket is not None:
-            transcript = (
-                list(selectors.conversation_transcript(conversation_id=ticket.conversation_id))
-                if ticket.conversation_id
-                else []
-            )
-            extra_context.update(
-                transcript=transcript,
-                events=ticket.events.select_related("actor"),
-                notes=ticket.notes.select_related("author"),
-                sla_state=selectors.ticket_sla_state(ticket),
-                can_reply=self.has_change_permission(request, ticket) and ticket.status != TicketStatus.CLOSED,
-            )
+            extra_context.update(self.workspace_context(request, ticket))
         return super().change_view(request, object_id, form_url, extra_context)
+
+    # --- the inbox ---
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        organization = self.staff_org(request)
+        counts = selectors.inbox_counts(organization=organization, user_id=request.user.pk) if organization else {}
+        current = request.GET.get(InboxViewFilter.parameter_name, "")
+        extra_context = {
+            **(extra_context or {}),
+            "inbox_views": [(key, label, counts.get(key, 0), key == current) for key, label in selectors.INBOX_VIEWS],
+            "inbox_all": not current,
+            "workspace_texts": WORKSPACE_TEXTS,
+        }
+        return super().changelist_view(request, extra_context)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Ticket]:
+        return selectors.inbox_rows(super().get_queryset(request))
+
+    def get_ordering(self, request: HttpRequest) -> list[Any]:
+        return [F("sla_due").asc(nulls_last=True), "-created_at"]
 
 
 @admin.register(TicketEvent)

@@ -5,6 +5,7 @@ from typing import Any
 
 from tenancy.audit import audit_record_on_commit
 from tickets.models import Ticket, TicketEvent, TicketStatus
+from tickets.transport import console_group_name, send_on_commit
 
 UNSET: Any = object()
 
@@ -41,6 +42,20 @@ def ticket_event_record(
         object_id=ticket.pk,
         data=data,
     )
+    # Open ticket pages and the inbox follow the change live (a status, an assignee, a reply).
+    frame = {
+        "type": "ticket",
+        "ticket_id": ticket.pk,
+        "kind": kind,
+        "label": event.get_kind_display(),
+        "field": field,
+        "before": before if field in AUDITED_VALUES else None,
+        "after": after if field in AUDITED_VALUES else None,
+        "message": event.message,
+        "actor": actor.get_username() if getattr(actor, "pk", None) else "",
+        "at": event.created_at.isoformat(),
+    }
+    send_on_commit(console_group_name(ticket.organization_id), {"type": "console.ticket", "frame": frame})
     return event
 
 

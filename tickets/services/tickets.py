@@ -33,6 +33,7 @@ from tickets.services.conversations import conversation_start, message_create
 from tickets.services.csat import csat_request_on_commit
 from tickets.services.events import UNSET, S, ticket_event_record, ticket_lock
 from tickets.services.sla import sla_apply, sla_pause, sla_resume
+from tickets.services.workspace import mentions_notify
 from tickets.transport import chat_is_online, outbound_route
 
 TICKET_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -327,6 +328,7 @@ def ticket_note_add(*, ticket: Ticket, author: Any, body: str) -> TicketNote:
         raise DomainError("A note needs some text.")
     note = TicketNote.objects.create(ticket=ticket, author=author, body=body)
     ticket_event_record(ticket, author, TicketEvent.Kind.NOTE, message=body[:200])
+    mentions_notify(note=note, author=author)
     return note
 
 
