@@ -84,6 +84,22 @@ def _spread(values: list[float]) -> dict[str, float | int | None]:
     }
 
 
+# Upper edges (minutes) of the response-time distributions' buckets; the last is open.
+BUCKET_EDGES = (5, 15, 30, 60, 240, 1440)
+
+
+BUCKET_LABELS = ("≤ 5 min", "5-15 min", "15-30 min", "30-60 min", "1-4 h", "4-24 h", "> 1 d")
+
+
+def _buckets(minutes: list[float]) -> dict[str, int]:
+    """How many times fell in each bucket, labelled by its range."""
+    counts = dict.fromkeys(BUCKET_LABELS, 0)
+    for value in minutes:
+        index = next((i for i, edge in enumerate(BUCKET_EDGES) if value <= edge), len(BUCKET_EDGES))
+        counts[BUCKET_LABELS[index]] += 1
+    return counts
+
+
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
@@ -119,8 +135,11 @@ def report_build(
     outcome: Counter[str] = Counter()
     bot_csat: list[int] = []
     by_channel: Counter[str] = Counter()
+    by_hour: dict[str, list[int]] = defaultdict(lambda: [0] * 24)
+    zone = org.zone
     for conversation in conversations:
         by_channel[conversation.channel] += 1
+        by_hour[conversation.channel][conversation.started_at.astimezone(zone).hour] += 1
         if conversation.tickets_total:
             outcome["escalated"] += 1
             outcome["human_resolved" if conversation.tickets_done == conversation.tickets_total else "human_open"] += 1
@@ -193,6 +212,7 @@ def report_build(
             "by_channel": {channel: by_channel[channel] for channel in Channel.values if by_channel[channel]},
             "with_bot": with_bot,
             "escalated": outcome["escalated"],
+            "by_hour": {channel: by_hour[channel] for channel in Channel.values if channel in by_hour},
         },
         "bot_involvement_rate": _rate(with_bot, total),
         "resolution": {
@@ -216,6 +236,7 @@ def report_build(
         },
         "first_response_minutes": _spread(first_response),
         "resolution_minutes": _spread(resolution),
+        "distributions": {"first_response": _buckets(first_response), "resolution": _buckets(resolution)},
         "csat": {"bot": _csat(bot_csat), "human": _csat([t.csat_score for t in resolved if t.csat_score])},
         "agents": _agent_rows(org, begin, end, created, resolved),
         "suggestions": _suggestions(org, begin, end),
@@ -311,6 +332,8 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             rows.extend(_flatten(value, f"{name}."))
+        elif isinstance(value, list) and not all(isinstance(item, dict) for item in value):
+            rows.extend((f"{name}.{n}", item) for n, item in enumerate(value))  # by hour: 0..23
         elif isinstance(value, list):
             for item in value:
                 rows.extend(_flatten({k: v for k, v in item.items() if k != "agent"}, f"{name}.{item['agent']}."))

@@ -81,3 +81,21 @@ def test_slow_or_missing_llm_falls_back_to_the_grounded_answer(trained_org, llm_
     with override_settings(LLM_BASE_URL=llm_server, LLM_MODEL="tiny", LLM_TIMEOUT_SECONDS=5):
         run_pipeline("when will I get my refund?", ConversationContext(trained_org.pk))
     assert len(FakeChatCompletions.requests) == 1
+
+
+@pytest.mark.django_db
+def test_the_suggested_reply_is_written_by_the_configured_llm(trained_org, llm_server, agent, customer):
+    from agents.assist import reply_suggest
+    from tests.tickets.factories import TicketFactory
+    from tickets import services
+
+    conversation = services.conversation_start(customer=customer)
+    services.message_create(conversation=conversation, role="customer", text="when will I get my refund?")
+    ticket = TicketFactory(customer=customer, conversation=conversation)
+    offline = reply_suggest(ticket=ticket, agent=agent)
+    assert offline.generated is False and FakeChatCompletions.requests == []
+    with override_settings(LLM_BASE_URL=llm_server, LLM_MODEL="tiny", LLM_API_KEY="k"):
+        suggestion = reply_suggest(ticket=ticket, agent=agent)
+    assert suggestion.generated is True and "Refunds take 2 business days (generated)." in suggestion.text
+    assert suggestion.citations[0]["title"] == "Returns and refunds"  # cited from retrieval, not the LLM
+    assert "when will I get my refund?" in json.dumps(FakeChatCompletions.requests[0]["messages"])

@@ -148,3 +148,21 @@ def test_the_workspace_live_with_two_agents_and_a_customer(
     # The list may scroll sideways inside its own box (Django's changelist does), never the page.
     measured = bob_browser.execute_script(OVERFLOW, False)
     assert measured["wide"] == [] and measured["scroll"] <= measured["width"], measured
+
+    # The reports page draws its charts with the vendored Chart.js, under the strict CSP.
+    from django.utils import timezone
+
+    from tickets.reports import report_store
+
+    report = report_store(organization=trained_org, period="day", start=timezone.localdate())
+    alice.get(f"{site}/admin/tickets/report/{report.pk}/change/")
+    wait.until(lambda d: d.execute_script("return !!(window.Chart && Chart.getChart('cc-chart-1'))"))
+    drawn = alice.execute_script(
+        "return [...document.querySelectorAll('canvas[id^=cc-chart-]')].filter(c => Chart.getChart(c)).length"
+    )
+    assert drawn == len(alice.find_elements(By.CSS_SELECTOR, "canvas[id^=cc-chart-]")) >= 6
+    hourly = alice.execute_script("return Chart.getChart('cc-chart-1').data.datasets.map(d => d.label)")
+    assert "web" in hourly
+    refused = [e["message"] for e in alice.get_log("browser") if "Content Security Policy" in e["message"]]
+    assert refused == []
+    alice.save_screenshot(os.path.join(shots, "report-1280.png"))

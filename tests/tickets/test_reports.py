@@ -87,7 +87,17 @@ def known_day(org):
 
 def test_a_known_day_adds_up(known_day):
     data = report_build(organization=known_day, period="day", start=DAY, now=at(12, days=10))
+    by_hour = data["conversations"].pop("by_hour")
     assert data["conversations"] == {"total": 4, "by_channel": {"web": 3, "email": 1}, "with_bot": 3, "escalated": 1}
+    # Hours of the day in the organization's time zone, per channel.
+    assert set(by_hour) == {"web", "email"} and len(by_hour["web"]) == 24
+    assert by_hour["web"][10] == by_hour["web"][11] == 1 and sum(by_hour["web"]) == 3
+    assert by_hour["email"][12] == 1 and sum(by_hour["email"]) == 1
+    # Ann answered in 30 minutes, Bob in an hour; Ann resolved in two hours.
+    assert data["distributions"]["first_response"]["15-30 min"] == 1
+    assert data["distributions"]["first_response"]["30-60 min"] == 1
+    assert sum(data["distributions"]["first_response"].values()) == 2
+    assert data["distributions"]["resolution"]["1-4 h"] == 1
     assert data["bot_involvement_rate"] == 0.75
     assert data["resolution"] == {
         "bot_resolved_confirmed": 1,
@@ -211,6 +221,10 @@ def test_admin_shows_charts_scoped_to_the_organization(client, known_day, other_
     html = page.content.decode()
     assert page.status_code == 200
     assert "Bot answers by intent" in html and "order_status" in html and "cc-bar" in html
+    # Charts are drawn by the vendored Chart.js from the figures carried as JSON.
+    assert "/static/concierge/vendor/chart-4.4.7.umd.js" in html and 'id="cc-chart-1"' in html
+    assert "Conversations by hour of day and channel" in html and "First response time (tickets)" in html
+    assert "CSAT: bot-resolved against human-resolved" in html and "Suggested replies: what agents did" in html
     assert "Automation rate, confirmed only" in html and "25.0%" in html
     assert "<td>ann</td>" in html
     listing = client.get("/admin/tickets/report/")

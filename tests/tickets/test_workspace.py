@@ -61,6 +61,7 @@ def test_ticket_page_shows_summary_customer_panel_macros_and_shortcuts(agent, ha
         set_status=TicketStatus.PENDING,
     )  # fmt: skip
     earlier = make_ticket(customer, subject="Broken zip", status=TicketStatus.RESOLVED)
+    emailed = services.conversation_start(customer=customer, channel="email")
     Ticket.objects.filter(pk=earlier.pk).update(csat_score=4)
     page = login(agent).get(f"/admin/tickets/ticket/{handed_off.pk}/change/").content.decode()
     # The summary: what the customer wants, what the assistant said and from where, why it handed off.
@@ -71,6 +72,8 @@ def test_ticket_page_shows_summary_customer_panel_macros_and_shortcuts(agent, ha
     # The customer beside it: VIP tier, language, identities, earlier tickets with their rating, the trend.
     side = page[page.index('class="cc-panel cc-customer"') :]
     assert "maya@example.com" in side and "Broken zip" in side and "CSAT 4" in side
+    conversations = side[side.index("Earlier conversations") : side.index("Earlier tickets")]
+    assert f"#{emailed.pk} Email" in conversations and f"#{handed_off.conversation_id} " not in conversations
     assert "<polyline points=" in side
     # The macro is rendered for this customer as a preview, with the changes it makes.
     assert 'data-text="Hi Maya, I&#x27;m on it."' in page and "status → Pending" in page
@@ -232,7 +235,7 @@ def test_staff_pages_in_chinese_by_choice_with_the_organizations_clock(agent, ha
     assert "保存" in chinese  # Django admin's own catalogue
     assert '"viewing": "{name} \\u4e5f\\u5728\\u67e5\\u770b\\u6b64\\u5de5\\u5355"' in chinese  # the script's words
     inbox = desk.get("/admin/tickets/ticket/").content.decode()
-    assert "等待客户" in inbox and "我的" in inbox
+    assert "等待客户" in inbox and "我的" in inbox and "最新消息" in inbox and "分配给我" in inbox
     # Another staff member keeps their own language.
     colleague = StaffFactory(organization=org, username="bob")
     assert (

@@ -24,35 +24,63 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.1f}%"
 
 
+def _chart(title: str, values: dict[str, Any], *, horizontal: bool = True) -> dict[str, Any]:
+    """One chart: Chart.js draws it from ``labels`` and ``datasets``; ``bars`` is the same data as
+    rows for the table under it (read by screen readers and without scripts)."""
+    return {
+        "title": title,
+        "horizontal": horizontal,
+        "labels": list(values),
+        "datasets": [{"label": title, "data": [v or 0 for v in values.values()]}],
+        "bars": chart_bars(values),
+    }
+
+
 def report_charts(data: dict[str, Any]) -> list[dict[str, Any]]:
     resolution = data.get("resolution", {})
+    conversations = data.get("conversations", {})
+    distributions = data.get("distributions", {})
+    csat = data.get("csat", {})
+    by_hour = conversations.get("by_hour", {})
+    hourly = {
+        "title": "Conversations by hour of day and channel",
+        "horizontal": False,
+        "stacked": True,
+        "labels": [f"{hour:02d}" for hour in range(24)],
+        "datasets": [{"label": channel, "data": counts} for channel, counts in by_hour.items()],
+        "bars": chart_bars({f"{hour:02d}:00": sum(c[hour] for c in by_hour.values()) for hour in range(24)}),
+    }
+    suggestions = data.get("suggestions", {})
     return [
-        {"title": "Conversations by channel", "bars": chart_bars(data.get("conversations", {}).get("by_channel", {}))},
-        {"title": "Bot answers by intent", "bars": chart_bars(data.get("intents", {}))},
-        {
-            "title": "How conversations ended",
-            "bars": chart_bars(
-                {
-                    "bot resolved, confirmed (72 h passed)": resolution.get("bot_resolved_confirmed", 0),
-                    "bot resolved, assumed (window open)": resolution.get("bot_resolved_assumed", 0),
-                    "customer came back": resolution.get("bot_reopened", 0),
-                    "bot chat still open": resolution.get("bot_ongoing", 0),
-                    "resolved by a person": resolution.get("human_resolved", 0),
-                    "with a person, open": resolution.get("human_open", 0),
-                }
-            ),
-        },
-        {"title": "Customer sentiment (messages)", "bars": chart_bars(data.get("sentiment", {}))},
-        {"title": "Tickets by channel", "bars": chart_bars(data.get("tickets", {}).get("by_channel", {}))},
-        {
-            "title": "Suggested replies: what agents did",
-            "bars": chart_bars(
-                {
-                    key.replace("_", " "): data.get("suggestions", {}).get(key, 0)
-                    for key in ("sent", "edited", "discarded")
-                }
-            ),
-        },
+        _chart("Conversations by channel", conversations.get("by_channel", {})),
+        hourly,
+        _chart("First response time (tickets)", distributions.get("first_response", {}), horizontal=False),
+        _chart("Resolution time (tickets)", distributions.get("resolution", {}), horizontal=False),
+        _chart(
+            "CSAT: bot-resolved against human-resolved (mean of 1-5)",
+            {
+                f"bot (n={csat.get('bot', {}).get('count', 0)})": csat.get("bot", {}).get("mean"),
+                f"human (n={csat.get('human', {}).get('count', 0)})": csat.get("human", {}).get("mean"),
+            },
+        ),
+        _chart(
+            "Suggested replies: what agents did",
+            {key: suggestions.get(key, 0) for key in ("sent", "edited", "discarded")},
+        ),
+        _chart("Bot answers by intent", data.get("intents", {})),
+        _chart(
+            "How conversations ended",
+            {
+                "bot resolved, confirmed (72 h passed)": resolution.get("bot_resolved_confirmed", 0),
+                "bot resolved, assumed (window open)": resolution.get("bot_resolved_assumed", 0),
+                "customer came back": resolution.get("bot_reopened", 0),
+                "bot chat still open": resolution.get("bot_ongoing", 0),
+                "resolved by a person": resolution.get("human_resolved", 0),
+                "with a person, open": resolution.get("human_open", 0),
+            },
+        ),
+        _chart("Customer sentiment (messages)", data.get("sentiment", {})),
+        _chart("Tickets by channel", data.get("tickets", {}).get("by_channel", {})),
     ]
 
 
@@ -123,6 +151,7 @@ class ReportAdmin(OrganizationScopedAdmin):
         if report is not None:
             extra.update(
                 charts=report_charts(report.data),
+                chart_specs=[{k: v for k, v in chart.items() if k != "bars"} for chart in report_charts(report.data)],
                 figures=report_figures(report.data),
                 agents=report.data.get("agents", []),
             )

@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from config.errors import DomainError
 from tenancy.admin_scoping import OrganizationScopedAdmin, ReadOnlyAdminMixin
@@ -172,7 +173,7 @@ class TicketAdmin(TicketWorkspaceMixin, OrganizationScopedAdmin):
 
     # --- list columns ---
 
-    @admin.display(description="customer", ordering="customer__name")
+    @admin.display(description=_("customer"), ordering="customer__name")
     def customer_link(self, ticket: Ticket) -> str:
         url = reverse("admin:tickets_customer_change", args=[ticket.customer_id])
         vip = ticket.customer.get_vip_tier_display() if ticket.customer.is_vip else ""
@@ -183,7 +184,7 @@ class TicketAdmin(TicketWorkspaceMixin, OrganizationScopedAdmin):
             format_html(' <span class="cc-vip">{}</span>', vip) if vip else "",
         )
 
-    @admin.display(description="last message")
+    @admin.display(description=_("last message"))
     def last_message(self, ticket: Ticket) -> str:
         text = getattr(ticket, "last_text", None) or ""
         if not text:
@@ -193,12 +194,12 @@ class TicketAdmin(TicketWorkspaceMixin, OrganizationScopedAdmin):
         return format_html(
             '<span class="cc-preview{}" title="{}">{}: {}</span>',
             " cc-unread" if unread else "",
-            "unread by the assignee" if unread else "",
+            _("unread by the assignee") if unread else "",
             getattr(ticket, "last_role", ""),
             preview,
         )
 
-    @admin.display(description="waiting", ordering="last_customer_at")
+    @admin.display(description=_("waiting"), ordering="last_customer_at")
     def waiting(self, ticket: Ticket) -> str:
         """How long the customer has waited for a person since they last wrote."""
         asked, answered = getattr(ticket, "last_customer_at", None), getattr(ticket, "last_agent_at", None)
@@ -210,24 +211,25 @@ class TicketAdmin(TicketWorkspaceMixin, OrganizationScopedAdmin):
         )
         return format_html('<span class="cc-waiting" data-since="{}">{}</span>', asked.isoformat(), shown)
 
-    @admin.display(description="assignee", ordering="assignee__username")
+    @admin.display(description=_("assignee"), ordering="assignee__username")
     def assignee_cell(self, ticket: Ticket) -> str:
         if ticket.assignee_id:
             return str(ticket.assignee)
         if ticket.status == TicketStatus.CLOSED:
             return ""
         return format_html(
-            '<button type="submit" form="cc-claim" formaction="{}" class="cc-claim button">Claim</button>',
+            '<button type="submit" form="cc-claim" formaction="{}" class="cc-claim button">{}</button>',
             reverse("admin:tickets_ticket_claim", args=[ticket.pk]),
+            _("Claim"),
         )
 
-    @admin.display(description="SLA")
+    @admin.display(description=_("SLA"))
     def sla(self, ticket: Ticket) -> str:
         state = selectors.ticket_sla_state(ticket)
         colours = {"breached": "#ba2121", "at_risk": "#c77c02", "paused": "#666", "ok": "#2e7d32", "done": "#999"}
         return format_html('<span style="color:{}">{}</span>', colours.get(state, "#000"), state.replace("_", " "))
 
-    @admin.display(description="sentiment", ordering="conversation__sentiment_score")
+    @admin.display(description=_("sentiment"), ordering="conversation__sentiment_score")
     def sentiment(self, ticket: Ticket) -> str:
         conversation = ticket.conversation
         return conversation.get_sentiment_label_display() if conversation and conversation.sentiment_label else ""
@@ -301,7 +303,7 @@ class TicketAdmin(TicketWorkspaceMixin, OrganizationScopedAdmin):
         for failure in failed:
             self.message_user(request, failure, messages.ERROR)
 
-    @admin.action(description="Assign to me", permissions=["change"])
+    @admin.action(description=_("Assign to me"), permissions=["change"])
     def assign_to_me(self, request: HttpRequest, queryset: QuerySet[Ticket]) -> None:
         self._each(
             request,
@@ -318,23 +320,23 @@ class TicketAdmin(TicketWorkspaceMixin, OrganizationScopedAdmin):
             lambda t: services.ticket_transition(ticket=t, to_status=to_status, actor=request.user),
         )
 
-    @admin.action(description="Set status: in progress", permissions=["change"])
+    @admin.action(description=_("Set status: in progress"), permissions=["change"])
     def mark_in_progress(self, request: HttpRequest, queryset: QuerySet[Ticket]) -> None:
         self._transition_all(request, queryset, TicketStatus.IN_PROGRESS)
 
-    @admin.action(description="Set status: pending", permissions=["change"])
+    @admin.action(description=_("Set status: pending"), permissions=["change"])
     def mark_pending(self, request: HttpRequest, queryset: QuerySet[Ticket]) -> None:
         self._transition_all(request, queryset, TicketStatus.PENDING)
 
-    @admin.action(description="Set status: resolved", permissions=["change"])
+    @admin.action(description=_("Set status: resolved"), permissions=["change"])
     def mark_resolved(self, request: HttpRequest, queryset: QuerySet[Ticket]) -> None:
         self._transition_all(request, queryset, TicketStatus.RESOLVED)
 
-    @admin.action(description="Set status: closed", permissions=["change"])
+    @admin.action(description=_("Set status: closed"), permissions=["change"])
     def mark_closed(self, request: HttpRequest, queryset: QuerySet[Ticket]) -> None:
         self._transition_all(request, queryset, TicketStatus.CLOSED)
 
-    @admin.action(description="Merge selected into the oldest", permissions=["change"])
+    @admin.action(description=_("Merge selected into the oldest"), permissions=["change"])
     def merge_into_oldest(self, request: HttpRequest, queryset: QuerySet[Ticket]) -> None:
         tickets = list(queryset.order_by("created_at", "pk"))
         if len(tickets) < 2:
@@ -349,7 +351,8 @@ class TicketAdmin(TicketWorkspaceMixin, OrganizationScopedAdmin):
         )
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        """The fixed actions, plus one 'Apply macro' action per macro of the organization."""
+        """The fixed actions, plus one 'Apply macro' action per macro of the organization and one
+        'Assign to' action per colleague."""
         actions = super().get_actions(request)
         if not self.has_change_permission(request):
             return actions
@@ -370,27 +373,25 @@ class TicketAdmin(TicketWorkspaceMixin, OrganizationScopedAdmin):
             actions[name] = (self._assign_action(user), name, f"Assign to {user.get_username()}")
         return actions
 
-    def _assign_action(self, user: Any) -> Any:
-        def assign(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Ticket]) -> None:
-            self._each(
-                request,
-                queryset,
-                f"Assigned to {user.get_username()}:",
-                lambda t: services.ticket_assign(ticket=t, assignee=user, actor=request.user),
-            )
+    def _bulk_action(self, verb: str, change: Any) -> Any:
+        """An admin action that applies ``change(ticket, actor)`` to each selected ticket."""
 
-        return assign
+        def run(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Ticket]) -> None:
+            self._each(request, queryset, verb, lambda t: change(t, request.user))
+
+        return run
+
+    def _assign_action(self, user: Any) -> Any:
+        return self._bulk_action(
+            f"Assigned to {user.get_username()}:",
+            lambda t, actor: services.ticket_assign(ticket=t, assignee=user, actor=actor),
+        )
 
     def _macro_action(self, macro: Macro) -> Any:
-        def apply(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Ticket]) -> None:
-            self._each(
-                request,
-                queryset,
-                f"Applied {macro.name!r} to",
-                lambda t: services.ticket_macro_apply(ticket=t, macro=macro, actor=request.user),
-            )
-
-        return apply
+        return self._bulk_action(
+            f"Applied {macro.name!r} to",
+            lambda t, actor: services.ticket_macro_apply(ticket=t, macro=macro, actor=actor),
+        )
 
     # --- the ticket page ---
 

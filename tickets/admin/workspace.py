@@ -250,7 +250,8 @@ class TicketWorkspaceMixin:
         can_change = self.has_change_permission(request, ticket)  # type: ignore[attr-defined]
         services.ticket_seen(ticket=ticket, user=request.user)
         services.notifications_read(user=request.user, ticket=ticket)
-        channels = sorted({c.get_channel_display() for c in customer.conversations.all()[:50]})
+        conversations = list(customer.conversations.order_by("-started_at")[:HISTORY_ROWS])
+        channels = sorted({c.get_channel_display() for c in conversations})
         return {
             "transcript": transcript,
             "transcript_html": transcript_html(transcript, ticket.organization.zone),
@@ -271,6 +272,7 @@ class TicketWorkspaceMixin:
                 if value
             ],
             "channels_used": channels,
+            "conversations": [c for c in conversations if c.pk != ticket.conversation_id],
             "history": history,
             "csat_history": [t for t in history if t.csat_score],
             "macros": macros,
