@@ -407,6 +407,7 @@ class StaffNotification(models.Model):
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     read_at = models.DateTimeField(null=True, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True, help_text="When the colleague was emailed (once).")
 
     class Meta:
         ordering = ["-created_at"]

@@ -124,6 +124,8 @@ def test_a_mention_notifies_the_colleague_and_nobody_else(
     assert [m.to for m in mail.outbox] == [["sam@acme.test"]]
     assert f"[#{handed_off.pk}]" in mail.outbox[0].subject and "check the refund" in mail.outbox[0].body
     assert not StaffNotification.objects.filter(recipient=outsider).exists()
+    # A retried task mails nobody twice.
+    assert services.mention_email_send(notification_id=notification.pk) is False and len(mail.outbox) == 1
     # Opening the ticket reads the notification.
     login(colleague).get(f"/admin/tickets/ticket/{handed_off.pk}/change/")
     notification.refresh_from_db()

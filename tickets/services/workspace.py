@@ -58,16 +58,21 @@ def mentions_notify(*, note: TicketNote, author: Any) -> list[StaffNotification]
     return created
 
 
+@transaction.atomic
 def mention_email_send(*, notification_id: int) -> bool:
-    """Email the mentioned colleague once; False when they have no address or it was sent."""
+    """Email the mentioned colleague once; False when they have no address or it was sent. The
+    row lock keeps a retried or redelivered task from mailing twice."""
     from django.core.mail import send_mail
 
     notification = (
-        StaffNotification.objects.select_related("recipient", "ticket", "note", "actor")
+        StaffNotification.objects.select_for_update(of=("self",))
+        .select_related("recipient", "ticket", "note", "actor")
         .filter(pk=notification_id)
         .first()
     )
-    if notification is None or not notification.recipient.email or notification.note is None:
+    if notification is None or notification.emailed_at is not None:
+        return False
+    if not notification.recipient.email or notification.note is None:
         return False
     by = notification.actor.get_username() if notification.actor else "A colleague"
     ticket = notification.ticket
@@ -77,6 +82,8 @@ def mention_email_send(*, notification_id: int) -> bool:
         from_email=None,
         recipient_list=[notification.recipient.email],
     )
+    notification.emailed_at = timezone.now()
+    notification.save(update_fields=["emailed_at"])
     return True
 
 
