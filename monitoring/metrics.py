@@ -136,7 +136,7 @@ class DeskCollector(Collector):
 
         from monitoring.services import celery_queue_depths, heartbeat_age_seconds
         from tickets.models import ReplySuggestion, Ticket
-        from tickets.selectors import sla_at_risk_q, sla_breached_q
+        from tickets.selectors import sla_at_risk_q, sla_breached_q, suggestion_outcomes
         from tickets.services import suggestion_rates
 
         now = timezone.now()
@@ -164,12 +164,7 @@ class DeskCollector(Collector):
         mean = sum(score * n for score, n in ratings.items()) / total if total else float("nan")
         yield GaugeMetricFamily("concierge_csat_mean", "Mean ticket rating over the last 30 days.", value=mean)
 
-        suggestions = dict(
-            ReplySuggestion.objects.filter(created_at__gte=since)
-            .values_list("outcome")
-            .annotate(n=Count("id"))
-            .values_list("outcome", "n")
-        )
+        suggestions = suggestion_outcomes(since=since)
         offered = GaugeMetricFamily(
             "concierge_reply_suggestions",
             "Replies the assistant suggested to agents in the last 30 days, by what the agent did.",

@@ -1,13 +1,13 @@
 """A signed-in staff member's pages speak their language and show times in their organization's
-time zone. One query per request (the profile and organization together), which also fills
-the per-request cache that tenancy.services.staff_organization reads."""
+time zone. It reads the profile once (tenancy.services.staff_profile), which every later read of
+the staff member's organization in the request shares."""
 
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone, translation
 
-from tenancy.models import StaffProfile
+from tenancy.services import staff_organization, staff_profile
 
 
 class StaffPreferencesMiddleware:
@@ -18,15 +18,12 @@ class StaffPreferencesMiddleware:
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated or not user.is_staff:
             return self.get_response(request)
-        if not hasattr(user, "_staff_organization"):
-            profile = StaffProfile.objects.select_related("organization").filter(user_id=user.pk).first()
-            user._staff_organization = profile.organization if profile else None
-            user._staff_language = profile.language if profile else ""
-        language = getattr(user, "_staff_language", "")
+        profile = staff_profile(user)
+        language = profile.language if profile else ""
         if language:
             translation.activate(language)
             request.LANGUAGE_CODE = translation.get_language()
-        organization = user._staff_organization
+        organization = staff_organization(user)
         if organization is not None:
             timezone.activate(organization.zone)
         try:

@@ -136,7 +136,7 @@ class StaffProfile(models.Model):
     language = models.CharField(
         max_length=10,
         blank=True,
-        choices=[("en", "English"), ("zh-hans", "简体中文")],
+        choices=settings.LANGUAGES,
         help_text="The staff pages' language; blank follows the browser.",
     )
 

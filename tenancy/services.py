@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from datetime import time
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -68,13 +69,22 @@ def staff_profile_ensure(*, user: Any, organization: Organization, role: str = S
     return profile
 
 
+def staff_profile(user: Any) -> StaffProfile | None:
+    """A signed-in user's staff profile with its organization, or None. One query per request,
+    cached on the user object the request carries."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    if not hasattr(user, "_staff_profile"):
+        user._staff_profile = StaffProfile.objects.select_related("organization").filter(user_id=user.pk).first()
+    return user._staff_profile
+
+
 def staff_organization(user: Any) -> Organization | None:
     """The organization a staff user works for, or None (anonymous, or no profile)."""
     if not getattr(user, "is_authenticated", False):
         return None
-    if not hasattr(user, "_staff_organization"):
-        # One query per request, cached on the user object the request carries.
-        profile = StaffProfile.objects.select_related("organization").filter(user_id=user.pk).first()
+    if not hasattr(user, "_staff_organization"):  # the API's authentication fills it in its own query
+        profile = staff_profile(user)
         user._staff_organization = profile.organization if profile else None
     return user._staff_organization
 
@@ -151,13 +161,11 @@ def staff_password_set(*, user: Any, password: str, superuser: bool | None = Non
     user.save(update_fields=fields)
 
 
-STAFF_LANGUAGES = ("", "en", "zh-hans")
-
-
 def staff_language_set(*, user: Any, language: str) -> None:
     """A staff member's own choice of language for the staff pages ("" follows the browser)."""
-    if language not in STAFF_LANGUAGES:
-        raise DomainError(f"Unknown language {language!r}; choose en or zh-hans, or leave it blank.")
+    offered = [code for code, _ in settings.LANGUAGES]
+    if language and language not in offered:
+        raise DomainError(f"Unknown language {language!r}; choose {' or '.join(offered)}, or leave it blank.")
     updated = StaffProfile.objects.filter(user_id=user.pk).update(language=language)
     if not updated:
         raise DomainError("Only staff of an organization choose a language here.")

@@ -30,7 +30,6 @@ from tickets.models import (
     Conversation,
     Message,
     MessageRole,
-    ReplySuggestion,
     Report,
     ReportPeriod,
     SentimentLabel,
@@ -245,15 +244,10 @@ def report_build(
 
 def _suggestions(org: Organization, begin: datetime, end: datetime) -> dict[str, Any]:
     """The assistant's suggested replies offered to agents in the period, and what became of them."""
+    from tickets.selectors import suggestion_outcomes
     from tickets.services.workspace import suggestion_rates
 
-    counts = dict(
-        ReplySuggestion.objects.filter(organization=org, created_at__gte=begin, created_at__lt=end)
-        .values_list("outcome")
-        .annotate(n=Count("id"))
-        .values_list("outcome", "n")
-    )
-    return suggestion_rates(counts)
+    return suggestion_rates(suggestion_outcomes(since=begin, until=end, organization=org))
 
 
 def _agent_rows(

@@ -9,7 +9,17 @@ from django.utils.translation import gettext_lazy as _
 from tenancy.models import Organization
 from tickets.crypto import blind_index
 from tickets.fields import EncryptedTextField
-from tickets.models import Conversation, Customer, Macro, Message, MessageRole, Ticket, TicketStatus, VipTier
+from tickets.models import (
+    Conversation,
+    Customer,
+    Macro,
+    Message,
+    MessageRole,
+    ReplySuggestion,
+    Ticket,
+    TicketStatus,
+    VipTier,
+)
 from tickets.rules import ACTIVE_STATUSES
 
 
@@ -167,14 +177,27 @@ def sla_due_expression() -> Case:
 
 def inbox_rows(queryset: QuerySet[Ticket]) -> QuerySet[Ticket]:
     """The inbox's columns beyond the ticket's own: the conversation's newest message (text and
-    role) and when the customer last wrote and an agent last answered, as subqueries."""
+    role) and when the customer last wrote and an agent last answered, as subqueries (for the
+    rows of a list page only; the SLA deadline is ``sla_due_expression``)."""
     messages = Message.objects.filter(conversation_id=OuterRef("conversation_id"))
     newest = messages.order_by("-seq")
     return queryset.annotate(
-        sla_due=sla_due_expression(),
         last_text=Subquery(newest.values("text")[:1], output_field=EncryptedTextField()),
         last_role=Subquery(newest.values("role")[:1]),
         last_customer_at=Subquery(messages.filter(role=MessageRole.CUSTOMER).order_by("-seq").values("created_at")[:1]),
         last_agent_at=Subquery(messages.filter(role=MessageRole.AGENT).order_by("-seq").values("created_at")[:1]),
         last_seq=F("conversation__last_seq"),
     )
+
+
+def suggestion_outcomes(
+    *, since: datetime, until: datetime | None = None, organization: Organization | None = None
+) -> dict[str, int]:
+    """How many reply suggestions made in [since, until) ended each way (pending, sent, edited,
+    discarded), for one organization or all."""
+    rows = ReplySuggestion.objects.filter(created_at__gte=since)
+    if until is not None:
+        rows = rows.filter(created_at__lt=until)
+    if organization is not None:
+        rows = rows.filter(organization=organization)
+    return dict(rows.values_list("outcome").annotate(n=Count("id")).values_list("outcome", "n"))

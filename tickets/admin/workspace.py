@@ -4,6 +4,7 @@ conversation's channel with a macro or the assistant's suggested reply inserted,
 internal notes with @mentions), the ticket's fields and the customer beside it. Every change
 goes through tickets.services."""
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -124,18 +125,30 @@ class TicketWorkspaceMixin:
             return HttpResponseRedirect(wanted)
         return HttpResponseRedirect(reverse("admin:tickets_ticket_change", args=[ticket_id]))
 
-    def reply_view(self, request: HttpRequest, ticket_id: int) -> HttpResponse:
+    def _posted_change(
+        self, request: HttpRequest, ticket_id: int, what: str, change: Callable[[Ticket], str], failed: str
+    ) -> HttpResponse:
+        """A form post from the page: ``change`` the ticket through the services and say how it
+        went (its message, or ``failed`` with the reason), then go back."""
         try:
             ticket = self._posted_ticket(request, ticket_id)
         except PermissionError:
-            return HttpResponse("Replying needs a POST and permission to change tickets.", status=403)
-        text = request.POST.get("text", "")
-        suggestion = None
-        if request.POST.get("suggestion", "").isdigit():
-            suggestion = ReplySuggestion.objects.filter(
-                pk=int(request.POST["suggestion"]), ticket=ticket, outcome=ReplySuggestion.Outcome.PENDING
-            ).first()
+            return HttpResponse(f"{what} needs a POST and permission to change tickets.", status=403)
         try:
+            self.message_user(request, change(ticket), messages.SUCCESS)  # type: ignore[attr-defined]
+        except DomainError as exc:
+            self.message_user(request, failed % {"reason": exc}, messages.ERROR)  # type: ignore[attr-defined]
+        return self._back(request, ticket_id)
+
+    def reply_view(self, request: HttpRequest, ticket_id: int) -> HttpResponse:
+        text = request.POST.get("text", "")
+
+        def reply(ticket: Ticket) -> str:
+            suggestion = None
+            if request.POST.get("suggestion", "").isdigit():
+                suggestion = ReplySuggestion.objects.filter(
+                    pk=int(request.POST["suggestion"]), ticket=ticket, outcome=ReplySuggestion.Outcome.PENDING
+                ).first()
             services.ticket_reply(
                 ticket=ticket,
                 author=request.user,
@@ -145,34 +158,23 @@ class TicketWorkspaceMixin:
             )
             if suggestion is not None:
                 services.suggestion_decide(suggestion=suggestion, sent_text=text)
-            self.message_user(request, gettext("Reply sent to the customer."), messages.SUCCESS)  # type: ignore[attr-defined]
-        except DomainError as exc:
-            self.message_user(request, gettext("Reply not sent: %(reason)s") % {"reason": exc}, messages.ERROR)  # type: ignore[attr-defined]
-        return self._back(request, ticket_id)
+            return gettext("Reply sent to the customer.")
+
+        return self._posted_change(request, ticket_id, "Replying", reply, gettext("Reply not sent: %(reason)s"))
 
     def note_view(self, request: HttpRequest, ticket_id: int) -> HttpResponse:
-        try:
-            ticket = self._posted_ticket(request, ticket_id)
-        except PermissionError:
-            return HttpResponse("Adding a note needs a POST and permission to change tickets.", status=403)
-        try:
+        def note(ticket: Ticket) -> str:
             services.ticket_note_add(ticket=ticket, author=request.user, body=request.POST.get("body", ""))
-            self.message_user(request, gettext("Internal note added."), messages.SUCCESS)  # type: ignore[attr-defined]
-        except DomainError as exc:
-            self.message_user(request, gettext("Note not added: %(reason)s") % {"reason": exc}, messages.ERROR)  # type: ignore[attr-defined]
-        return self._back(request, ticket_id)
+            return gettext("Internal note added.")
+
+        return self._posted_change(request, ticket_id, "Adding a note", note, gettext("Note not added: %(reason)s"))
 
     def claim_view(self, request: HttpRequest, ticket_id: int) -> HttpResponse:
-        try:
-            ticket = self._posted_ticket(request, ticket_id)
-        except PermissionError:
-            return HttpResponse("Claiming needs a POST and permission to change tickets.", status=403)
-        try:
+        def claim(ticket: Ticket) -> str:
             services.ticket_assign(ticket=ticket, assignee=request.user, actor=request.user, reason="Claimed")
-            self.message_user(request, gettext("#%(id)s is yours now.") % {"id": ticket.pk}, messages.SUCCESS)  # type: ignore[attr-defined]
-        except DomainError as exc:
-            self.message_user(request, gettext("Not claimed: %(reason)s") % {"reason": exc}, messages.ERROR)  # type: ignore[attr-defined]
-        return self._back(request, ticket_id)
+            return gettext("#%(id)s is yours now.") % {"id": ticket.pk}
+
+        return self._posted_change(request, ticket_id, "Claiming", claim, gettext("Not claimed: %(reason)s"))
 
     def suggestion_view(self, request: HttpRequest, ticket_id: int) -> HttpResponse:
         """POST: the assistant drafts a reply (stored as a pending suggestion) and returns it."""
@@ -220,7 +222,6 @@ class TicketWorkspaceMixin:
         for view in ("mine", "unassigned"):
             found = (
                 queryset.filter(selectors.inbox_view_q(view, user_id=request.user.pk, now=now))
-                .annotate(sla_due=selectors.sla_due_expression())
                 .order_by("sla_due", "pk")
                 .values_list("pk", flat=True)
                 .first()

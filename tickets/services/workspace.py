@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from config.errors import DomainError
@@ -23,8 +24,11 @@ def mentions_find(*, organization_id: int, body: str) -> list[Any]:
     names = {name.rstrip(".").lower() for name in MENTION.findall(body or "")}
     if not names:
         return []
+    named = Q()
+    for name in names:
+        named |= Q(username__iexact=name)
     staff = get_user_model().objects.filter(staff_profile__organization_id=organization_id, is_active=True)
-    return [user for user in staff if user.get_username().lower() in names]
+    return list(staff.filter(named).order_by("username"))
 
 
 def mentions_notify(*, note: TicketNote, author: Any) -> list[StaffNotification]:

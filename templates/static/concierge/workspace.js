@@ -63,7 +63,7 @@
     if (!conversationId) { return; }
     fetch("/api/v1/conversations/" + conversationId + "/messages/?after=" + lastSeq, { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : { results: [] }; })
-      .then(function (body) { (body.results || body || []).forEach(showMessage); });
+      .then(function (body) { (body.results || []).forEach(showMessage); });
   }
 
   // --- who else is here ---
