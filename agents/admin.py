@@ -477,5 +477,7 @@ class EmailRecordAdmin(ReadOnlyAdminMixin, OrganizationScopedAdmin):
         )
 
 
-# Registers the actions' admin (its own module: this one holds the models' and email's).
+# Registers the actions' and the messaging channels' admin (modules of their own: this one holds
+# the models' and email's).
 from agents.actions import admin as actions_admin  # noqa: E402, F401
+from agents.messaging import admin as messaging_admin  # noqa: E402, F401

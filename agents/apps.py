@@ -36,6 +36,14 @@ class AgentsConfig(AppConfig):
 
         outbound_route_register(Channel.EMAIL, lambda message: email_reply_queue(message=message))
 
+        # Replies in a messaging conversation go back through the account the customer wrote
+        # through (for a ticket opened over the REST API, with no such account, none: the
+        # desk then emails the reply as it does for a closed chat).
+        from agents.messaging.outbound import messaging_reply_queue
+
+        for channel in (Channel.WHATSAPP, Channel.TELEGRAM, Channel.WECHAT, Channel.SMS, Channel.VOICE, Channel.API):
+            outbound_route_register(channel, lambda message: messaging_reply_queue(message=message))
+
         # The ticket page's suggested replies are drafted by the assistant (loaded when first asked).
         from tickets.services import reply_suggester_register
 

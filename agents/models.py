@@ -10,6 +10,10 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 
 from agents.actions.models import AssistantAction as AssistantAction  # Django finds the model here
+from agents.messaging.models import ChannelIdentity as ChannelIdentity
+from agents.messaging.models import MessagingAccount as MessagingAccount
+from agents.messaging.models import MessagingRecord as MessagingRecord
+from agents.messaging.models import VoiceCall as VoiceCall
 from tenancy.models import Organization
 from tickets.fields import EncryptedTextField
 

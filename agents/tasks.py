@@ -4,6 +4,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from agents.email.outbound import EmailSendDeferred
+from agents.messaging.outbound import MessagingSendDeferred
 
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, soft_time_limit=60, time_limit=90)
@@ -47,3 +48,24 @@ def email_mailbox_poll(mailbox_id: int) -> dict[str, object]:
     if mailbox is None:
         return {"skipped": True}
     return poll(mailbox=mailbox).__dict__
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, soft_time_limit=60, time_limit=90)
+def messaging_turn(message_id: int, answers: bool, command: str = "") -> str:
+    from agents.messaging.turn import messaging_answer
+
+    return messaging_answer(message_id=message_id, answers=answers, command=command)
+
+
+@shared_task(
+    autoretry_for=(OperationalError, MessagingSendDeferred),
+    retry_backoff=5,
+    retry_backoff_max=900,
+    max_retries=10,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def messaging_send(record_id: int) -> str:
+    from agents.messaging.outbound import messaging_record_send
+
+    return messaging_record_send(record_id=record_id)

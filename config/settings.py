@@ -298,6 +298,17 @@ CONCIERGE_ATTACHMENT_MAX_BYTES = env.int("CONCIERGE_ATTACHMENT_MAX_BYTES", defau
 CONCIERGE_ATTACHMENT_URL_MAX_AGE = env.int("CONCIERGE_ATTACHMENT_URL_MAX_AGE", default=3600)
 # An email reply is tried this many times (the task backs off between tries) before it is marked failed.
 CONCIERGE_EMAIL_SEND_ATTEMPTS = env.int("CONCIERGE_EMAIL_SEND_ATTEMPTS", default=5)
+# Messaging channels (agents.messaging): a reply is tried this many times before it is marked
+# failed; the providers' API base URLs (set only to point them at a gateway or a test server);
+# how far a signed request's timestamp may be from now (API channel, WeChat); how long a WeChat
+# webhook waits for the assistant's reply to answer it passively (WeChat gives up at 5 s).
+CONCIERGE_MESSAGING_SEND_ATTEMPTS = env.int("CONCIERGE_MESSAGING_SEND_ATTEMPTS", default=6)
+CONCIERGE_WHATSAPP_API_URL = env("CONCIERGE_WHATSAPP_API_URL", default="")
+CONCIERGE_TELEGRAM_API_URL = env("CONCIERGE_TELEGRAM_API_URL", default="https://api.telegram.org")
+CONCIERGE_TWILIO_API_URL = env("CONCIERGE_TWILIO_API_URL", default="")
+CONCIERGE_WECHAT_API_URL = env("CONCIERGE_WECHAT_API_URL", default="")
+CONCIERGE_WEBHOOK_MAX_AGE = env.int("CONCIERGE_WEBHOOK_MAX_AGE", default=300)
+CONCIERGE_WECHAT_PASSIVE_SECONDS = env.float("CONCIERGE_WECHAT_PASSIVE_SECONDS", default=4.0)
 # Room for an attachment plus the form around it; larger bodies are refused before parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
@@ -370,6 +381,8 @@ CONCIERGE_RATE_LIMITS = {
     "chat_message_org": env("RATE_CHAT_MESSAGES_PER_ORG", default="6000/min"),
     "api_user": env("RATE_API_PER_USER", default="3000/min"),
     "email_sender": env("RATE_EMAILS_PER_SENDER", default="10/h"),
+    # Below what the providers allow a business number or bot (Telegram: 30/s; WhatsApp: 80/s).
+    "messaging_send": env("RATE_MESSAGING_SENDS_PER_ACCOUNT", default="20/s"),
 }
 CONCIERGE_CONVERSATION_MAX_MESSAGES = env.int("CONCIERGE_CONVERSATION_MAX_MESSAGES", default=500)
 # A web process refuses a chat message (a "busy" frame; the widget sends it again) when the turns

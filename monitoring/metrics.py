@@ -103,14 +103,31 @@ def _task_key(task: str, state: str) -> str:
 
 
 def task_outcome_count(task: str, state: str) -> None:
+    _cache_count(_task_key(task, state))
+
+
+# --- messages through each channel (inbound, outbound, failed), counted in the cache too ----
+
+CHANNEL_DIRECTIONS = ("inbound", "outbound", "failed")
+
+
+def _channel_key(channel: str, direction: str) -> str:
+    return f"metrics:channel:{channel}:{direction}"
+
+
+def channel_message_count(channel: str, direction: str) -> None:
+    """One message received (inbound), handed to the provider (outbound) or given up (failed)."""
+    _cache_count(_channel_key(channel, direction))
+
+
+def _cache_count(key: str) -> None:
     from django.core.cache import cache
 
-    key = _task_key(task, state)
     try:
         if not cache.add(key, 1, timeout=None):
             cache.incr(key)
     except Exception:  # metrics never break a task
-        logging.getLogger(__name__).debug("task outcome not counted", exc_info=True)
+        logging.getLogger(__name__).debug("%s not counted", key, exc_info=True)
 
 
 @lru_cache(maxsize=1)
@@ -180,6 +197,8 @@ class DeskCollector(Collector):
             value=float("nan") if rate is None else float(rate),
         )
 
+        yield _channel_messages(cache)
+
         tasks = CounterMetricFamily(
             "concierge_celery_tasks", "Celery task outcomes counted by the workers.", labels=["task", "state"]
         )
@@ -204,6 +223,24 @@ class DeskCollector(Collector):
             "Seconds since a Celery worker last ran the heartbeat task (+Inf: never).",
             value=float("inf") if age is None else age,
         )
+
+
+def _channel_messages(cache: Any) -> CounterMetricFamily:
+    from tickets.models import Channel
+
+    family = CounterMetricFamily(
+        "concierge_channel_messages",
+        "Messages through each channel: received, handed to the provider, given up as failed.",
+        labels=["channel", "direction"],
+    )
+    keys = {_channel_key(c, d): (c, d) for c in Channel.values for d in CHANNEL_DIRECTIONS}
+    try:
+        counts = cache.get_many(list(keys))
+    except Exception:
+        counts = {}
+    for key, labels in keys.items():
+        family.add_metric(list(labels), float(counts.get(key) or 0))
+    return family
 
 
 _desk = DeskCollector()

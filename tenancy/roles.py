@@ -29,11 +29,12 @@ _AGENT = {
     },
     "tenancy": {"team": ["view"]},
     "knowledge": {"article": ["view"], "category": ["view"]},
-    "agents": {"emailrecord": ["view"]},  # what was received and sent, with delivery state
+    # what was received and sent, with delivery state; the phone line's voicemails and missed calls
+    "agents": {"emailrecord": ["view"], "messagingrecord": ["view"], "voicecall": ["view"]},
 }
 _SUPERVISOR = {
     "tickets": {
-        "customer": ["add", "change"],
+        "customer": ["add", "change"],  # merging two customers too
         "macro": ["add", "change", "delete"],
         "tag": ["change", "delete"],
         "slapolicy": ["view"],
@@ -74,6 +75,7 @@ _ADMIN = {
         "emailchannel": ["view", "add", "change"],
         "emailmailbox": ["view", "add", "change", "delete"],
         "emailprovider": ["view", "add", "change", "delete"],
+        "messagingaccount": ["view", "add", "change", "delete"],  # WhatsApp, Telegram, WeChat, Twilio, API
         "assistantaction": ["add", "change", "delete"],  # holds credentials to the organization's systems
     },
     "auth": {"user": ["view", "add", "change"]},

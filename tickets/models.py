@@ -65,6 +65,11 @@ class Channel(models.TextChoices):
     WEB = "web", "Web chat"
     EMAIL = "email", "Email"
     API = "api", "API"
+    WHATSAPP = "whatsapp", "WhatsApp"
+    TELEGRAM = "telegram", "Telegram"
+    SMS = "sms", "SMS"
+    WECHAT = "wechat", "WeChat"
+    VOICE = "voice", "Phone"
 
 
 class SentimentLabel(models.TextChoices):

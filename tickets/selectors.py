@@ -103,10 +103,11 @@ def conversation_messages(*, conversation: Conversation, after_seq: int = 0) -> 
 
 def conversation_transcript(*, conversation_id: int) -> QuerySet[Message]:
     # "email": the mail a message came in as or went out as (the email channel's record, with its
-    # delivery state), joined here so the transcript shows it without a query per message.
+    # delivery state), and "messaging" the same for a messaging app's, joined here so the
+    # transcript shows it without a query per message.
     return (
         Message.objects.filter(conversation_id=conversation_id)
-        .select_related("sentiment", "author", "email")
+        .select_related("sentiment", "author", "email", "messaging")
         .order_by("seq")
     )
 

@@ -6,6 +6,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils.html import format_html_join
 
 from tenancy.admin_scoping import OrganizationScopedAdmin
 from tickets import services
@@ -42,9 +43,37 @@ class CustomerAdmin(OrganizationScopedAdmin):
     list_display = ["__str__", "email", "vip_tier", "satisfaction_score", "language", "last_seen_at"]
     list_filter = ["vip_tier", "language"]
     search_fields = ["name", "external_id"]
-    readonly_fields = ["satisfaction_score", "created_at", "last_seen_at", "erased_at"]
+    readonly_fields = ["satisfaction_score", "created_at", "last_seen_at", "erased_at", "identities"]
     inlines = [CustomerTicketInline, CustomerConversationInline]
-    actions = ["export_personal_data", "erase_personal_data"]
+    actions = ["merge_into_oldest", "export_personal_data", "erase_personal_data"]
+
+    @admin.display(description="Channel identities")
+    def identities(self, customer: Customer) -> str:
+        """How the customer is known on the messaging channels (a WhatsApp number, a Telegram
+        chat, a WeChat follower, a caller), read through the reverse relation the assistant's
+        channels add."""
+        rows = [
+            (identity.get_provider_display(), identity.address, identity.display_name, identity.created_at)
+            for identity in customer.channel_identities.order_by("created_at")
+        ]
+        if not rows:
+            return "-"
+        return format_html_join("", "<div>{}: <code>{}</code> {} <small>since {:%Y-%m-%d}</small></div>", rows)
+
+    @admin.action(description="Merge selected customers into the oldest", permissions=["change"])
+    def merge_into_oldest(self, request: HttpRequest, queryset: QuerySet[Customer]) -> None:
+        customers = list(queryset.order_by("created_at", "pk"))
+        if len(customers) < 2:
+            self.message_user(request, "Select at least two customers to merge.", messages.WARNING)
+            return
+        target = customers[0]
+        for source in customers[1:]:
+            try:
+                services.customer_merge(source=source, target=target, actor=request.user)
+            except services.DomainError as exc:
+                self.message_user(request, f"{source}: {exc}", messages.ERROR)
+                return
+        self.message_user(request, f"Merged {len(customers) - 1} customer(s) into {target}.", messages.SUCCESS)
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Customer], search_term: str) -> Any:
         """Emails are encrypted at rest: an address in the search box is matched exactly, by its hash."""

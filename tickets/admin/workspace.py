@@ -78,6 +78,13 @@ def _message_html(message: Any, zone: Any) -> str:
             f' · <span class="cc-email" title="{escape(email.mail_id)}">'
             f"email {escape(email.get_status_display().lower())}{reason}</span>"
         )
+    relayed = getattr(message, "messaging", None)
+    if relayed is not None and relayed.direction == "out":
+        reason = f": {escape(relayed.reason)}" if relayed.reason else ""
+        head += (
+            f' · <span class="cc-delivery {escape(relayed.status)}">'
+            f"{escape(relayed.get_status_display().lower())}{reason}</span>"
+        )
     files = "".join(f'<a class="cc-file" href="{escape(link)}">{escape(name)}</a>' for name, link in message.links)
     text = escape(normalize_newlines(message.text)).replace("\n", "<br>")
     return (

@@ -76,6 +76,61 @@ def customer_update(*, customer: Customer, **fields: Any) -> Customer:
     return customer
 
 
+@transaction.atomic
+def customer_merge(*, source: Customer, target: Customer, actor: Any = None) -> Customer:
+    """One person known as two customers (a chat and a WhatsApp number, say): everything of
+    ``source`` (conversations, tickets, channel identities, whatever else points at a customer)
+    moves to ``target``, which keeps its own details and takes the source's where it has none;
+    the source is deleted. Audited with both ids."""
+    from tenancy.audit import audit_record
+    from tickets.models import VipTier
+
+    if source.pk == target.pk:
+        raise DomainError("A customer cannot be merged into itself.")
+    if source.organization_id != target.organization_id:
+        raise DomainError("Customers of different organizations cannot be merged.")
+    locked = {c.pk: c for c in Customer.objects.select_for_update().filter(pk__in=[source.pk, target.pk])}
+    if len(locked) != 2:
+        raise DomainError("One of the customers no longer exists.")
+    source, target = locked[source.pk], locked[target.pk]
+    if source.erased_at or target.erased_at:
+        raise DomainError("An erased customer's data is gone; there is nothing to merge.")
+    moved: dict[str, int] = {}
+    for relation in Customer._meta.related_objects:
+        if relation.many_to_many or relation.one_to_one:
+            continue
+        model: Any = relation.related_model
+        count = model._default_manager.filter(**{relation.field.name: source}).update(**{relation.field.name: target})
+        moved[model._meta.model_name] = count
+    external_id = source.external_id
+    for name in ("name", "email", "phone"):
+        if not getattr(target, name) and getattr(source, name):
+            setattr(target, name, getattr(source, name))
+    ranks = list(VipTier.values)
+    if ranks.index(source.vip_tier) > ranks.index(target.vip_tier):
+        target.vip_tier = source.vip_tier
+    if target.language == "en" and source.language != "en":
+        target.language = source.language
+    seen = [t for t in (source.last_seen_at, target.last_seen_at) if t is not None]
+    target.last_seen_at = max(seen) if seen else None
+    source_id = source.pk
+    source.delete()
+    if not target.external_id and external_id:
+        target.external_id = external_id  # free now that the source is gone
+    target.save()
+    for ticket in target.tickets.select_related("customer"):
+        desk_ticket_index(ticket)
+    audit_record(
+        organization_id=target.organization_id,
+        action="customer.merged",
+        actor=actor,
+        object_type="customer",
+        object_id=target.pk,
+        data={"merged": source_id, "moved": moved},
+    )
+    return target
+
+
 def customer_email_bounced(*, customer: Customer) -> Customer:
     """Mail to the customer's address bounced: nothing more is emailed to it until it changes."""
     customer.email_bounced_at = timezone.now()

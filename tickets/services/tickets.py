@@ -275,9 +275,9 @@ def ticket_reply(
     if ticket.assignee_id is None and author is not None and staff_in_organization(author, ticket.organization):
         ticket_assign(ticket=ticket, assignee=author, actor=author)
     route = outbound_route(conversation.channel)
-    if route is not None:
-        route(message)  # an email conversation: the reply goes out as mail in its thread
-    else:
+    # Email and messaging apps: the reply goes out through the conversation's channel; the web
+    # chat (or a channel with nothing to send through): emailed when the customer is away.
+    if route is None or route(message) is None:
         reply_email_if_away_on_commit(message)
     return message
 
