@@ -28,7 +28,25 @@ from tenancy.admin_scoping import OrganizationScopedAdmin, ReadOnlyAdminMixin
 _FIELDS = {field.name: field for fields in CREDENTIALS.values() for field in fields}
 
 
-class MessagingAccountForm(forms.ModelForm):
+def _credential_fields() -> dict[str, forms.Field]:
+    """One form field per credential any provider uses; the help names the providers using it."""
+    declared: dict[str, forms.Field] = {}
+    for name, field in _FIELDS.items():
+        providers = [str(p.label) for p in MessagingProvider if any(f.name == name for f in CREDENTIALS[p])]
+        note = f"{', '.join(providers)}."
+        if field.secret:
+            note += " Stored encrypted, never shown again; blank on an edit keeps the current one."
+            if field.generated:
+                note += " Blank on a new account: Concierge makes one."
+            declared[name] = forms.CharField(
+                label=field.label, required=False, widget=forms.PasswordInput(render_value=False), help_text=note
+            )
+        else:
+            declared[name] = forms.CharField(label=field.label, required=False, help_text=note)
+    return declared
+
+
+class _AccountForm(forms.ModelForm):
     class Meta:
         model = MessagingAccount
         fields = ["provider", "name", "sender_id", "assistant_answers", "language", "greeting", "active"]
@@ -37,27 +55,14 @@ class MessagingAccountForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         stored = self.instance.secrets() if self.instance.pk else {}
         for name, field in _FIELDS.items():
-            providers = [str(p.label) for p in MessagingProvider if any(f.name == name for f in CREDENTIALS[p])]
-            note = f"{', '.join(providers)}."
-            if field.secret:
-                note += " Stored encrypted; blank keeps the current one." if stored.get(name) else " Stored encrypted."
-                if field.generated:
-                    note += " Left blank on a new account, Concierge makes one."
-                self.fields[name] = forms.CharField(
-                    label=field.label, required=False, widget=forms.PasswordInput(render_value=False), help_text=note
-                )
-            else:
-                self.fields[name] = forms.CharField(
-                    label=field.label, required=False, initial=stored.get(name, ""), help_text=note
-                )
+            if not field.secret and name in self.fields:
+                self.fields[name].initial = stored.get(name, "")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         provider = cleaned.get("provider")
         if provider:
-            stored = self.instance.secrets() if self.instance.pk else {}
-            if self.instance.pk and provider != self.instance.provider:
-                stored = {}
+            stored = self.instance.secrets() if self.instance.pk and provider == self.instance.provider else {}
             try:
                 messaging_credentials_merge(
                     provider=provider,
@@ -68,6 +73,10 @@ class MessagingAccountForm(forms.ModelForm):
             except DomainError as exc:
                 raise forms.ValidationError(str(exc)) from exc
         return cleaned
+
+
+# The credential fields declared on the class, as the admin's fieldsets need them.
+MessagingAccountForm = type("MessagingAccountForm", (_AccountForm,), _credential_fields())
 
 
 @admin.register(MessagingAccount)

@@ -249,7 +249,11 @@ def messaging_record_send(*, record_id: int) -> str:
         if closed:
             return _fail(record, closed)
         rate = settings.CONCIERGE_RATE_LIMITS["messaging_send"]
-        if _printer.get() is None and not account.try_out and not limits_hit([("messaging_send", str(account.pk), rate)]).allowed:
+        if (
+            _printer.get() is None
+            and not account.try_out
+            and not limits_hit([("messaging_send", str(account.pk), rate)]).allowed
+        ):
             raise MessagingSendDeferred(f"more than {rate} messages through {account}")
         adapter = adapter_for(account.provider)
         text, sources = _text(message, structured_sources=account.provider == "api")

@@ -53,12 +53,17 @@ class CustomerAdmin(OrganizationScopedAdmin):
         chat, a WeChat follower, a caller), read through the reverse relation the assistant's
         channels add."""
         rows = [
-            (identity.get_provider_display(), identity.address, identity.display_name, identity.created_at)
+            (
+                identity.get_provider_display(),
+                identity.address,
+                identity.display_name,
+                f"{identity.created_at:%Y-%m-%d}",
+            )
             for identity in customer.channel_identities.order_by("created_at")
         ]
         if not rows:
             return "-"
-        return format_html_join("", "<div>{}: <code>{}</code> {} <small>since {:%Y-%m-%d}</small></div>", rows)
+        return format_html_join("", "<div>{}: <code>{}</code> {} <small>since {}</small></div>", rows)
 
     @admin.action(description="Merge selected customers into the oldest", permissions=["change"])
     def merge_into_oldest(self, request: HttpRequest, queryset: QuerySet[Customer]) -> None:

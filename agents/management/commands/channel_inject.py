@@ -17,7 +17,7 @@ from config.errors import DomainError
 from tenancy.services import organization_get
 
 # Who writes, by default: a phone number for the phone channels, the provider's kind of id else.
-DEFAULT_SENDER = {
+DEFAULT_SENDER: dict[str, str] = {
     MessagingProvider.WHATSAPP: "+15555550100",
     MessagingProvider.SMS: "+15555550100",
     MessagingProvider.VOICE: "+15555550100",
@@ -25,7 +25,7 @@ DEFAULT_SENDER = {
     MessagingProvider.WECHAT: "o-try-out-follower",
     MessagingProvider.API: "app-user-1",
 }
-TRY_OUT_SENDER = {MessagingProvider.WHATSAPP: "100000000000001", MessagingProvider.SMS: "+15555550199"}
+TRY_OUT_SENDER: dict[str, str] = {MessagingProvider.WHATSAPP: "100000000000001", MessagingProvider.SMS: "+15555550199"}
 
 
 class Command(BaseCommand):
@@ -57,7 +57,10 @@ class Command(BaseCommand):
         with printed_instead(self._print):
             if provider == MessagingProvider.VOICE:
                 for kind, extra in (
-                    ("recorded", {"recording_url": f"https://api.twilio.com/try-out/{message_id}", "recording_seconds": 20}),
+                    (
+                        "recorded",
+                        {"recording_url": f"https://api.twilio.com/try-out/{message_id}", "recording_seconds": 20},
+                    ),
                     ("transcribed", {"transcription": options["text"]}),
                 ):
                     received = voice_call_event(
@@ -113,4 +116,6 @@ class Command(BaseCommand):
             return
         ticket = conversation_open_ticket(conversation_id=conversation_id)
         if ticket is not None:
-            self.stdout.write(f"handed to people: ticket #{ticket.pk} ({ticket.get_priority_display()}), {ticket.subject}")
+            self.stdout.write(
+                f"handed to people: ticket #{ticket.pk} ({ticket.get_priority_display()}), {ticket.subject}"
+            )

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
@@ -34,6 +34,11 @@ class Request:
     json: Any = None
     form: dict[str, list[str]] = field(default_factory=dict)
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # multipart part name: (filename, bytes)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The call's parameters however they came: a JSON body, or form fields (one value each)."""
+        return self.json if isinstance(self.json, dict) else {k: v[0] for k, v in self.form.items()}
 
 
 Answer = tuple[int, Any]  # status, a JSON-able body (bytes are sent as they are)
@@ -62,7 +67,8 @@ class LoopbackProvider:
     def __init__(self) -> None:
         self.requests: list[Request] = []
         self.routes: list[tuple[str, re.Pattern[str], Callable[[Request, re.Match[str]], Answer]]] = []
-        self.failures: list[Answer] = []  # answers given (once each) before the routes, to act out outages
+        # Planned answers, one per request in order, to act out outages; None: answer as usual.
+        self.failures: list[Answer | None] = []
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -72,7 +78,7 @@ class LoopbackProvider:
                 body = self.rfile.read(length) if length else b""
                 request = Request(
                     self.command,
-                    url.path,
+                    unquote(url.path),
                     {k: v[0] for k, v in parse_qs(url.query).items()},
                     {k.lower(): v for k, v in self.headers.items()},
                     body,
@@ -88,12 +94,14 @@ class LoopbackProvider:
                 status, answer = provider.answer(request)
                 data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/octet-stream" if isinstance(answer, bytes) else "application/json")
+                self.send_header(
+                    "Content-Type", "application/octet-stream" if isinstance(answer, bytes) else "application/json"
+                )
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = _serve  # noqa: N815 (http.server's names)
+            do_GET = do_POST = _serve
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -106,8 +114,9 @@ class LoopbackProvider:
         self.routes.append((method, re.compile(pattern), handler))
 
     def answer(self, request: Request) -> Answer:
-        if self.failures:
-            return self.failures.pop(0)
+        planned = self.failures.pop(0) if self.failures else None
+        if planned is not None:
+            return planned
         for method, pattern, handler in self.routes:
             match = pattern.fullmatch(request.path)
             if method == request.method and match:
@@ -196,7 +205,7 @@ def bot_api(token: str) -> LoopbackProvider:
     def method(request: Request, match: re.Match[str]) -> Answer:
         if match["token"] != token:
             return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
-        params = request.json or {k: v[0] for k, v in request.form.items()}
+        params = request.params
         name = match["method"]
         if name in ("sendMessage", "sendPhoto", "sendDocument"):
             if not params.get("chat_id"):
@@ -210,8 +219,8 @@ def bot_api(token: str) -> LoopbackProvider:
                                                 "text": params.get("text", "")}}  # fmt: skip
         if name == "getFile":
             file_id = params.get("file_id", "")
-            return 200, {"ok": True, "result": {"file_id": file_id, "file_unique_id": "u" + file_id,
-                                                "file_size": len(PNG), "file_path": f"photos/{file_id}.png"}}  # fmt: skip
+            found = {"file_id": file_id, "file_unique_id": "u" + file_id, "file_size": len(PNG)}
+            return 200, {"ok": True, "result": {**found, "file_path": f"photos/{file_id}.png"}}
         if name == "setWebhook":
             return 200, {"ok": True, "result": True, "description": "Webhook was set"}
         return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
@@ -225,9 +234,12 @@ def bot_api(token: str) -> LoopbackProvider:
 
 
 def telegram_update(update_id: int, text: str = "", chat_id: int = 4242, photo: str = "") -> dict[str, Any]:
-    message: dict[str, Any] = {"message_id": update_id, "date": int(time.time()),
-                               "chat": {"id": chat_id, "type": "private", "first_name": "Kim"},
-                               "from": {"id": chat_id, "is_bot": False, "first_name": "Kim", "last_name": "Lee"}}  # fmt: skip
+    message: dict[str, Any] = {
+        "message_id": update_id,
+        "date": int(time.time()),
+        "chat": {"id": chat_id, "type": "private", "first_name": "Kim"},
+        "from": {"id": chat_id, "is_bot": False, "first_name": "Kim", "last_name": "Lee"},
+    }
     if text:
         message["text"] = text
     if photo:
@@ -333,7 +345,9 @@ def company_app(secret: str) -> LoopbackProvider:
     def webhook(request: Request, match: re.Match[str]) -> Answer:
         stamp = request.headers.get("x-concierge-timestamp", "")
         given = request.headers.get("x-concierge-signature", "")
-        expected = "sha256=" + hmac.new(secret.encode(), stamp.encode() + b"." + request.body, hashlib.sha256).hexdigest()
+        expected = (
+            "sha256=" + hmac.new(secret.encode(), stamp.encode() + b"." + request.body, hashlib.sha256).hexdigest()
+        )
         if not hmac.compare_digest(given, expected) or abs(time.time() - int(stamp or 0)) > 300:
             return 401, {"error": "bad signature"}
         return 200, {"ok": True}
