@@ -74,6 +74,11 @@ def _text(message: dict[str, Any]) -> tuple[str, tuple[Media, ...]]:
     if kind == "interactive":
         reply = (message.get("interactive") or {}).get("button_reply") or {}
         return str(reply.get("title") or ""), ()
+    if kind == "location":
+        place = message.get("location") or {}
+        where = ", ".join(str(place[k]) for k in ("name", "address") if place.get(k))
+        point = f"({place.get('latitude')}, {place.get('longitude')})"
+        return (f"\U0001f4cd {where} {point}" if where else f"\U0001f4cd {point}"), ()
     return "", ()
 
 
@@ -116,10 +121,12 @@ class WhatsAppAdapter:
                     }
                     for message in value.get("messages") or []:
                         text, media = _text(message)
-                        sender = str(message["from"])
+                        sender, message_id = str(message["from"]), str(message["id"])
+                        if not text and not media:
+                            continue  # a reaction, or a type WhatsApp calls "unsupported": nothing to answer
                         items.append(
                             Inbound(
-                                provider_message_id=str(message["id"]),
+                                provider_message_id=message_id,
                                 address="+" + sender.lstrip("+"),
                                 text=text,
                                 display_name=str(names.get(sender) or ""),

@@ -4,6 +4,7 @@ XML in plain and safe (AES) mode, the passive reply when the assistant answers w
 otherwise, Chinese from the question to the answer and back."""
 
 import base64
+import logging
 import os
 import time
 
@@ -42,10 +43,19 @@ def account(org):
 
 @pytest.fixture
 def worker():
-    """A real Celery worker (in a thread of this process) on the test run's Redis broker."""
+    """A real Celery worker (in a thread of this process) on the test run's Redis broker. Celery
+    sets up logging for a worker (the root logger's level and handlers): put it back afterwards,
+    or later tests' log capture would hear nothing."""
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
     celery_app.control.purge()
-    with start_worker(celery_app, perform_ping_check=False, shutdown_timeout=30):
-        yield
+    try:
+        with start_worker(celery_app, perform_ping_check=False, shutdown_timeout=30):
+            yield
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
+        logging.captureWarnings(False)
 
 
 def post(client, account, xml: str, query=None, aes=False):

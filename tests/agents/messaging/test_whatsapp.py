@@ -154,3 +154,14 @@ def test_outside_the_24_hour_window_the_agent_is_told_instead_of_a_silent_failur
     assert len(sent_texts(graph)) == before  # nothing was attempted
     note = TicketNote.objects.get(ticket=ticket, author=None, body__contains="was not delivered")
     assert "template" in note.body
+
+
+def test_a_reaction_stores_nothing_and_a_shared_location_is_read(client, account):
+    reaction = {"from": KIM, "id": "wamid.RX", "timestamp": "1", "type": "reaction",
+                "reaction": {"message_id": "wamid.OUT1", "emoji": "\U0001f44d"}}  # fmt: skip
+    assert post(client, account, whatsapp_body(reaction)).status_code == 200
+    assert not Message.objects.exists()
+    place = {"from": KIM, "id": "wamid.LOC", "timestamp": "1", "type": "location",
+             "location": {"latitude": 51.5, "longitude": -0.12, "name": "Camp shop"}}  # fmt: skip
+    assert post(client, account, whatsapp_body(place)).status_code == 200
+    assert Message.objects.get().text == "\U0001f4cd Camp shop (51.5, -0.12)"
