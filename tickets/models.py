@@ -54,7 +54,7 @@ class Customer(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name or self.email or f"Customer #{self.pk}"
+        return self.name or self.email or self.phone or f"Customer #{self.pk}"
 
     @property
     def is_vip(self) -> bool:

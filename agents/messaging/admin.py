@@ -32,17 +32,23 @@ def _credential_fields() -> dict[str, forms.Field]:
     """One form field per credential any provider uses; the help names the providers using it."""
     declared: dict[str, forms.Field] = {}
     for name, field in _FIELDS.items():
-        providers = [str(p.label) for p in MessagingProvider if any(f.name == name for f in CREDENTIALS[p])]
-        note = f"{', '.join(providers)}."
+        users = [p for p in MessagingProvider if any(f.name == name for f in CREDENTIALS[p])]
+        note = f"{', '.join(str(p.label) for p in users)}."
+        attrs = {"data-providers": " ".join(p.value for p in users)}  # messaging_account.js shows the chosen one's
         if field.secret:
             note += " Stored encrypted, never shown again; blank on an edit keeps the current one."
             if field.generated:
                 note += " Blank on a new account: Concierge makes one."
             declared[name] = forms.CharField(
-                label=field.label, required=False, widget=forms.PasswordInput(render_value=False), help_text=note
+                label=field.label,
+                required=False,
+                widget=forms.PasswordInput(render_value=False, attrs=attrs),
+                help_text=note,
             )
         else:
-            declared[name] = forms.CharField(label=field.label, required=False, help_text=note)
+            declared[name] = forms.CharField(
+                label=field.label, required=False, widget=forms.TextInput(attrs=attrs), help_text=note
+            )
     return declared
 
 
@@ -89,6 +95,9 @@ class MessagingAccountAdmin(OrganizationScopedAdmin):
     list_filter = ["provider", "active"]
     readonly_fields = ["webhook", "created_at"]
     actions = ["register_telegram_webhook"]
+
+    class Media:
+        js = ["concierge/messaging_account.js"]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         return [
@@ -153,7 +162,7 @@ class MessagingRecordAdmin(ReadOnlyAdminMixin, OrganizationScopedAdmin):
 
 
 _CALL_FIELDS: list[Any] = [
-    "account", "caller", "status", "provider_status", "started_at", "ended_at", "duration", "recording",
+    "account", "caller", "customer", "status", "provider_status", "started_at", "ended_at", "duration", "recording",
     "transcription", "conversation_link",
 ]  # fmt: skip
 
@@ -164,11 +173,20 @@ class VoiceCallAdmin(ReadOnlyAdminMixin, OrganizationScopedAdmin):
     calls."""
 
     organization_path = "account__organization"
-    list_display = ["started_at", "caller", "status", "duration", "recording_seconds", "conversation_link"]
-    list_filter = ["status", "account"]
-    list_select_related = ["account", "conversation"]
+    list_display = ["started_at", "caller", "customer", "status", "duration", "recording_seconds", "conversation_link"]
+    list_filter = ["status", ("account", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["account", "conversation__customer"]
     fields = _CALL_FIELDS
     readonly_fields = _CALL_FIELDS
+
+    @admin.display(description="Customer")
+    def customer(self, call: VoiceCall) -> str:
+        if call.conversation is None:
+            return "-"
+        customer = call.conversation.customer
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:tickets_customer_change", args=[customer.pk]), customer
+        )
 
     @admin.display(description="Conversation")
     def conversation_link(self, call: VoiceCall) -> str:

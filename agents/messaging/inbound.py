@@ -50,7 +50,7 @@ def _customer(account: MessagingAccount, inbound: Inbound) -> Any:
         .first()
     )
     if known is not None:
-        return known.customer
+        return _named(known.customer, inbound)
     customer = None
     if inbound.verified_phone:
         same_phone = (
@@ -61,7 +61,9 @@ def _customer(account: MessagingAccount, inbound: Inbound) -> Any:
         customer = same_phone.customer if same_phone is not None else None
     if customer is None and inbound.email:
         customer = customer_by_email(organization=organization, email=inbound.email)
-    if customer is None:
+    if customer is not None:
+        customer = _named(customer, inbound)
+    else:
         fields: dict[str, Any] = {"name": inbound.display_name[:200]}
         if inbound.verified_phone:
             fields["phone"] = inbound.address[:40]
@@ -77,6 +79,16 @@ def _customer(account: MessagingAccount, inbound: Inbound) -> Any:
         display_name=inbound.display_name[:200],
     )
     return customer
+
+
+def _named(customer: Any, inbound: Inbound) -> Any:
+    """A customer known without a name (a caller) takes the name a provider gives (a WhatsApp
+    profile, a Telegram user); a name staff or the customer set is never overwritten."""
+    from tickets import services as desk
+
+    if customer.name or not inbound.display_name:
+        return customer
+    return desk.customer_update(customer=customer, name=inbound.display_name[:200])
 
 
 def _conversation(account: MessagingAccount, customer: Any) -> Any:

@@ -39,7 +39,8 @@ class MessagingAccount(models.Model):
     sender_id = models.CharField(
         max_length=100,
         blank=True,
-        help_text="Our own id on the provider: WhatsApp phone number id, the Twilio number (E.164), the bot's id.",
+        help_text="Our own id on the provider: the WhatsApp phone number id, the Twilio number (E.164), the WeChat "
+        "account's original id (gh_…).",
     )
     credentials = EncryptedTextField(
         default="{}",
@@ -189,7 +190,7 @@ class VoiceCall(models.Model):
     duration = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds the call lasted.")
     recording_sid = models.CharField(max_length=64, blank=True)
     recording_url = models.URLField(max_length=500, blank=True)
-    recording_seconds = models.PositiveIntegerField(null=True, blank=True)
+    recording_seconds = models.PositiveIntegerField(null=True, blank=True, verbose_name="voicemail seconds")
     transcription = EncryptedTextField(blank=True)
     conversation = models.ForeignKey(
         "tickets.Conversation", null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
@@ -198,6 +199,7 @@ class VoiceCall(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = "phone call"
         ordering = ["-started_at"]
         constraints = [models.UniqueConstraint(fields=["account", "call_sid"], name="voice_call_unique_sid")]
         indexes = [models.Index(fields=["account", "status"])]

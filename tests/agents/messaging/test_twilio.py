@@ -101,8 +101,10 @@ def test_the_whole_sms_path_answer_status_handoff_reply_and_one_customer_across_
     from tests.agents.messaging.conftest import account_make as make
 
     whatsapp = make(trained_org, "whatsapp", "1", access_token="t", app_secret="s")
-    messaging_receive(account=whatsapp, inbound=Inbound("wamid.X", KIM, "hi on whatsapp", verified_phone=True))
+    hello = Inbound("wamid.X", KIM, "hi on whatsapp", display_name="Kim Lee", verified_phone=True)
+    messaging_receive(account=whatsapp, inbound=hello)
     assert Customer.objects.count() == 1
+    assert Customer.objects.get().name == "Kim Lee"  # SMS gave no name; WhatsApp's profile fills it
     assert sorted(Customer.objects.get().channel_identities.values_list("provider", flat=True)) == ["sms", "whatsapp"]
 
 
