@@ -174,7 +174,7 @@ def main() -> None:
         webhook = f"{row['webhook_p50_ms']:>10.1f}ms {row['webhook_p95_ms']:>6.1f}ms"
         reply = f"{row['to_reply_p50_ms']:>11.1f}ms {row['to_reply_p95_ms']:>6.1f}ms"
         print(f"{provider:10} {webhook} {reply} {row['replies_sent']:>5}")
-    print(f"wrote {write_result('messaging', report)}")
+    print(f"wrote {write_result(f'messaging-{connection.vendor}', report)}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 from django.http import HttpRequest, HttpResponse
 
+from config.clients import process_client
+
 
 @dataclass(frozen=True)
 class Media:
@@ -136,6 +138,50 @@ def _load() -> None:
 
     for module in (whatsapp, telegram, wechat, sms, voice, api_channel):
         adapter_register(module.ADAPTER)
+
+
+@process_client
+def tls_context() -> Any:
+    """The TLS context the providers' HTTP clients verify with (certifi's CAs, as httpx's own
+    default): loading the CAs takes ~50 ms, so once per process rather than per message."""
+    import httpx
+
+    return httpx.create_ssl_context()
+
+
+class _RebasedTransport:
+    """An httpx transport that sends every request to another base URL (see ``rebased``)."""
+
+    def __init__(self, base: str) -> None:
+        import httpx
+
+        self.base = base
+        self.inner = httpx.HTTPTransport(verify=tls_context())
+
+    def handle_request(self, request: Any) -> Any:
+        import httpx
+
+        request.url = httpx.URL(rebased(str(request.url), self.base))
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def http_client(base: str = "") -> Any:
+    """A new httpx client with the process's TLS context; ``base`` sends its requests there."""
+    import httpx
+
+    transport: Any = _RebasedTransport(base) if base else httpx.HTTPTransport(verify=tls_context())
+    return httpx.Client(transport=transport, timeout=10)
+
+
+@process_client
+def provider_http(base: str = "") -> Any:
+    """One httpx client per process (and per API base, where settings point a provider at a
+    gateway or a test server), shared by the threads sending and fetching: its connections and
+    TLS context are made once, not for every message. httpx clients are thread-safe."""
+    return http_client(base)
 
 
 def rebased(url: str, base: str) -> str:

@@ -27,7 +27,16 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from agents.messaging.adapters import Inbound, Media, Outgoing, SendFailed, StatusUpdate, WebhookRefused, json_body
+from agents.messaging.adapters import (
+    Inbound,
+    Media,
+    Outgoing,
+    SendFailed,
+    StatusUpdate,
+    WebhookRefused,
+    json_body,
+    provider_http,
+)
 from tickets.rules import MESSAGE_MAX_CHARS
 
 SIGNATURE = "X-Concierge-Signature"
@@ -128,7 +137,7 @@ class ApiChannelAdapter:
         stamp = str(int(time.time()))
         headers = {"Content-Type": "application/json", TIMESTAMP: stamp, SIGNATURE: api_signature(secret, stamp, body)}
         try:
-            response = httpx.post(url, content=body, headers=headers, timeout=10)
+            response = provider_http().post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise SendFailed(f"the app's webhook did not answer: {exc}", retry=True) from exc
         if response.status_code >= 300:

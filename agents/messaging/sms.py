@@ -12,7 +12,16 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from agents.messaging.adapters import Inbound, Media, Outgoing, SendFailed, StatusUpdate, WebhookRefused, rebased
+from agents.messaging.adapters import (
+    Inbound,
+    Media,
+    Outgoing,
+    SendFailed,
+    StatusUpdate,
+    WebhookRefused,
+    provider_http,
+    rebased,
+)
 
 STATUSES = {
     "queued": "queued",
@@ -132,11 +141,9 @@ class SmsAdapter:
         return twilio_message_send(account, outgoing, status_path=f"/api/v1/messaging/{account.webhook_key}")
 
     def fetch_media(self, account: Any, media: Media) -> tuple[bytes, str]:
-        import httpx
-
         url = rebased(media.ref, settings.CONCIERGE_TWILIO_API_URL)
         auth = (account.secret("account_sid"), account.secret("auth_token"))
-        response = httpx.get(url, auth=auth, follow_redirects=True, timeout=10)
+        response = provider_http().get(url, auth=auth, follow_redirects=True)
         response.raise_for_status()
         return response.content, media.content_type or response.headers.get("content-type", "")
 

@@ -12,7 +12,16 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from agents.messaging.adapters import Inbound, Media, Outgoing, SendFailed, StatusUpdate, WebhookRefused, json_body
+from agents.messaging.adapters import (
+    Inbound,
+    Media,
+    Outgoing,
+    SendFailed,
+    StatusUpdate,
+    WebhookRefused,
+    json_body,
+    tls_context,
+)
 from agents.messaging.adapters import plain as _plain
 
 HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -23,11 +32,11 @@ def _bot(account: Any) -> Any:
     from telegram.request import HTTPXRequest
 
     base = settings.CONCIERGE_TELEGRAM_API_URL.rstrip("/")
+    # The SDK's async client lives in one event loop, this send's: made per send, but with the
+    # process's TLS context (loading the CAs is most of making it).
+    request = HTTPXRequest(connect_timeout=5, read_timeout=10, httpx_kwargs={"verify": tls_context()})
     return Bot(
-        token=account.secret("bot_token"),
-        base_url=f"{base}/bot",
-        base_file_url=f"{base}/file/bot",
-        request=HTTPXRequest(connect_timeout=5, read_timeout=10),
+        token=account.secret("bot_token"), base_url=f"{base}/bot", base_file_url=f"{base}/file/bot", request=request
     )
 
 

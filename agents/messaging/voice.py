@@ -27,7 +27,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from agents.messaging.adapters import Inbound, Media, Outgoing, StatusUpdate, WebhookRefused, rebased
+from agents.messaging.adapters import Inbound, Media, Outgoing, StatusUpdate, WebhookRefused, provider_http, rebased
 from agents.messaging.sms import ADAPTER as SMS
 from agents.messaging.sms import twilio_message_send, twilio_signature_check
 
@@ -213,11 +213,9 @@ def _inbound(event: CallEvent, part: str, text: str) -> Inbound:
 
 def voice_recording_fetch(*, call: Any) -> tuple[bytes, str]:
     """The voicemail's audio from Twilio (with the account's credentials), for staff to play."""
-    import httpx
-
     account = call.account
     url = rebased(call.recording_url + ".mp3", settings.CONCIERGE_TWILIO_API_URL)
     auth = (account.secret("account_sid"), account.secret("auth_token"))
-    response = httpx.get(url, auth=auth, follow_redirects=True, timeout=15)
+    response = provider_http().get(url, auth=auth, follow_redirects=True)
     response.raise_for_status()
     return response.content, response.headers.get("content-type", "audio/mpeg")

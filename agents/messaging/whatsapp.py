@@ -21,43 +21,28 @@ from agents.messaging.adapters import (
     SendFailed,
     StatusUpdate,
     WebhookRefused,
+    http_client,
     json_body,
     plain,
-    rebased,
 )
+from config.clients import process_client
 
 STATUSES = {"sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed"}
 # Meta's "re-engagement message" error: more than 24 hours since the customer last wrote.
 OUTSIDE_WINDOW_CODE = 131047
 
 
-class _Rebase:
-    """An httpx transport that sends the SDK's graph.facebook.com calls to another base URL."""
-
-    def __init__(self, base: str) -> None:
-        import httpx
-
-        self.base = base
-        self.inner = httpx.HTTPTransport()
-
-    def handle_request(self, request: Any) -> Any:
-        import httpx
-
-        request.url = httpx.URL(rebased(str(request.url), self.base))
-        return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 def _client(account: Any) -> Any:
-    import httpx
+    return _whatsapp(account.sender_id, account.secret("access_token"), settings.CONCIERGE_WHATSAPP_API_URL)
+
+
+@process_client
+def _whatsapp(phone_id: str, token: str, base: str) -> Any:
+    """One pywa client per business number and token in a process (pywa wants an HTTP client of
+    its own for each), kept: its connections and TLS context are made once."""
     from pywa import WhatsApp
 
-    base = settings.CONCIERGE_WHATSAPP_API_URL
-    transport: Any = _Rebase(base) if base else httpx.HTTPTransport()
-    session = httpx.Client(transport=transport, timeout=10)
-    return WhatsApp(phone_id=account.sender_id, token=account.secret("access_token"), session=session)
+    return WhatsApp(phone_id=phone_id, token=token, session=http_client(base))
 
 
 def _text(message: dict[str, Any]) -> tuple[str, tuple[Media, ...]]:
@@ -165,17 +150,12 @@ class WhatsAppAdapter:
             raise SendFailed(f"WhatsApp error {exc.code}: {exc.message}", retry=transient) from exc
         except httpx.HTTPError as exc:
             raise SendFailed(f"WhatsApp did not answer: {exc}", retry=True) from exc
-        finally:
-            client.api._session.close()
         return str(sent.id)
 
     def fetch_media(self, account: Any, media: Media) -> tuple[bytes, str]:
         client = _client(account)
-        try:
-            url = client.get_media_url(media.ref)
-            content = client.get_media_bytes(url.url)
-        finally:
-            client.api._session.close()
+        url = client.get_media_url(media.ref)
+        content = client.get_media_bytes(url.url)
         return bytes(content), media.content_type or url.mime_type
 
 
