@@ -129,7 +129,7 @@ def messaging_passive_claim(*, message_ids: list[int], max_chars: int, wait_seco
                 continue
             with transaction.atomic():
                 record = (
-                    MessagingRecord.objects.select_for_update(skip_locked=True)
+                    MessagingRecord.objects.select_for_update(skip_locked=True, of=("self",))
                     .filter(message=reply, direction=Direction.OUTBOUND, status=DeliveryStatus.QUEUED)
                     .select_related("message__conversation")
                     .first()
