@@ -28,3 +28,15 @@ def texts(conversation_id, role=None) -> list[str]:
 
 
 BOT, AGENT, CUSTOMER = MessageRole.BOT, MessageRole.AGENT, MessageRole.CUSTOMER
+
+
+def admin_reply(agent, ticket, text: str, file=None) -> None:
+    """An agent's reply typed on the ticket page in admin (the workspace's reply form)."""
+    from django.test import Client
+
+    desk = Client()
+    desk.force_login(agent)
+    data = {"text": text, **({"file": file} if file is not None else {})}
+    response = desk.post(f"/admin/tickets/ticket/{ticket.pk}/reply/", data)
+    assert response.status_code in (200, 302), response.content[:500]
+    assert Message.objects.filter(conversation_id=ticket.conversation_id, role=MessageRole.AGENT).exists()

@@ -9,7 +9,7 @@ import pytest
 
 from agents.messaging.api_channel import api_signature
 from agents.messaging.models import DeliveryStatus, Direction, MessagingRecord
-from tests.agents.messaging.conftest import BOT, CUSTOMER, account_make, texts, webhook_path
+from tests.agents.messaging.conftest import BOT, CUSTOMER, account_make, admin_reply, texts, webhook_path
 from tests.agents.messaging.providers import company_app
 from tests.tickets.factories import CustomerFactory
 from tickets import services
@@ -91,7 +91,7 @@ def test_the_whole_path_with_a_known_customer_by_email(client, trained_org, acco
 
     post(client, account, message("m11", "I want to talk to a human"))
     ticket = Ticket.objects.get(conversation=conversation)
-    services.ticket_reply(ticket=ticket, author=agent, text="Alice here, looking into it.")
+    admin_reply(agent, ticket, "Alice here, looking into it.")
     last = app.to("/concierge")[-1].json
     assert last["text"] == "Alice here, looking into it." and last["author"] == "alice"
 

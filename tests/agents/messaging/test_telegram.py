@@ -9,7 +9,7 @@ from agents.messaging.accounts import telegram_webhook_register
 from agents.messaging.adapters import text_split
 from agents.messaging.models import DeliveryStatus, MessagingRecord
 from config.errors import DomainError
-from tests.agents.messaging.conftest import BOT, CUSTOMER, account_make, texts, webhook_path
+from tests.agents.messaging.conftest import BOT, CUSTOMER, account_make, admin_reply, texts, webhook_path
 from tests.agents.messaging.providers import PNG, bot_api, telegram_update
 from tickets import services
 from tickets.models import Attachment, Channel, Conversation, Message, Ticket
@@ -81,7 +81,7 @@ def test_the_whole_path_answer_handoff_and_an_agents_reply_with_a_photo(
     conversation = Conversation.objects.get()
     ticket = Ticket.objects.get(conversation=conversation)
     label = SimpleUploadedFile("label.png", PNG, content_type="image/png")
-    services.ticket_reply(ticket=ticket, author=agent, text="Alice here: your return label.", attachment=label)
+    admin_reply(agent, ticket, "Alice here: your return label.", file=label)
     assert sent(bot)[-1] == "Alice here: your return label."
     photos = bot.to(r"/bot[^/]+/sendPhoto")
     assert len(photos) == 1 and photos[0].files["photo"][1] == PNG

@@ -10,7 +10,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from agents.messaging.models import CallStatus, DeliveryStatus, Direction, MessagingRecord, VoiceCall
-from tests.agents.messaging.conftest import BOT, CUSTOMER, account_make, texts, webhook_path
+from tests.agents.messaging.conftest import BOT, CUSTOMER, account_make, admin_reply, texts, webhook_path
 from tests.agents.messaging.providers import PNG, twilio_api
 from tickets import services
 from tickets.models import Attachment, Channel, Conversation, Customer, Message, Ticket, TicketNote
@@ -87,7 +87,7 @@ def test_the_whole_sms_path_answer_status_handoff_reply_and_one_customer_across_
 
     post(client, sms, inbound_sms("SM11", "I want to talk to a human"))
     ticket = Ticket.objects.get(conversation=conversation)
-    services.ticket_reply(ticket=ticket, author=agent, text="Alice here, calling you in 5 minutes.")
+    admin_reply(agent, ticket, "Alice here, calling you in 5 minutes.")
     assert sent(rest)[-1]["Body"] == "Alice here, calling you in 5 minutes."
     agent_record = MessagingRecord.objects.get(message__role="agent")
     post(client, sms, {"MessageSid": agent_record.provider_message_id, "MessageStatus": "undelivered",
@@ -177,7 +177,7 @@ def test_a_call_greets_records_a_voicemail_and_becomes_a_ticket_with_the_recordi
     assert audio.status_code == 200 and audio.content == b"ID3-fake-mp3-RE1"
 
     # The agent's answer goes back as a text message from the same number.
-    services.ticket_reply(ticket=ticket, author=agent, text="Sorry about the pole! A new one is on its way.")
+    admin_reply(agent, ticket, "Sorry about the pole! A new one is on its way.")
     reply = sent(rest)[-1]
     assert (reply["To"], reply["From"]) == (KIM, NUMBER) and "new one" in reply["Body"]
     assert reply["StatusCallback"].endswith(f"{path}?event=message-status")

@@ -15,10 +15,9 @@ from wechatpy.crypto import WeChatCrypto
 
 from agents.messaging.models import DeliveryStatus, Direction, MessagingRecord
 from config.celery import app as celery_app
-from tests.agents.messaging.conftest import BOT, CUSTOMER, account_make, texts, webhook_path
+from tests.agents.messaging.conftest import BOT, CUSTOMER, account_make, admin_reply, texts, webhook_path
 from tests.agents.messaging.providers import PNG, wechat_api, wechat_query, wechat_xml
 from tests.support import until
-from tickets import services
 from tickets.models import Attachment, Channel, Conversation, Message, Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -157,6 +156,6 @@ def test_follow_image_handoff_and_an_agents_reply(client, trained_org, account, 
 
     post(client, account, wechat_xml("我要人工客服", 4002))
     ticket = Ticket.objects.get(conversation__channel=Channel.WECHAT)
-    services.ticket_reply(ticket=ticket, author=agent, text="您好，我是客服小李，马上为您处理。")
+    admin_reply(agent, ticket, "您好，我是客服小李，马上为您处理。")
     last = api.to(r"/cgi-bin/message/custom/send")[-1].body.decode("utf-8")
     assert "您好，我是客服小李，马上为您处理。" in last

@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from agents.messaging.models import DeliveryStatus, Direction, MessagingRecord
-from tests.agents.messaging.conftest import BOT, CUSTOMER, account_make, texts, webhook_path
+from tests.agents.messaging.conftest import BOT, CUSTOMER, account_make, admin_reply, texts, webhook_path
 from tests.agents.messaging.providers import PNG, graph_api, whatsapp_body, whatsapp_signature
 from tickets import services
 from tickets.models import Attachment, Channel, Conversation, Customer, Message, Ticket, TicketNote
@@ -107,7 +107,7 @@ def test_the_whole_path_answer_handoff_and_an_agents_reply(client, trained_org, 
     ticket = Ticket.objects.get(conversation=conversation)
     assert ticket.channel == Channel.WHATSAPP
 
-    services.ticket_reply(ticket=ticket, author=agent, text="Hi Kim, Alice here. I've refunded you today.")
+    admin_reply(agent, ticket, "Hi Kim, Alice here. I've refunded you today.")
     assert sent_texts(graph)[-1] == "Hi Kim, Alice here. I've refunded you today."
     agent_record = MessagingRecord.objects.get(message__role="agent")
     failed = {"id": agent_record.provider_message_id, "status": "failed", "timestamp": "2", "recipient_id": KIM,
@@ -135,7 +135,7 @@ def test_an_image_in_is_fetched_from_meta_and_an_agents_file_goes_out(client, ac
 
     ticket = services.conversation_escalate(conversation=message.conversation, reason="test")
     upload = SimpleUploadedFile("label.png", PNG, content_type="image/png")
-    services.ticket_reply(ticket=ticket, author=agent, text="Here is your return label.", attachment=upload)
+    admin_reply(agent, ticket, "Here is your return label.", file=upload)
     uploads = graph.to(r"/v[\d.]+/\d+/media")
     assert len(uploads) == 1 and uploads[0].files["file"][1] == PNG
     image_sent = [r.json for r in graph.to(r"/v[\d.]+/\d+/messages") if r.json.get("type") == "image"]
