@@ -60,7 +60,7 @@ def reply_suggest(*, ticket: Ticket, agent: Any) -> ReplySuggestion:
     if not passages or result.confidence < threshold:
         raise DomainError("No article in the knowledge base answers this; write your own reply.")
     answer, citations = grounded_answer(passages, threshold, query, language)
-    generated = llm_answer(question=query, passages=passages)
+    generated = llm_answer(question=query, passages=passages).text
     name = (ticket.customer.name or "").split(" ")[0] or ("there" if language == "en" else "")
     lines = [GREETING[language].format(name=name), generated or answer]
     lines.append(CLOSING[language] + "\n" + "\n".join(f"{c['title']}: {c['url']}" for c in citations))

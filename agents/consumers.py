@@ -5,10 +5,13 @@ Frames are those of DESIGN.md. Every customer message is stored once (idempotent
 client's id) and acknowledged with its sequence number; `resume` replays what the client
 missed, so a reconnect loses nothing."""
 
+import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -16,6 +19,7 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import DatabaseError
 
+from agents.llm import answer_streamed
 from agents.services import assistant_reply, customer_message_receive
 from agents.tokens import WidgetSession, widget_token_read
 from agents.turns import BUSY_MESSAGE, Turn, turn_gate
@@ -239,9 +243,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         await self.send(text_data=json.dumps({"type": "typing", "role": "bot"}))
         try:
-            reply = await turn.run(
-                assistant_reply, message_id=received.message.pk, announce_customer_message=received.broadcast_deferred
-            )
+            with answer_streamed(self.stream_to_socket(seq)):
+                reply = await turn.run(
+                    assistant_reply,
+                    message_id=received.message.pk,
+                    announce_customer_message=received.broadcast_deferred,
+                )
         except Exception:  # the customer's message is stored; staff see it even if the assistant failed
             logger.exception("the assistant's reply failed for message %s", received.message.pk)
             if received.broadcast_deferred:
@@ -258,6 +265,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.deliver(delivery)
         if reply is not None and (reply.metadata or {}).get("handoff"):
             await self.send_queue_status()
+
+    def stream_to_socket(self, seq: int) -> Callable[[str], None]:
+        """A sink for a generated answer's words as the LLM writes them, called on the turn's
+        thread: each call sends a ``stream`` frame with the text so far and its part number (the
+        widget keeps the highest part; the final ``message`` frame replaces the draft)."""
+        loop = asyncio.get_running_loop()
+        parts = itertools.count(1)
+
+        def sink(text: str) -> None:
+            frame = {"type": "stream", "in_reply_to": seq, "part": next(parts), "text": text}
+            asyncio.run_coroutine_threadsafe(self.send(text_data=json.dumps(frame, ensure_ascii=False)), loop)
+
+        return sink
 
     async def send_queue_status(self) -> None:
         """Waiting for a person: the place in the queue, the expected wait, business hours."""

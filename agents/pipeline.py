@@ -262,8 +262,15 @@ def _respond(state: State) -> dict[str, Any]:
 
         focus = state["normalised"] if state["query"] != state["normalised"] else ""
         reply, sources = grounded_answer(state["passages"], threshold, state["query"], language, focus)
-        generated = llm_answer(question=state["query"], passages=state["passages"])
-        return {"reply": generated or reply, "sources": sources, "answered": True, "generated": bool(generated)}
+        written = llm_answer(question=state["query"], passages=state["passages"])
+        return {
+            "reply": written.text or reply,
+            "sources": sources,
+            "answered": True,
+            "generated": written.text is not None,
+            "llm": written.outcome,
+            "llm_unsupported": written.unsupported,
+        }
     return {"reply": say("dont_know", language), "sources": [], "answered": False}
 
 

@@ -78,6 +78,9 @@ def message_frame(message: Message) -> dict[str, Any]:
         "intent": metadata.get("intent", ""),
         "handoff": bool(metadata.get("handoff", False)),
     }
+    if message.role == MessageRole.BOT and metadata.get("in_reply_to"):
+        # The customer message it answers: the widget replaces that answer's streamed draft.
+        frame["in_reply_to"] = metadata["in_reply_to"]
     attachments = attachments_frame(message)
     if attachments:
         frame["attachments"] = attachments

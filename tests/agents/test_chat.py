@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from agents.tokens import WidgetSession, widget_token_issue
 from config.asgi import application
+from tests.agents.llm_server import FakeChatCompletions
 from tickets import services
 from tickets.models import Conversation, Message, Ticket
 
@@ -227,4 +228,44 @@ async def test_a_chat_the_bot_handled_alone_is_rated_on_the_conversation(trained
     assert json.loads(await chat.receive_from(timeout=10)) == {"type": "csat", "score": 4, "status": "recorded"}
     conversation = await database_sync_to_async(Conversation.objects.get)(pk=session["conversation_id"])
     assert (conversation.csat_score, conversation.csat_comment) == (4, "clear answer")
+    await chat.disconnect()
+
+
+async def test_a_generated_answer_streams_to_the_widget_before_it_is_final(trained_org, llm_server, settings):
+    """The first words reach the widget while the LLM is still writing; the final message frame
+    (the checked answer) replaces the draft. An answer that fails the support check streamed
+    too, and the final frame carries the composed answer instead."""
+    settings.LLM_BASE_URL, settings.LLM_MODEL, settings.LLM_TIMEOUT_SECONDS = llm_server, "tiny", 10
+    FakeChatCompletions.answer = "Refunds take 2 business days once your return reaches our warehouse."
+    FakeChatCompletions.chunk_delay = 0.1
+    session = await database_sync_to_async(start_session)(trained_org)
+    chat = await connect(session["token"])
+    timed = []
+
+    async def until_final():
+        while True:
+            frame = json.loads(await chat.receive_from(timeout=20))
+            timed.append((asyncio.get_running_loop().time(), frame))
+            if frame["type"] == "message" and frame["role"] == "bot":
+                return frame
+
+    await chat.send_to(text_data=json.dumps({"type": "message", "id": "s1", "text": "when will I get my refund?"}))
+    final = await until_final()
+    streams = [(t, f) for t, f in timed if f["type"] == "stream"]
+    assert len(streams) >= 5 and all(f["in_reply_to"] == 1 for _, f in streams)
+    assert [f["part"] for _, f in streams] == sorted(f["part"] for _, f in streams)
+    assert streams[0][1]["text"] == "Refunds" and streams[-1][1]["text"] == FakeChatCompletions.answer
+    assert timed[-1][0] - streams[0][0] >= 0.5  # the first words came well before the answer was done
+    assert final["text"] == FakeChatCompletions.answer and final["in_reply_to"] == 1
+
+    FakeChatCompletions.answer = "Refunds are instant, and every return comes with a free tent as a thank-you."
+    timed.clear()
+    await chat.send_to(text_data=json.dumps({"type": "message", "id": "s2", "text": "when will I get my refund?"}))
+    final = await until_final()
+    assert any(f["type"] == "stream" and "free tent" in f["text"] for _, f in timed)
+    assert "free tent" not in final["text"] and "2 business days" in final["text"] and final["in_reply_to"] == 3
+    stored = await database_sync_to_async(
+        lambda: Message.objects.get(conversation_id=session["conversation_id"], seq=4)
+    )()
+    assert stored.metadata["llm"] == "unsupported" and stored.metadata["generated"] is False
     await chat.disconnect()

@@ -2,53 +2,12 @@
 service we stand in for: a small HTTP server on loopback speaking the chat-completions API."""
 
 import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.test import override_settings
 
 from agents.pipeline import ConversationContext, run_pipeline
-from tests.support import send_body
-
-
-class FakeChatCompletions(BaseHTTPRequestHandler):
-    delay = 0.0
-    requests: list[dict] = []
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        FakeChatCompletions.requests.append(body)
-        time.sleep(self.delay)
-        reply = {
-            "id": "x",
-            "object": "chat.completion",
-            "created": 0,
-            "model": body["model"],
-            "choices": [
-                {
-                    "index": 0,
-                    "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": "Refunds take 2 business days (generated)."},
-                }
-            ],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        }
-        send_body(self, json.dumps(reply).encode(), "application/json")
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def llm_server():
-    FakeChatCompletions.requests = []
-    FakeChatCompletions.delay = 0.0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeChatCompletions)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
+from tests.agents.llm_server import FakeChatCompletions
 
 
 @pytest.mark.django_db
@@ -99,3 +58,60 @@ def test_the_suggested_reply_is_written_by_the_configured_llm(trained_org, llm_s
     assert suggestion.generated is True and "Refunds take 2 business days (generated)." in suggestion.text
     assert suggestion.citations[0]["title"] == "Returns and refunds"  # cited from retrieval, not the LLM
     assert "when will I get my refund?" in json.dumps(FakeChatCompletions.requests[0]["messages"])
+
+
+UNSUPPORTED = "Refunds are instant, and every return comes with a free tent as a thank-you."
+
+
+@pytest.mark.django_db
+def test_a_generated_answer_the_passages_do_not_support_is_set_aside(trained_org, llm_server):
+    context = ConversationContext(trained_org.pk)
+    with override_settings(LLM_BASE_URL=llm_server, LLM_MODEL="tiny"):
+        supported = run_pipeline("when will I get my refund?", context)
+        FakeChatCompletions.answer = UNSUPPORTED
+        invented = run_pipeline("when will I get my refund?", context)
+        # A number the passages never state reads "similar" to a model: it is checked on its own.
+        FakeChatCompletions.answer = "We refund to the original payment method within 9 business days."
+        wrong_number = run_pipeline("when will I get my refund?", context)
+    assert supported["generated"] is True and supported["llm"] == "generated"
+    for state in (invented, wrong_number):
+        assert state["generated"] is False and state["llm"] == "unsupported"
+        assert "2 business days" in state["reply"]  # the composed answer, from the article's sentences
+    assert invented["llm_unsupported"] == [UNSUPPORTED]
+    assert "9 business days" in wrong_number["llm_unsupported"][0]
+
+
+@pytest.mark.django_db
+def test_the_suggested_reply_is_guarded_the_same_way(trained_org, llm_server, agent, customer):
+    from agents.assist import reply_suggest
+    from tests.tickets.factories import TicketFactory
+    from tickets import services
+
+    conversation = services.conversation_start(customer=customer)
+    services.message_create(conversation=conversation, role="customer", text="when will I get my refund?")
+    ticket = TicketFactory(customer=customer, conversation=conversation)
+    FakeChatCompletions.answer = UNSUPPORTED
+    with override_settings(LLM_BASE_URL=llm_server, LLM_MODEL="tiny"):
+        suggestion = reply_suggest(ticket=ticket, agent=agent)
+    assert FakeChatCompletions.requests and suggestion.generated is False
+    assert "free tent" not in suggestion.text and "2 business days" in suggestion.text
+
+
+def test_the_support_check_on_its_own():
+    from agents.grounding import support_check
+
+    article = (
+        "Returns and refunds. You can return unused gear within 60 days of delivery for a full refund. "
+        "Return shipping is free for members and $6.95 otherwise."
+    )
+    assert support_check("Members send returns back for free; others pay $6.95.", [article]).supported
+    assert support_check("Thanks! Happy to help.", [article]).supported  # no claim in it
+    assert not support_check("You can return gear within 90 days of delivery.", [article]).supported
+    verdict = support_check("You can return unused gear within 60 days. We also ship to Mars for free.", [article])
+    assert not verdict.supported and verdict.unsupported == ["We also ship to Mars for free."]
+    assert support_check(
+        "未使用的装备可在送达后60天内退货。", ["未使用的装备可在送达后 60 天 内退货并全额退款。"]
+    ).supported
+    assert not support_check(
+        "我们为所有订单提供免费的澳大利亚快递服务。", ["未使用的装备可在送达后 60 天 内退货并全额退款。"]
+    ).supported

@@ -63,6 +63,9 @@
   try { state = JSON.parse(store.getItem(STATE_KEY) || "{}") || {}; } catch (e) { state = {}; }
   state.queue = state.queue || [];
   var seen = {}, last = 0, unread = 0, listeners = [];
+  // Answers being written (stream frames), by the seq of the message they answer; and the seqs
+  // already answered for good, whose late stream frames are dropped.
+  var drafts = {}, answered = {};
   var socket = null, retry = 0, typingTimer = null, lastTypingSent = 0, refreshTimer = null;
   var config = null, refused = false, busyShown = false;
   var t = STRINGS.en;
@@ -267,8 +270,27 @@
       });
       node.appendChild(sources);
     }
-    log.appendChild(node);
+    var draft = frame.in_reply_to && drafts[frame.in_reply_to];
+    if (frame.in_reply_to) { answered[frame.in_reply_to] = true; delete drafts[frame.in_reply_to]; }
+    if (draft && draft.parentNode === log) { log.replaceChild(node, draft); } else { log.appendChild(node); }
     if (frame.handoff) { log.appendChild(el("div", { "class": "cc-msg cc-system" }, t.handoff)); }
+    log.scrollTop = log.scrollHeight;
+  }
+
+  // The assistant's answer as it is written: plain text in a draft bubble, replaced by the
+  // final message (formatted, with its sources; the checked answer, which may differ).
+  function renderDraft(frame) {
+    if (!frame.in_reply_to || answered[frame.in_reply_to]) { return; }
+    var draft = drafts[frame.in_reply_to];
+    if (draft && Number(draft.getAttribute("data-part")) >= frame.part) { return; }
+    if (!draft) {
+      draft = el("div", { "class": "cc-msg cc-bot cc-draft", "aria-busy": "true" });
+      drafts[frame.in_reply_to] = draft;
+      log.appendChild(draft);
+    }
+    draft.setAttribute("data-part", String(frame.part));
+    draft.textContent = frame.text || "";
+    typing.textContent = "";
     log.scrollTop = log.scrollHeight;
   }
 
@@ -372,7 +394,7 @@
       state.token = data.token;
       state.conversation = data.conversation_id;
       state.expires = Date.now() + data.expires_in * 1000;
-      if (changed) { seen = {}; last = 0; log.textContent = ""; applyConfig(); }
+      if (changed) { seen = {}; last = 0; drafts = {}; answered = {}; log.textContent = ""; applyConfig(); }
       save();
       scheduleRefresh();
       return data;
@@ -421,6 +443,8 @@
           if (!isOpen()) { unread += 1; showUnread(); }
           listeners.forEach(function (fn) { try { fn(frame); } catch (e) { /* the page's handler */ } });
         }
+      } else if (frame.type === "stream") {
+        renderDraft(frame);
       } else if (frame.type === "typing") {
         typing.textContent = frame.role === "agent" ? t.agentTyping : t.botTyping;
         clearTimeout(typingTimer);
