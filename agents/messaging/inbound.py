@@ -115,10 +115,14 @@ def messaging_receive(*, account: MessagingAccount, inbound: Inbound) -> Messagi
     try:
         with transaction.atomic():
             return _receive(account, inbound)
-    except IntegrityError:  # the provider's retry arrived while the first delivery was being stored
-        record = MessagingRecord.objects.get(
+    except IntegrityError:
+        record = MessagingRecord.objects.filter(
             account=account, direction=Direction.INBOUND, provider_message_id=inbound.provider_message_id
-        )
+        ).first()
+        if record is None:  # another first message of this new person made their identity meanwhile
+            with transaction.atomic():
+                return _receive(account, inbound)
+        # the provider's retry arrived while the first delivery was being stored
         return MessagingReceived("duplicate", record.conversation_id, record.message_id)
 
 

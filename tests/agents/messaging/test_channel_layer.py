@@ -166,3 +166,28 @@ def test_channel_inject_tries_a_channel_without_a_provider(trained_org, capsys):
 
     with pytest.raises(CommandError, match="No organization"):
         call_command("channel_inject", "sms", "hi", "--org", "no-such-org")
+
+
+def test_two_first_messages_of_a_new_person_at_once_make_one_customer(org):
+    import threading
+
+    from django.db import connection as default_connection
+
+    telegram = account_make(org, "telegram", bot_token="1:x")
+    barrier, outcomes = threading.Barrier(4), []
+
+    def deliver(update_id: str) -> None:
+        try:
+            barrier.wait(timeout=10)
+            outcomes.append(messaging_receive(account=telegram, inbound=Inbound(update_id, "777", "hello")).outcome)
+        finally:
+            default_connection.close()
+
+    threads = [threading.Thread(target=deliver, args=(str(n),)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == ["received"] * 4
+    assert Customer.objects.count() == 1 and Customer.objects.get().channel_identities.count() == 1
+    assert MessagingRecord.objects.filter(direction="in").count() == 4
