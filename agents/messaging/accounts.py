@@ -93,10 +93,11 @@ def messaging_credentials_merge(
 
 def messaging_account_save(*, account: MessagingAccount, typed: dict[str, str], actor: Any = None) -> MessagingAccount:
     """Store the account with its credentials merged and encrypted; audited without the values."""
+    stored = account.secrets()
     merged = messaging_credentials_merge(
-        provider=account.provider, stored=account.secrets(), typed=typed, sender_id=account.sender_id
+        provider=account.provider, stored=stored, typed=typed, sender_id=account.sender_id
     )
-    changed = sorted(name for name in merged if merged[name] != account.secrets().get(name))
+    changed = sorted(name for name in merged if merged[name] != stored.get(name))
     account.credentials = json.dumps(merged)
     with transaction.atomic():
         created = account.pk is None
