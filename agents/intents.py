@@ -74,10 +74,10 @@ class IntentClassifier:
         self.model = LogisticRegression(C=c, max_iter=1000)
         self.labels: list[str] = []
 
-    def _vectors(self, texts: list[str], vectors: Any = None, progress: Any = None) -> Any:
+    def _vectors(self, texts: list[str], vectors: Any = None, progress: Any = None, bulk: bool = False) -> Any:
         """The sentence embeddings, computed here unless the caller already has them (the
         assistant embeds a message once for intent and retrieval)."""
-        return embeddings.embed(texts, progress=progress) if vectors is None else np.asarray(vectors)
+        return embeddings.embed(texts, progress=progress, bulk=bulk) if vectors is None else np.asarray(vectors)
 
     def _features(self, texts: list[str], vectors: Any, fit: bool = False) -> Any:
         """TF-IDF words and characters beside the sentence embeddings."""
@@ -94,7 +94,7 @@ class IntentClassifier:
         ]
         if len({label for _, label in pairs} - {FALLBACK}) < 2:
             raise ValueError("Training needs examples of at least two intents.")
-        vectors = self._vectors([t for t, _ in pairs], progress=progress)
+        vectors = self._vectors([t for t, _ in pairs], progress=progress, bulk=True)
         self.model.fit(self._features([t for t, _ in pairs], vectors, fit=True), [label for _, label in pairs])
         self.labels = list(self.model.classes_)
         if self.knn_weight:
@@ -214,7 +214,7 @@ class IntentEvaluation:
 def evaluate(
     classifier: IntentClassifier, texts: list[str], labels: list[str], latency_sample: int = 200, progress: Any = None
 ) -> IntentEvaluation:
-    vectors = embeddings.embed(texts, progress=progress)
+    vectors = embeddings.embed(texts, progress=progress, bulk=True)
     predictions = []
     for start in range(0, len(texts), 512):
         predictions += classifier.predict_many(texts[start : start + 512], vectors[start : start + 512])

@@ -75,7 +75,8 @@ SPACES = (EN, MULTILINGUAL)
 
 
 def space_embed(space: str, texts: list[str]) -> Any:
-    return embeddings.embed_multilingual(texts) if space == MULTILINGUAL else embeddings.embed(texts)
+    """Indexing: the bulk session (a thread per core) for the MiniLM space."""
+    return embeddings.embed_multilingual(texts) if space == MULTILINGUAL else embeddings.embed(texts, bulk=True)
 
 
 # --- where the vectors live --------------------------------------------------------------------

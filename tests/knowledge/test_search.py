@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
@@ -146,3 +147,19 @@ def test_keyword_index_follows_writes_here_at_once_and_elsewhere_within_seconds(
     second = Chunk.objects.create(article=article, organization=demo_kb, ordinal=98, heading="", text="zeppelin rides")
     keyword.get_backend().upsert(demo_kb.pk, keyword.KB, [(str(second.pk), second.text, {})])
     assert {doc for doc, _ in keyword.search(demo_kb.pk, "zeppelin", 5)} == {str(chunk.pk), str(second.pk)}
+
+
+def test_indexing_embeds_on_the_bulk_session_and_queries_on_the_serving_one(monkeypatch):
+    from knowledge import embeddings, vectors
+
+    embedder = embeddings.Embedder()
+    embedder.bulk_threads = 2
+    monkeypatch.setattr(embeddings, "get_embedder", lambda: embedder)
+    texts = ["How do I return a tent?", "Refunds reach your card within five working days of our receiving it."]
+    served = embeddings.embed(texts)
+    embeddings.embed_query("where is my parcel")
+    assert embedder.bulk_session is None  # serving never makes the second session
+    indexed = vectors.space_embed(vectors.EN, texts)
+    assert embedder.bulk_session is not None
+    # The same model either way: the vectors agree.
+    assert np.allclose(served, indexed, atol=1e-4)

@@ -64,7 +64,7 @@ class Command(BaseCommand):
         if not spec.embedding_weight:
             return None
         with progress_bar(total=len(texts), description=f"embedding {what}", unit="rows", stream=self.stderr) as bar:
-            return embeddings.embed([normalise(t) for t in texts], progress=bar)
+            return embeddings.embed([normalise(t) for t in texts], progress=bar, bulk=True)
 
     def _train(self, language: str, spec: Spec, rows: list[tuple[str, str, float]]) -> LinearSentiment:
         texts = [t for t, _, _ in rows]
