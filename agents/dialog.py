@@ -121,6 +121,25 @@ def is_follow_up(text: str, language: str) -> bool:
     return bool(ANAPHORA & set(words)) and len(content_words(stripped)) <= 2
 
 
+QUESTION_START = re.compile(
+    r"^(how|what|where|when|why|which|who|can|could|is|are|do|does|did|will|would|should|may|"
+    r"is there|are there|i (?:want|need|would like|'d like) to|i'd like to|i'm looking for)\b",
+    re.I,
+)
+ZH_QUESTION = re.compile(r"[吗呢么]\s*$|怎么|怎样|如何|为什么|什么|哪|几|多少|多久|多长|何时|能不能|可以.*吗|是否")
+
+
+def asks_question(text: str) -> bool:
+    """The customer asks for something to be explained ("how can I back it up?", "退款多久能到账"),
+    not only says how they feel; an upset customer who asks one still gets the answer."""
+    stripped = text.strip()
+    if "?" in stripped or "？" in stripped:
+        return True
+    if HAN.search(stripped):
+        return bool(ZH_QUESTION.search(stripped))
+    return any(QUESTION_START.search(part.strip()) for part in re.split(r"[,.;!]", stripped))
+
+
 SMALL_TALK_INTENTS = {"greeting", "goodbye", "thanks", "human_request"}
 
 

@@ -28,7 +28,17 @@ from agents.actions.calls import (
 )
 from agents.actions.models import PROFILE_INPUTS
 from agents.active_models import intent_policies, serving_intent, serving_sentiment
-from agents.dialog import DEFAULT_POLICIES, TEXTS, Policy, Turn, answer_compose, policy_for, query_resolve, say
+from agents.dialog import (
+    DEFAULT_POLICIES,
+    TEXTS,
+    Policy,
+    Turn,
+    answer_compose,
+    asks_question,
+    policy_for,
+    query_resolve,
+    say,
+)
 from agents.intents import FALLBACK
 from agents.language import detect_language
 from agents.profile import TOPICS, profile_read, profile_reply, profile_topic
@@ -305,8 +315,14 @@ def _escalation(state: State) -> dict[str, Any]:
     handing_over = say("handoff", language)
     if handoff:
         if upset and sources:
-            # An upset customer gets an acknowledgement and a person, not an article.
-            reply, sources = say("acknowledge", language), []
+            # An upset customer gets an acknowledgement and a person, and an article only when they
+            # asked a question it answers with confidence ("my data will be lost, how can I back it
+            # up?"), never one picked from a vent ("this is ridiculous").
+            answers = asks_question(state["normalised"])
+            if answers and state["retrieval_confidence"] >= settings.CONCIERGE_UPSET_ANSWER_MIN_CONFIDENCE:
+                reply = f"{say('acknowledge', language)}\n\n{reply}"
+            else:
+                reply, sources = say("acknowledge", language), []
         if not state["answered"]:
             reply = handing_over
         elif reply != handing_over:

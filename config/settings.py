@@ -319,6 +319,8 @@ CONCIERGE_WIDGET_TOKEN_MAX_AGE = env.int("CONCIERGE_WIDGET_TOKEN_MAX_AGE", defau
 # Where customers reach this site: links in emails (CSAT surveys) start with it.
 CONCIERGE_PUBLIC_URL = env("CONCIERGE_PUBLIC_URL", default="http://127.0.0.1:8000")
 CONCIERGE_ANSWER_MIN_CONFIDENCE = env.float("CONCIERGE_ANSWER_MIN_CONFIDENCE", default=0.3)
+# An upset customer's question is answered (besides the handoff) only above this confidence.
+CONCIERGE_UPSET_ANSWER_MIN_CONFIDENCE = env.float("CONCIERGE_UPSET_ANSWER_MIN_CONFIDENCE", default=0.5)
 # Assistant actions call organizations' HTTPS endpoints; plain HTTP only for these hosts (the
 # demo's own order endpoint in development), and a CA bundle other than the system's if set.
 CONCIERGE_ACTIONS_HTTP_HOSTS = env.list(

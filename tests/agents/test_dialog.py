@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from agents.dialog import TEXTS, entities_find, is_follow_up, names_not_covered, plain, sentences_answering
+from agents.dialog import TEXTS, asks_question, entities_find, is_follow_up, names_not_covered, plain, sentences_answering
 from agents.models import IntentPolicy, PolicyAction
 from agents.services import assistant_reply, customer_message_receive
 from tickets.models import Conversation, Customer, Ticket
@@ -60,6 +60,27 @@ def test_a_complaint_gets_an_acknowledgement_and_a_person_never_an_article(train
     assert reply.metadata["handoff"] and reply.metadata["sources"] == []
     assert reply.text.startswith(TEXTS["en"]["acknowledge"]) and TEXTS["en"]["handoff"] in reply.text
     assert Ticket.objects.filter(conversation__customer__organization=trained_org).count() == 1
+
+
+def test_an_upset_customer_s_question_is_answered_as_well_as_handed_to_a_person(trained_org):
+    # Very negative, and a question the help articles answer with confidence: an apology, the
+    # answer with its article, and a person. Before, the answer was dropped for the apology alone.
+    reply = Chat(trained_org).say("I'm scared my parcel is lost forever, how can I track it?")
+    assert reply.metadata["escalation_reasons"] == ["very negative sentiment"], reply.metadata
+    assert reply.metadata["sources"][0]["title"] == "Where is my order? Tracking a parcel"
+    apology, answer, handing_over = reply.text.split("\n\n")
+    assert apology == TEXTS["en"]["acknowledge"] and handing_over == TEXTS["en"]["handoff"]
+    assert "Track parcel" in answer
+    # A vent asks nothing: no article, whatever the search found.
+    vent = Chat(trained_org).say("my tent arrived ripped and nobody answers my emails, this is ridiculous")
+    assert vent.metadata["sources"] == [] and vent.metadata["retrieval_confidence"] > 0
+
+
+def test_questions_are_told_from_statements():
+    assert asks_question("I'm scared all my data will be lost, how can i back it up")
+    assert asks_question("Is there a way to undo this.") and asks_question("退款多久能到账")
+    assert not asks_question("this is ridiculous, nobody answers my emails")
+    assert not asks_question("你们的服务太差了，我要投诉")
 
 
 def test_a_double_charge_is_handed_off_with_the_order_number_kept(trained_org):

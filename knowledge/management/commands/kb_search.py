@@ -25,6 +25,6 @@ class Command(BaseCommand):
         for rank, hit in enumerate(result.hits, start=1):
             snippet = " ".join(hit.text.split())[:160]
             self.stdout.write(
-                f"{rank}. {hit.title}  [{hit.url or 'no url'}]  rrf={hit.score:.4f} cos={hit.similarity:.3f}"
+                f"{rank}. {hit.title}  [{hit.url or 'no url'}]  score={hit.score:.4f} cos={hit.similarity:.3f}"
             )
             self.stdout.write(f"   {snippet}")
