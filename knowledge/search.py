@@ -111,9 +111,7 @@ def kb_search(
     best_keyword = max((score for _, score in sparse), default=0.0) or 1.0
     keyword_share = {cid: score / best_keyword for cid, score in sparse}
     chunks = _passages(pk__in=list(cosine.keys() | keyword_share.keys()))
-    chunk_score = {
-        p.pk: cosine.get(p.pk, floor) + KEYWORD_WEIGHT * keyword_share.get(p.pk, 0.0) for p in chunks
-    }
+    chunk_score = {p.pk: cosine.get(p.pk, floor) + KEYWORD_WEIGHT * keyword_share.get(p.pk, 0.0) for p in chunks}
     article_cosine: dict[int, float] = {}
     article_keyword: dict[int, float] = {}
     best_chunk: dict[int, _Passage] = {}

@@ -5,7 +5,15 @@ import uuid
 
 import pytest
 
-from agents.dialog import TEXTS, asks_question, entities_find, is_follow_up, names_not_covered, plain, sentences_answering
+from agents.dialog import (
+    TEXTS,
+    asks_question,
+    entities_find,
+    is_follow_up,
+    names_not_covered,
+    plain,
+    sentences_answering,
+)
 from agents.models import IntentPolicy, PolicyAction
 from agents.services import assistant_reply, customer_message_receive
 from tickets.models import Conversation, Customer, Ticket
