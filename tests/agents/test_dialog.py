@@ -73,7 +73,7 @@ def test_a_complaint_gets_an_acknowledgement_and_a_person_never_an_article(train
 def test_an_upset_customer_s_question_is_answered_as_well_as_handed_to_a_person(trained_org):
     # Very negative, and a question the help articles answer with confidence: an apology, the
     # answer with its article, and a person. Before, the answer was dropped for the apology alone.
-    reply = Chat(trained_org).say("I'm scared my parcel is lost forever, how can I track it?")
+    reply = Chat(trained_org).say("This is ridiculous, my parcel is lost and I'm furious. How can I track it?")
     assert reply.metadata["escalation_reasons"] == ["very negative sentiment"], reply.metadata
     assert reply.metadata["sources"][0]["title"] == "Where is my order? Tracking a parcel"
     apology, answer, handing_over = reply.text.split("\n\n")
