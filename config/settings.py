@@ -290,7 +290,6 @@ LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=8.0)
 # A sentence an LLM writes must be this similar (cosine, the knowledge base's embeddings) to a
 # sentence of its passages or action result, or its answer is set aside for the composed one.
 CONCIERGE_LLM_SUPPORT_MIN = env.float("CONCIERGE_LLM_SUPPORT_MIN", default=0.6)
-# Below this retrieval confidence (best cosine similarity) the agent says it does not know.
 # CORS only on the widget's endpoints, and only for the websites an organization allows
 # (agents.widget.cors_request_allowed answers per request; no origin is allowed statically).
 CORS_URLS_REGEX = r"^/api/v1/widget/"

@@ -5,11 +5,11 @@ widget over the chat websocket, the support check decides what is final (the LLM
 every sentence is supported, the composed answer otherwise, and the metadata says which), a
 server too slow for LLM_TIMEOUT_SECONDS falls back, and suggested replies pass the same check.
 
-llama-cpp-python builds from source (about 7 minutes here), so `make test` does not install it:
-`make test-llm` builds and installs both and runs these tests; without them they are skipped
-with that reason (and fail under CONCIERGE_REQUIRE_LLM=1, which `make test-llm` sets)."""
+llama-cpp-python builds from source (about 9 minutes here): `make test-llm` builds its wheel once,
+keeps it, installs both and runs these tests; `make test` installs and runs them wherever that
+wheel is kept. Without them they are skipped with that reason (and fail under
+CONCIERGE_REQUIRE_LLM=1, which `make test-llm` sets)."""
 
-import asyncio
 import importlib.util
 import json
 import os
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from channels.db import database_sync_to_async
 
-from tests.agents.test_chat import connect, start_session
+from tests.agents.test_chat import connect, receive_until, start_session
 from tests.support import free_port, http, until
 from tickets.models import Message
 
@@ -33,6 +33,10 @@ def _model() -> Path | None:
         return None
     found = sorted(Path(next(iter(spec.submodule_search_locations))).rglob("*.gguf"))
     return found[0] if found else None
+
+
+def _bot_message(frame: dict) -> bool:
+    return frame["type"] == "message" and frame["role"] == "bot"
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +78,7 @@ async def test_a_real_llm_streams_and_the_support_check_decides_what_is_final(tr
     session = await database_sync_to_async(start_session)(trained_org)
     chat = await connect(session["token"])
     await chat.send_to(text_data=json.dumps({"type": "message", "id": "r1", "text": "when will I get my refund?"}))
-    frames = []
-    while not frames or not (frames[-1]["type"] == "message" and frames[-1]["role"] == "bot"):
-        frames.append(json.loads(await chat.receive_from(timeout=90)))
+    frames = await receive_until(chat, _bot_message, timeout=90)
     streams = [f for f in frames if f["type"] == "stream"]
     final = frames[-1]
     assert len(streams) >= 2 and all(f["in_reply_to"] == 1 for f in streams)  # it wrote piece by piece
@@ -97,9 +99,7 @@ async def test_a_real_llm_too_slow_for_the_timeout_falls_back(trained_org, real_
     session = await database_sync_to_async(start_session)(trained_org)
     chat = await connect(session["token"])
     await chat.send_to(text_data=json.dumps({"type": "message", "id": "r2", "text": "when will I get my refund?"}))
-    frames = []
-    while not frames or frames[-1]["type"] != "message" or frames[-1]["role"] != "bot":
-        frames.append(json.loads(await asyncio.wait_for(chat.receive_from(timeout=60), 60)))
+    frames = await receive_until(chat, _bot_message, timeout=60)
     stored = await database_sync_to_async(Message.objects.get)(conversation_id=session["conversation_id"], seq=2)
     assert stored.metadata["llm"] == "failed" and stored.metadata["generated"] is False
     assert "2 business days" in frames[-1]["text"]
