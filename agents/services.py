@@ -219,29 +219,32 @@ def customer_message_receive(
         raise RateLimited(
             f"You are sending messages too fast; try again in {verdict.retry_after} s.", verdict.retry_after
         )
-    conversation = Conversation.objects.get(pk=conversation_id, organization_id=organization_id)
-    # An ended chat opens again with this message, and the assistant answers there too.
-    defer = (
-        defer_broadcast
-        and attachment is None
-        and conversation.status in (Conversation.Status.OPEN, Conversation.Status.ENDED)
-    )
-    message, created = desk.message_create(
-        conversation=conversation,
-        role=MessageRole.CUSTOMER,
-        text=text,
-        client_message_id=client_message_id,
-        attachment=attachment,
-        broadcast=not defer,
-    )
-    # The assistant reads text: a file waits for a person (staff see it in the transcript).
-    answers = (
-        attachment is None
-        and conversation.status == Conversation.Status.OPEN
-        and (created or assistant_reply_for(message) is None)
-    )
-    if created and defer and not answers:  # a person took the chat meanwhile: announce it now
-        message_broadcast_on_commit(message, organization_id)
+    with transaction.atomic():
+        # The conversation row read once, under the lock its next sequence number needs.
+        conversation = Conversation.objects.select_for_update().get(pk=conversation_id, organization_id=organization_id)
+        # An ended chat opens again with this message, and the assistant answers there too.
+        defer = (
+            defer_broadcast
+            and attachment is None
+            and conversation.status in (Conversation.Status.OPEN, Conversation.Status.ENDED)
+        )
+        message, created = desk.message_create(
+            conversation=conversation,
+            role=MessageRole.CUSTOMER,
+            text=text,
+            client_message_id=client_message_id,
+            attachment=attachment,
+            broadcast=not defer,
+            under_lock=True,
+        )
+        # The assistant reads text: a file waits for a person (staff see it in the transcript).
+        answers = (
+            attachment is None
+            and conversation.status == Conversation.Status.OPEN
+            and (created or assistant_reply_for(message) is None)
+        )
+        if created and defer and not answers:  # a person took the chat meanwhile: announce it now
+            message_broadcast_on_commit(message, organization_id)
     return CustomerMessageReceived(
         message=message, created=created, assistant_answers=answers, broadcast_deferred=created and defer and answers
     )
@@ -267,11 +270,13 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
     from agents.dialog import Turn
     from agents.pipeline import ConversationContext, run_pipeline
     from tickets import services as desk
-    from tickets.models import Conversation, Message, MessageRole, SentimentRecord
+    from tickets.models import Attachment, Conversation, Message, MessageRole, SentimentRecord
 
     message = Message.objects.select_related("conversation__customer", "conversation__organization").get(pk=message_id)
     conversation = message.conversation
     announce = [message] if announce_customer_message else []
+    if announce_customer_message:  # deferred only for messages without a file: its frame needs no query to know
+        setattr(message, "_prefetched_objects_cache", {"attachments": Attachment.objects.none()})  # noqa: B010
     if conversation.status != Conversation.Status.OPEN:
         messages_broadcast_on_commit(announce, conversation.organization_id)
         return None
@@ -362,15 +367,19 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
     with transaction.atomic():
         # One reply per customer message: a retried turn, or two deliveries racing, find the
         # stored reply here (the conversation row lock orders them) and store nothing new.
-        Conversation.objects.select_for_update().only("pk").get(pk=conversation.pk)
+        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
         answered = assistant_reply_for(message)
         if answered is not None:
             messages_broadcast_on_commit(announce, conversation.organization_id)
             return answered
-        desk.message_sentiment_record(message=message, score=max(-1.0, min(1.0, state["sentiment"])))
+        # The turn's writes share this one transaction, without savepoints (nothing here
+        # catches an error halfway through).
+        desk.message_sentiment_record(message=message, score=max(-1.0, min(1.0, state["sentiment"])), savepoint=False)
         reply, _ = desk.message_create(
-            conversation=conversation, role=MessageRole.BOT, text=state["reply"], metadata=metadata, broadcast=False
-        )
+            conversation=locked, role=MessageRole.BOT, text=state["reply"], metadata=metadata, broadcast=False,
+            under_lock=True,
+        )  # fmt: skip
+        conversation.last_seq = locked.last_seq
         messages_broadcast_on_commit([*announce, reply], conversation.organization_id)
         if state["tests"]:
             ExperimentAssignment.objects.bulk_create(
@@ -396,6 +405,7 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
             actor="assistant",
             object_type="message",
             object_id=reply.pk,
+            savepoint=False,
             data={
                 "conversation": conversation.pk,
                 "in_reply_to": message.seq,

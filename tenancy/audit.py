@@ -45,7 +45,6 @@ def _label(actor: Any) -> str:
     return str(actor.get_username())
 
 
-@transaction.atomic
 def audit_record(
     *,
     organization_id: int,
@@ -54,33 +53,36 @@ def audit_record(
     object_type: str = "",
     object_id: Any = "",
     data: dict[str, Any] | None = None,
+    savepoint: bool = True,
 ) -> AuditEntry:
     """Append one entry to the organization's chain. The organization row is locked, so
-    concurrent writers take turns and the chain never forks."""
-    Organization.objects.select_for_update().only("pk").get(pk=organization_id)
-    last = AuditEntry.objects.filter(organization_id=organization_id).order_by("-seq").values("seq", "hash").first()
-    seq = (last["seq"] if last else 0) + 1
-    prev_hash = last["hash"] if last else GENESIS
-    # JSON round trip: what is hashed is exactly what the database gives back later.
-    payload = json.loads(json.dumps(data or {}, default=str))
-    created_at = timezone.now()
-    label = _label(actor)
-    entry_hash = _digest(organization_id=organization_id, seq=seq, actor_label=label, action=action,
-                         object_type=object_type, object_id=str(object_id), data=payload, created_at=created_at,
-                         prev_hash=prev_hash)  # fmt: skip
-    return AuditEntry.objects.create(
-        organization_id=organization_id,
-        seq=seq,
-        actor_user_id=getattr(actor, "pk", None) if not isinstance(actor, str) else None,
-        actor_label=label,
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id),
-        data=payload,
-        created_at=created_at,
-        prev_hash=prev_hash,
-        hash=entry_hash,
-    )
+    concurrent writers take turns and the chain never forks. ``savepoint=False``: the caller's
+    transaction holds the entry, with no savepoint of its own (an error ends that transaction)."""
+    with transaction.atomic(savepoint=savepoint):
+        Organization.objects.select_for_update().only("pk").get(pk=organization_id)
+        last = AuditEntry.objects.filter(organization_id=organization_id).order_by("-seq").values("seq", "hash").first()
+        seq = (last["seq"] if last else 0) + 1
+        prev_hash = last["hash"] if last else GENESIS
+        # JSON round trip: what is hashed is exactly what the database gives back later.
+        payload = json.loads(json.dumps(data or {}, default=str))
+        created_at = timezone.now()
+        label = _label(actor)
+        entry_hash = _digest(organization_id=organization_id, seq=seq, actor_label=label, action=action,
+                             object_type=object_type, object_id=str(object_id), data=payload, created_at=created_at,
+                             prev_hash=prev_hash)  # fmt: skip
+        return AuditEntry.objects.create(
+            organization_id=organization_id,
+            seq=seq,
+            actor_user_id=getattr(actor, "pk", None) if not isinstance(actor, str) else None,
+            actor_label=label,
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id),
+            data=payload,
+            created_at=created_at,
+            prev_hash=prev_hash,
+            hash=entry_hash,
+        )
 
 
 def audit_record_on_commit(**kwargs: Any) -> None:

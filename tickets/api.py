@@ -4,7 +4,7 @@ organization, so another tenant's rows answer 404. Views validate, call a servic
 from typing import Any
 
 import django_filters
-from django.db.models import QuerySet
+from django.db.models import QuerySet, prefetch_related_objects
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -109,10 +109,16 @@ class TicketViewSet(
     queryset = Ticket.objects.none()
 
     def get_queryset(self) -> QuerySet[Ticket]:
-        return selectors.ticket_list(organization=self.organization)
+        if self.action in ("list", "retrieve"):
+            return selectors.ticket_list(organization=self.organization)
+        # An edit or an action finds the ticket, and its service locks and reads it again.
+        return Ticket.objects.filter(organization=self.organization)
 
     def _render(self, ticket: Ticket, code: int = status.HTTP_200_OK) -> Response:
-        ticket = selectors.ticket_list(organization=self.organization).get(pk=ticket.pk)
+        """The ticket a service returned (read under its lock, saved), with its tags read
+        afresh: no second read of the row."""
+        getattr(ticket, "_prefetched_objects_cache", {}).pop("tags", None)
+        prefetch_related_objects([ticket], "tags")
         return Response(TicketSerializer(ticket, context=self.get_serializer_context()).data, status=code)
 
     @extend_schema(request=TicketCreateSerializer, responses=TicketSerializer)
