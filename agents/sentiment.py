@@ -191,10 +191,12 @@ def sentiment_trend(scores: list[float]) -> float:
 
 
 def warm() -> None:
-    """Load the lexicons and the shipped models before the first customer message."""
-    score_english("warm up")
-    score_chinese("预热")
-    for language in ("en", "zh"):
+    """Load what scores a message of each language before the first customer message: the
+    shipped model, or the lexicon where none ships (the lexicons otherwise serve only
+    ``evaluate_sentiment --lexicon``; pysenti's alone is ~70 MB)."""
+    for language, sample in (("en", "warm up"), ("zh", "预热")):
         model, _ = sentiment_engine(language)
         if model is not None:
-            score_with_model(model, "warm up", language)
+            score_with_model(model, sample, language)
+        else:
+            sentiment_score(sample, language)

@@ -30,3 +30,18 @@ def warm_process() -> dict[str, float]:
         took[app_config.label] = round((time.perf_counter() - started) * 1000, 1)
     logger.info("process warmed: %s", ", ".join(f"{label} {ms} ms" for label, ms in took.items()) or "nothing")
     return took
+
+
+def warm_shared() -> None:
+    """Load the read-only models that hold no threads, sockets or database connections into
+    this process (the gunicorn master, before it forks its workers), so every worker shares
+    one copy of their pages instead of loading its own: the sentiment lexicons and models, the
+    multilingual encoder's weights (numpy, ~95 MB), the language identifier's (~70 MB) and
+    jieba's dictionary (~80 MB), which Chinese keyword search cuts words with."""
+    from agents import language, sentiment
+    from knowledge import embeddings, keyword
+
+    sentiment.warm()
+    embeddings.embed_multilingual(["预热"])
+    language.warm()
+    keyword.tokenize("预热")

@@ -22,9 +22,10 @@ keepalive = 5
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
 max_requests_jitter = 2000
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-# Django and the big read-only tables (the sentiment lexicons, ~120 MB of Python objects) load
-# once in the master; the forked workers share those pages. What runs threads (onnxruntime,
-# database pools, the channel layer) is made in each worker after the fork, when it warms.
+# Django and the big read-only models (the sentiment lexicons and models, the multilingual
+# encoder, the language identifier) load once in the master; the forked workers share those
+# pages. What runs threads (database pools, the channel layer) is made in each worker after
+# the fork, when it warms.
 # A code change then needs a restart, not a HUP.
 preload_app = os.environ.get("GUNICORN_PRELOAD", "true").lower() in ("1", "true", "yes")
 accesslog = None  # the app writes one JSON access line per request, with its request id
@@ -52,13 +53,13 @@ def on_starting(server: Any) -> None:
 
 
 def when_ready(server: Any) -> None:
-    """Before the first fork: load the lexicons into the master and move everything loaded so far
-    out of the garbage collector's reach, so collections in the workers do not touch (and
-    copy) the shared pages."""
+    """Before the first fork: load the read-only models (config.warmup.warm_shared) into the
+    master and move everything loaded so far out of the garbage collector's reach, so
+    collections in the workers do not touch (and copy) the shared pages."""
     if preload_app:
-        from agents import sentiment
+        from config.warmup import warm_shared
 
-        sentiment.warm()
+        warm_shared()
         gc.freeze()
 
 

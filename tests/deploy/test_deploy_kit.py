@@ -192,6 +192,36 @@ def test_gunicorn_config_loads_with_uvicorn_workers():
     assert issubclass(WebWorker, UvicornWorker) and WebWorker.CONFIG_KWARGS["ws_per_message_deflate"] is False
 
 
+MASTER_PROBE = """
+import json, sys
+import django
+django.setup()
+from config.warmup import warm_shared
+warm_shared()
+from agents import language
+from knowledge import embeddings
+print(json.dumps({
+    "multilingual": embeddings.get_multilingual_embedder.made(),
+    "language": language._identifier.made(),
+    "jieba": "jieba" in sys.modules and sys.modules["jieba"].dt.initialized,
+    "lexicons": sorted(m for m in ("pysenti", "vaderSentiment") if m in sys.modules),
+}))
+"""
+
+
+def test_the_master_loads_the_shared_models_and_no_unused_lexicon():
+    """gunicorn's master (preload) loads what its forked workers then share; the lexicons no
+    message is scored with (a model ships for English and Chinese) are not loaded at all."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "ORT_DISABLE_TELEMETRY": "1"}
+    result = subprocess.run([sys.executable, "-c", MASTER_PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=180)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded == {"multilingual": 1, "language": 1, "jieba": True, "lexicons": []}
+    config = (DEPLOY / "gunicorn.conf.py").read_text()
+    assert "warm_shared()" in config and "gc.freeze()" in config
+
+
 def test_nginx_accepts_the_config_and_upgrades_websockets(tmp_path):
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
     if nginx is None:
