@@ -161,3 +161,33 @@ def test_composition_helpers():
     assert sentences_answering("how much does express cost", body) == ["Express costs $14.95."]
     assert names_not_covered("Do you ship to Australia?", "We ship to Canada.") == ["Australia"]
     assert names_not_covered("Do you ship to Canada?", "We ship to Canada.") == []
+
+
+def test_a_chat_turn_takes_a_fixed_few_statements(trained_org):
+    """What a turn costs the database, pinned: the conversation row read once under its lock,
+    the reply, its sentiment and audit entry written in one transaction with no savepoints."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    chat = Chat(trained_org)
+    chat.say("How long does delivery take?")
+    with CaptureQueriesContext(connection) as receiving:
+        received = customer_message_receive(
+            conversation_id=chat.conversation.pk,
+            organization_id=trained_org.pk,
+            text="Can I rent skis?",
+            client_message_id="second",
+            defer_broadcast=True,
+        )
+    with CaptureQueriesContext(connection) as answering:
+        reply = assistant_reply(message_id=received.message.pk, announce_customer_message=True)
+    assert reply.metadata["answered"]
+    statements = [q["sql"] for q in receiving.captured_queries + answering.captured_queries]
+    # The test's own transaction turns each block's BEGIN/COMMIT into one savepoint pair.
+    savepoints = [s for s in statements if s.startswith(("SAVEPOINT", "RELEASE"))]
+    assert len(savepoints) == 4, savepoints
+    conversation_reads = [s for s in statements if s.startswith('SELECT "tickets_conversation"."id"')]
+    assert len(conversation_reads) == 2, conversation_reads  # one lock each transaction
+    # receive: lock, client id, seq, insert, last seen; answer: message, scores, recent turns,
+    # passages, lock, answered?, sentiment and mood, seq, insert, audit (lock, last, insert)
+    assert len(statements) - len(savepoints) == 5 + 13, statements
