@@ -49,6 +49,14 @@ class AgentsConfig(AppConfig):
 
         reply_suggester_register(_reply_suggest)
 
+    def warm_shared(self) -> None:
+        """Read-only and thread-free, so loaded in the gunicorn master before it forks: the
+        sentiment models (a lexicon only where none ships) and the language identifier."""
+        from agents import language, sentiment
+
+        sentiment.warm()
+        language.warm()
+
     def warm(self) -> None:
         """The LLM client (when one is configured), the sentiment lexicons and shipped models, the
         language model, and the assistant itself: each organization's intent model and keyword

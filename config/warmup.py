@@ -34,14 +34,12 @@ def warm_process() -> dict[str, float]:
 
 def warm_shared() -> None:
     """Load the read-only models that hold no threads, sockets or database connections into
-    this process (the gunicorn master, before it forks its workers), so every worker shares
-    one copy of their pages instead of loading its own: the sentiment lexicons and models, the
-    multilingual encoder's weights (numpy, ~95 MB), the language identifier's (~70 MB) and
-    jieba's dictionary (~80 MB), which Chinese keyword search cuts words with."""
-    from agents import language, sentiment
-    from knowledge import embeddings, keyword
-
-    sentiment.warm()
-    embeddings.embed_multilingual(["预热"])
-    language.warm()
-    keyword.tokenize("预热")
+    this process (the gunicorn master, before it forks its workers), so every worker shares one
+    copy of their pages instead of loading its own. An app takes part by defining
+    ``warm_shared()`` on its AppConfig: the sentiment models and the language identifier
+    (agents), the multilingual encoder's weights (~95 MB of numpy) and jieba's dictionary
+    (~80 MB, knowledge)."""
+    for app_config in apps.get_app_configs():
+        warm = getattr(app_config, "warm_shared", None)
+        if warm is not None:
+            warm()
