@@ -58,14 +58,13 @@ class AgentsConfig(AppConfig):
         language.warm()
 
     def warm(self) -> None:
-        """The LLM client (when one is configured), the sentiment lexicons and shipped models, the
-        language model, and the assistant itself: each organization's intent model and keyword
-        index, and one whole turn run."""
-        from agents import language, llm, pipeline, sentiment
+        """The LLM client (when one is configured), what ``warm_shared`` loads (already there when
+        the gunicorn master loaded it), and the assistant itself: each organization's intent
+        model and keyword index, and one whole turn run."""
+        from agents import llm, pipeline
 
         llm.warm()
-        sentiment.warm()
-        language.warm()
+        self.warm_shared()
         try:
             pipeline.warm()
         except Exception:  # a store down at boot: the first turns load what they need instead

@@ -270,13 +270,14 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
     from agents.dialog import Turn
     from agents.pipeline import ConversationContext, run_pipeline
     from tickets import services as desk
-    from tickets.models import Attachment, Conversation, Message, MessageRole, SentimentRecord
+    from tickets.attachments import attachments_none_known
+    from tickets.models import Conversation, Message, MessageRole, SentimentRecord
 
     message = Message.objects.select_related("conversation__customer", "conversation__organization").get(pk=message_id)
     conversation = message.conversation
     announce = [message] if announce_customer_message else []
-    if announce_customer_message:  # deferred only for messages without a file: its frame needs no query to know
-        setattr(message, "_prefetched_objects_cache", {"attachments": Attachment.objects.none()})  # noqa: B010
+    if announce_customer_message:  # deferred only for messages without a file
+        attachments_none_known(message)
     if conversation.status != Conversation.Status.OPEN:
         messages_broadcast_on_commit(announce, conversation.organization_id)
         return None

@@ -97,6 +97,12 @@ def attachment_open(token: str) -> Attachment:
     return attachment
 
 
+def attachments_none_known(message: Message) -> None:
+    """Mark a message known to have no files, so its broadcast frame (built once per message,
+    on the chat's hot path) needs no query to learn so."""
+    setattr(message, "_prefetched_objects_cache", {"attachments": Attachment.objects.none()})  # noqa: B010
+
+
 def attachments_frame(message: Message) -> list[dict[str, Any]]:
     return [
         {"name": a.name, "type": a.content_type, "size": a.size, "url": attachment_link(a)}

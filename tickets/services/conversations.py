@@ -9,10 +9,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from tenancy.models import Organization
-from tickets.attachments import attachment_inspect, attachment_store
+from tickets.attachments import attachment_inspect, attachment_store, attachments_none_known
 from tickets.errors import ConversationFull, DomainError
 from tickets.models import (
-    Attachment,
     Channel,
     Conversation,
     Customer,
@@ -213,9 +212,7 @@ def message_create(
         if attachment is not None:
             attachment_store(message=message, upload=attachment, content_type=content_type)
         else:
-            # Known to have no files: its broadcast frame (built once per message, on the chat's hot
-            # path) needs no query to learn so.
-            setattr(message, "_prefetched_objects_cache", {"attachments": Attachment.objects.none()})  # noqa: B010
+            attachments_none_known(message)
         if role == MessageRole.CUSTOMER:
             Customer.objects.filter(pk=locked.customer_id).update(last_seen_at=message.created_at)
             if locked.status == Conversation.Status.ENDED:
