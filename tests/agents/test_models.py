@@ -119,6 +119,8 @@ def test_a_new_install_scores_with_the_shipped_model(org):
 def test_the_shipped_model_reads_plain_requests_as_plain_and_complaints_as_complaints():
     # Customers' how-to questions about a mishap are not angry: the model learnt that from the
     # Bitext requests as neutral rows. Before, six of these seven were very negative and handed off.
+    # The last six name a mishap in a plain request: they are why CLINC150's requests are neutral
+    # rows too (the boots were at -0.87 before, and every soak conversation that asked was handed off).
     model, _ = sentiment_engine("en")
     plain = [
         "How do I get rid of an old device linked to my account?",
@@ -128,6 +130,12 @@ def test_the_shipped_model_reads_plain_requests_as_plain_and_complaints_as_compl
         "How can I back up all my messages before my account is closed?",
         "Stopping the app from playing a sound for every notification.",
         "Turning off two-factor authentication on a lost phone.",
+        "how do I return boots that don't fit?",
+        "my card was declined at checkout, what should I do?",
+        "the zip on my jacket broke, can it be repaired?",
+        "I can't log in to my account, how do I reset it?",
+        "the sleeping bag I ordered is the wrong size, can I swap it?",
+        "my tent leaks at the seams, is that covered?",
     ]
     assert all(sentiment_score(text, "en", model=model) > VERY_NEGATIVE_SENTIMENT for text in plain)
     for complaint in ("the app keeps crashing and I'm furious", "This is the worst service ever, I want my money back"):
