@@ -35,7 +35,7 @@ async def _session(http: aiohttp.ClientSession, base_url: str, widget_key: str) 
 async def conversation_turns(base_url: str, widget_key: str, turns: int) -> list[float]:
     """``turns`` questions in a row, each timed until the bot's answer. A conversation the
     assistant hands to a person gets no more bot answers, so the next question then starts a
-    new conversation (the shipped sentiment model reads one of QUESTIONS as very negative)."""
+    new conversation (a question read as upset can hand it over)."""
     latencies: list[float] = []
     async with aiohttp.ClientSession() as http:
         while len(latencies) < turns:
