@@ -60,12 +60,16 @@ class AgentsConfig(AppConfig):
     def warm(self) -> None:
         """The LLM client (when one is configured), what ``warm_shared`` loads (already there when
         the gunicorn master loaded it), and the assistant itself: each organization's intent
-        model and keyword index, and one whole turn run."""
+        model and keyword index, the reading stages run for each, then one whole turn through
+        the services, rolled back (``assistant_rehearse``)."""
         from agents import llm, pipeline
+        from agents.services import assistant_rehearse
 
         llm.warm()
         self.warm_shared()
         try:
-            pipeline.warm()
+            warmed = pipeline.warm()
+            if warmed:
+                assistant_rehearse(organization_id=warmed[0])
         except Exception:  # a store down at boot: the first turns load what they need instead
             logger.warning("the assistant was not warmed; its first turns will be slower", exc_info=True)

@@ -11,6 +11,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,11 @@ class ConversationContext:
     recent: list[Turn] = field(default_factory=list)  # the conversation's last turns, oldest first
     customer: CustomerFacts = field(default_factory=CustomerFacts)
     pending_action: tuple[str, str] | None = None  # (action, input) the last reply asked the customer for
+
+
+# Set while a worker rehearses a turn at boot (agents.services.assistant_rehearse): the turn runs
+# every stage but calls no organization's system and asks no LLM.
+REHEARSING: ContextVar[bool] = ContextVar("concierge_rehearsing", default=False)
 
 
 def _timed(name: str, work: Callable[[State], dict[str, Any]], state: State) -> State:
@@ -169,7 +175,7 @@ def _policy(state: State) -> Policy:
 def _act(state: State) -> dict[str, Any]:
     """Call the organization's action that fits this turn, or ask for what it still needs."""
     context: ConversationContext = state["context"]
-    if _policy(state).action != "answer":
+    if _policy(state).action != "answer" or REHEARSING.get():
         return {}
     actions = organization_actions(context.organization_id)
     if not actions:
@@ -278,7 +284,7 @@ def _respond(state: State) -> dict[str, Any]:
 
         focus = state["normalised"] if state["query"] != state["normalised"] else ""
         reply, sources = grounded_answer(state["passages"], threshold, state["query"], language, focus)
-        written = llm_answer(question=state["query"], passages=state["passages"])
+        written = llm_answer(question=state["query"], passages=[] if REHEARSING.get() else state["passages"])
         return {
             "reply": written.text or reply,
             "sources": sources,
@@ -376,11 +382,11 @@ def run_pipeline(text: str, context: ConversationContext) -> State:
 WARM_ORGANIZATIONS = 50
 
 
-def warm() -> None:
+def warm() -> list[int]:
     """Load what the first turns would otherwise load (the intent models, from their database
     rows; the keyword indexes, built from the passages; the code paths of the stages up to
     retrieval, so no LLM is asked and no action called), for the organizations with a serving intent model, most
-    recently trained first."""
+    recently trained first; returns their ids in that order."""
     from agents.models import IntentModel
 
     organizations = list(
@@ -398,3 +404,4 @@ def warm() -> None:
         }
         for stage, work in reading:
             state = _timed(stage, work, state)
+    return [organization_id for organization_id, _ in organizations]

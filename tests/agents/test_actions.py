@@ -301,3 +301,42 @@ def test_actions_in_admin_https_only_secret_kept_and_scoped(trained_org, other_o
     # Another organization's staff never sees it.
     client.force_login(StaffFactory(organization=other_org, role="admin"))
     assert client.get(f"/admin/agents/assistantaction/{action.pk}/change/").status_code in (302, 404)
+
+
+# --- the turn a fresh worker rehearses at boot -------------------------------------------------
+
+
+def test_a_rehearsed_turn_calls_no_system_asks_no_llm_and_leaves_nothing(trained_org, shop, llm_server):
+    from django.test import override_settings
+
+    from agents.pipeline import REHEARSING
+    from agents.services import assistant_rehearse
+    from monitoring.metrics import CHAT_TURNS
+    from tests.agents.llm_server import FakeChatCompletions
+    from tickets.models import Message, SentimentRecord
+
+    order_action(trained_org, shop)
+    with override_settings(LLM_BASE_URL=llm_server, LLM_MODEL="tiny", LLM_API_KEY="k"):
+        # What a turn would do: call the shop, ask the LLM...
+        assert Chat(trained_org).say("Where is order 4411?").text.startswith("Order 4411 is shipped")
+        assert Chat(trained_org).say("How long do refunds take?").metadata["llm"] == "generated"
+        assert len(shop.requests) == 1 and len(FakeChatCompletions.requests) == 1
+        # ...and what the same turns do while rehearsing: neither.
+        token = REHEARSING.set(True)
+        try:
+            assert Chat(trained_org).say("Where is order 4411?").metadata["action"] is None
+            assert Chat(trained_org).say("How long do refunds take?").metadata["llm"] == "off"
+        finally:
+            REHEARSING.reset(token)
+        assert len(shop.requests) == 1 and len(FakeChatCompletions.requests) == 1
+
+        stored = [model.objects.count() for model in (Customer, Conversation, Message, SentimentRecord, Ticket)]
+        audited = AuditEntry.objects.count()
+        turns = sum(sample.value for metric in CHAT_TURNS.collect() for sample in metric.samples)
+        assistant_rehearse(organization_id=trained_org.pk)
+    assert [model.objects.count() for model in (Customer, Conversation, Message, SentimentRecord, Ticket)] == stored
+    assert AuditEntry.objects.count() == audited
+    assert sum(sample.value for metric in CHAT_TURNS.collect() for sample in metric.samples) == turns
+    assert len(shop.requests) == 1 and len(FakeChatCompletions.requests) == 1
+    assert not REHEARSING.get()
+    assert audit_verify(organization=trained_org).problems == []
