@@ -296,6 +296,12 @@ def _respond(state: State) -> dict[str, Any]:
     return {"reply": say("dont_know", language), "sources": [], "answered": False}
 
 
+# "Sentiment falling" needs this many scored messages: from two, one plain request that names a
+# mishap after a greeting ("how do I return boots that don't fit?", -0.49) read as a fall, and
+# 4-10% of plain requests score under NEGATIVE_SENTIMENT (CLINC150 val, StackFAQ dev).
+FALLING_AFTER = 3
+
+
 def _escalation(state: State) -> dict[str, Any]:
     context: ConversationContext = state["context"]
     language = state["language"]
@@ -316,7 +322,12 @@ def _escalation(state: State) -> dict[str, Any]:
     if state["sentiment"] <= VERY_NEGATIVE_SENTIMENT and confirmed:
         reasons.append("very negative sentiment")
         upset = True
-    elif state["sentiment_trend"] <= -0.25 and state["sentiment"] < NEGATIVE_SENTIMENT and confirmed:
+    elif (
+        len(context.previous_scores) >= FALLING_AFTER - 1
+        and state["sentiment_trend"] <= -0.25
+        and state["sentiment"] < NEGATIVE_SENTIMENT
+        and confirmed
+    ):
         reasons.append("sentiment falling")
     if not state["answered"] and context.previous_fallbacks >= 1:
         reasons.append("the assistant could not answer twice in a row")

@@ -440,3 +440,14 @@ def test_a_sentiment_ab_test_scores_its_arm_with_the_candidate(org):
     assert state["sentiment_engine"] == f"trained en v{second.version}" and state["tests"] == [[test.pk, "candidate"]]
     experiments.experiment_promote(experiment=test)
     assert active_sentiment_model("en", org.pk)[1] == second.version
+
+
+@pytest.mark.django_db
+def test_sentiment_falling_takes_three_messages_not_one_mishap_after_a_greeting(org):
+    question = "how do I return boots that don't fit?"
+    after_greeting = run_pipeline(question, ConversationContext(org.pk, previous_scores=[0.0]))
+    assert -0.6 < after_greeting["sentiment"] < -0.2 and after_greeting["sentiment_trend"] <= -0.25
+    assert "sentiment falling" not in after_greeting["escalation_reasons"]
+    falling = run_pipeline(question, ConversationContext(org.pk, previous_scores=[0.3, 0.0]))
+    assert falling["sentiment_trend"] <= -0.25
+    assert "sentiment falling" in falling["escalation_reasons"] and falling["handoff"]
