@@ -306,7 +306,7 @@ def test_actions_in_admin_https_only_secret_kept_and_scoped(trained_org, other_o
 # --- the turn a fresh worker rehearses at boot -------------------------------------------------
 
 
-def test_a_rehearsed_turn_calls_no_system_asks_no_llm_and_leaves_nothing(trained_org, shop, llm_server):
+def test_a_rehearsed_turn_calls_no_system_asks_no_llm_and_leaves_nothing(trained_org, shop, llm_server, caplog):
     from django.test import override_settings
 
     from agents.pipeline import REHEARSING
@@ -333,7 +333,11 @@ def test_a_rehearsed_turn_calls_no_system_asks_no_llm_and_leaves_nothing(trained
         stored = [model.objects.count() for model in (Customer, Conversation, Message, SentimentRecord, Ticket)]
         audited = AuditEntry.objects.count()
         turns = sum(sample.value for metric in CHAT_TURNS.collect() for sample in metric.samples)
+        caplog.clear()
         assistant_rehearse(organization_id=trained_org.pk)
+    # Logs tell of no turn that never happened ("bot turn" lines are what operators count).
+    assert not [r for r in caplog.records if r.getMessage().startswith("bot turn")]
+    assert any(r.getMessage().startswith("rehearsed one chat turn") for r in caplog.records)
     assert [model.objects.count() for model in (Customer, Conversation, Message, SentimentRecord, Ticket)] == stored
     assert AuditEntry.objects.count() == audited
     assert sum(sample.value for metric in CHAT_TURNS.collect() for sample in metric.samples) == turns
