@@ -280,11 +280,15 @@ def _respond(state: State) -> dict[str, Any]:
         opening = policy.reply(language) or (say("acknowledge", language) if policy.acknowledge else "")
         return {"reply": opening, "sources": [], "answered": True, "policy_handoff": True}
     if state["passages"] and state["retrieval_confidence"] >= threshold:
-        from agents.llm import llm_answer
+        from agents.llm import LlmAnswer, llm_answer
 
         focus = state["normalised"] if state["query"] != state["normalised"] else ""
         reply, sources = grounded_answer(state["passages"], threshold, state["query"], language, focus)
-        written = llm_answer(question=state["query"], passages=[] if REHEARSING.get() else state["passages"])
+        written = (
+            LlmAnswer(None, "off")
+            if REHEARSING.get()
+            else llm_answer(question=state["query"], passages=state["passages"])
+        )
         return {
             "reply": written.text or reply,
             "sources": sources,
