@@ -114,6 +114,14 @@ class TicketViewSet(
         # An edit or an action finds the ticket, and its service locks and reads it again.
         return Ticket.objects.filter(organization=self.organization)
 
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Filtered, ordered and paginated as DRF does; each page rendered from its columns
+        (selectors.ticket_rows, the same objects as TicketSerializer) instead of model objects."""
+        tickets = selectors.ticket_values(self.filter_queryset(self.get_queryset()))
+        page = self.paginate_queryset(tickets)
+        rows = selectors.ticket_rows(tickets if page is None else page, now=timezone.now())
+        return Response(rows) if page is None else self.get_paginated_response(rows)
+
     def _render(self, ticket: Ticket, code: int = status.HTTP_200_OK) -> Response:
         """The ticket a service returned (read under its lock, saved), with its tags read
         afresh: no second read of the row."""

@@ -1,3 +1,4 @@
+import json
 from datetime import timedelta
 
 import pytest
@@ -5,11 +6,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
+from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
 from tests.tickets.factories import CustomerFactory, TicketFactory
 from tickets import services
 from tickets.models import Message, Ticket
+from tickets.serializers import TicketSerializer
 
 pytestmark = pytest.mark.django_db
 
@@ -287,3 +290,49 @@ def test_a_detail_url_is_not_filtered_and_an_edit_reads_its_ticket_once(agent, o
     statements = [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
     assert len(statements) == 9, statements
     assert Ticket.objects.get(pk=ticket.pk).priority == "high"
+
+
+def test_the_list_renders_every_ticket_exactly_as_the_ticket_serializer_does(agent, org):
+    """The list reads columns, not model objects (selectors.ticket_rows): whatever a ticket's
+    state, each of its objects is the one TicketSerializer renders, times in the organization's
+    zone included (a signed-in staff member's requests run in it)."""
+    api = APIClient()
+    api.force_login(agent)
+    org.timezone = "America/New_York"
+    org.save(update_fields=["timezone"])
+    anonymous = CustomerFactory(organization=org, name="", email="")
+    anonymous.phone = "+1 555 0100"
+    anonymous.save()
+    by_email = CustomerFactory(organization=org, name="", email="quiet@example.com")
+    plain = TicketFactory(customer=CustomerFactory(organization=org), tags=["vip", "billing"], priority="low")
+    assigned = TicketFactory(customer=by_email, priority="urgent")
+    services.ticket_assign(ticket=assigned, assignee=agent, actor=agent)
+    solved = TicketFactory(customer=anonymous, tags=["refund"])
+    services.ticket_transition(ticket=solved, to_status="resolved", actor=agent)
+    services.ticket_csat_record(ticket=Ticket.objects.get(pk=solved.pk), score=4, comment="quick, thanks")
+    late = TicketFactory(customer=by_email)
+    Ticket.objects.filter(pk=late.pk).update(first_response_due=timezone.now() - timedelta(hours=1))
+    source = TicketFactory(customer=by_email)
+    services.ticket_merge(source=source, target=plain, actor=agent)
+
+    listed = api.get("/api/v1/tickets/?page_size=50").json()
+    assert listed["count"] == 5 and len(listed["results"]) == 5
+    with timezone.override(org.zone):
+        expected = [
+            TicketSerializer(ticket).data
+            for ticket in Ticket.objects.filter(organization=org).order_by("-created_at").prefetch_related("tags")
+        ]
+    assert listed["results"] == json.loads(JSONRenderer().render(expected))
+    shown = {row["id"]: row for row in listed["results"]}
+    assert (
+        shown[solved.pk]["customer_name"] == "+1 555 0100"
+        and shown[assigned.pk]["customer_name"] == "quiet@example.com"
+    )
+    assert shown[plain.pk]["tags"] == ["billing", "vip"] and shown[late.pk]["sla_state"] == "breached"
+    assert shown[assigned.pk]["assignee_username"] == "alice" and shown[source.pk]["merged_into"] == plain.pk
+    assert shown[plain.pk]["created_at"].endswith("-05:00")
+    # Filters, search and ordering still apply before the page is read.
+    assert [t["id"] for t in api.get("/api/v1/tickets/?tag=refund").json()["results"]] == [solved.pk]
+    assert [t["id"] for t in api.get("/api/v1/tickets/?ordering=created_at&page_size=2").json()["results"]] == [
+        plain.pk, assigned.pk
+    ]  # fmt: skip
