@@ -1,14 +1,22 @@
-"""One place that turns rule violations into HTTP 4xx responses with a clear message."""
+"""One place that turns rule violations into HTTP 4xx responses with a clear message, and a
+server out of database connections into 503 with Retry-After instead of a bare 500."""
 
+import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import OperationalError
+from psycopg_pool import PoolTimeout
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.errors import DomainError
 from tickets.errors import RateLimited
+
+logger = logging.getLogger(__name__)
+
+BUSY_RETRY_AFTER = 1  # seconds
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -21,4 +29,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, DjangoValidationError):
         detail: Any = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         return Response(detail, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, OperationalError) and isinstance(exc.__cause__, PoolTimeout):
+        # Every pooled connection stayed in use for DATABASE_POOL_TIMEOUT: overload, not a fault.
+        # The request did nothing yet (it could not reach the database); the client may retry.
+        logger.warning("busy: no database connection free within the pool timeout (%s)", exc)
+        return Response(
+            {"detail": "The service is busy: try again in a moment.", "code": "busy"},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(BUSY_RETRY_AFTER)},
+        )
     return drf_exception_handler(exc, context)
