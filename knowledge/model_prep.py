@@ -55,6 +55,7 @@ def serving_model(source: Path, directory: Path) -> Path:
             capture_output=True,
             text=True,
             timeout=PREPARE_TIMEOUT,
+            cwd=Path(__file__).resolve().parent.parent,  # the project root: the module is found from anywhere
             env={**os.environ, "ORT_DISABLE_TELEMETRY": "1"},
             check=False,
         )
