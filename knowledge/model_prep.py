@@ -11,13 +11,13 @@ and the model's own bytes. Prepared once here, the model
    int8 where 47 MB of float32 were);
 2. is saved by onnxruntime already optimised (constants folded, attention and layer norm fused),
    so opening it folds nothing: ~89 MB a process instead of ~161, at the same speed
-   (bench/README.md, "Web memory").
+   (bench/README.md, "Scale work, third round").
 
 The copy is made in a child process (``python -m knowledge.model_prep SOURCE TARGET``), so the
 ``onnx`` package it needs never loads into a serving process, and it is checked against the
-packaged model on sample inputs before it replaces anything. Its name carries the source's size
-and onnxruntime's version: a new package or runtime makes a new copy. Should preparing fail, the
-packaged model serves as before."""
+packaged model on sample inputs before it replaces anything. Its name carries a key of the
+source's path, size and time, and onnxruntime's version: a new package or runtime makes a new
+copy. Should preparing fail, the packaged model serves as before."""
 
 import hashlib
 import logging

@@ -95,7 +95,7 @@ def ticket_list(*, organization: Organization) -> QuerySet[Ticket]:
 # The API's ticket fields as columns: what TicketSerializer renders (tags and the SLA state are
 # added by ticket_rows), read with values() instead of model objects. The list endpoint spent
 # more time building Ticket, Customer and User objects and running DRF's field machinery over
-# them than in PostgreSQL (bench/README.md, "API list").
+# them than in PostgreSQL (bench/README.md, "Scale work, third round").
 _ROW_COLUMNS = {
     "id": "id", "subject": "subject", "status": "status", "priority": "priority", "channel": "channel",
     "customer": "customer_id", "customer_name": "customer__name", "conversation": "conversation_id",
