@@ -24,6 +24,8 @@ env = environ.Env()
 
 VAR_DIR = Path(env("CONCIERGE_VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+# Models prepared for serving (knowledge.model_prep), made once and read by every process.
+MODEL_DIR = Path(env("CONCIERGE_MODEL_DIR", default=str(VAR_DIR / "models")))
 
 SECRET_KEY = env("SECRET_KEY", default="concierge-insecure-development-key-change-me-in-production")
 DEBUG = env.bool("DEBUG", default=True)

@@ -97,14 +97,14 @@ class Embedder:
 
 def _serving_model(source: Path) -> Path:
     """The model prepared for serving (knowledge.model_prep: the same vectors in ~89 MB a
-    process instead of ~161), kept under the var directory; the packaged one without settings."""
+    process instead of ~161), kept in MODEL_DIR; the packaged one without settings."""
     from django.conf import settings
 
     from knowledge.model_prep import serving_model
 
     if not settings.configured:
         return source
-    return serving_model(source, Path(settings.VAR_DIR) / "models")
+    return serving_model(source, Path(settings.MODEL_DIR))
 
 
 def prepare_serving_model(directory: Path) -> Path:

@@ -209,7 +209,7 @@ print(json.dumps({
     "jieba": "jieba" in sys.modules and sys.modules["jieba"].dt.initialized,
     "lexicons": sorted(m for m in ("pysenti", "vaderSentiment") if m in sys.modules),
     "unused": sorted(m for m in ("boto3", "onnx") if m in sys.modules),
-    "english_model_prepared": embeddings.get_embedder().model.startswith(str(settings.VAR_DIR / "models")),
+    "english_model_prepared": embeddings.get_embedder().model.startswith(str(settings.MODEL_DIR)),
     "language_model_trimmed": identifier._full_model[0] is identifier.nb_ptc
     and identifier.nb_ptc.shape[1] == len(identifier._full_model[2]) < 40,
 }))

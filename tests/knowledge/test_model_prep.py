@@ -24,13 +24,12 @@ def _vectors(embedder: embeddings.Embedder) -> np.ndarray:
 
 
 def test_the_serving_copy_embeds_exactly_as_the_packaged_model_with_its_tables_in_int8(tmp_path, settings, packaged):
-    settings.VAR_DIR = tmp_path
+    settings.MODEL_DIR = tmp_path / "models"
     served = embeddings.Embedder()
     assert Path(served.model).parent == tmp_path / "models" and Path(served.model) != packaged
     made = Path(served.model).stat().st_mtime_ns
 
-    # The packaged model, opened as before (no settings: no copy).
-    settings.VAR_DIR = tmp_path / "elsewhere"
+    # The packaged model, opened as before.
     reference = embeddings.Embedder()
     reference.session = embeddings._session(str(packaged), 1)
     assert np.abs(_vectors(served) - _vectors(reference)).max() <= model_prep.MAX_DIFFERENCE
@@ -43,7 +42,6 @@ def test_the_serving_copy_embeds_exactly_as_the_packaged_model_with_its_tables_i
     assert largest.data_type == onnx.TensorProto.INT8 and list(largest.dims) == [30522, 384]
 
     # Made once: the next process finds it.
-    settings.VAR_DIR = tmp_path
     assert embeddings.Embedder().model == served.model
     assert Path(served.model).stat().st_mtime_ns == made
 
@@ -51,7 +49,7 @@ def test_the_serving_copy_embeds_exactly_as_the_packaged_model_with_its_tables_i
 def test_a_copy_that_cannot_be_made_leaves_the_packaged_model_serving(tmp_path, settings, packaged, caplog):
     blocked = tmp_path / "models"
     blocked.write_text("a file where the directory should be")
-    settings.VAR_DIR = tmp_path
+    settings.MODEL_DIR = blocked
     with caplog.at_level(logging.WARNING, logger="knowledge.model_prep"):
         embedder = embeddings.Embedder()
     assert embedder.model == str(packaged)
