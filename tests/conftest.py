@@ -1,3 +1,4 @@
+import contextlib
 import os
 
 import pytest
@@ -106,14 +107,45 @@ def trained_org(org):
 
     # Database ids come round again between tests; Chroma outlives them: start this id's collection empty.
     vectors.drop_collection(org.pk)
-    call_command("kb_ingest", str(DEMO_KB), "--org", org.slug)
     from agents.services import intent_examples_import, intent_model_train
     from demo.intents import DEMO_INTENTS
 
-    rows = [(text, intent) for intent, texts in DEMO_INTENTS.items() for text in texts]
-    intent_examples_import(organization=org, rows=rows)
-    intent_model_train(organization=org)
+    with _embeddings_remembered():
+        call_command("kb_ingest", str(DEMO_KB), "--org", org.slug)
+        rows = [(text, intent) for intent, texts in DEMO_INTENTS.items() for text in texts]
+        intent_examples_import(organization=org, rows=rows)
+        intent_model_train(organization=org)
     return org
+
+
+_EMBEDDED: dict = {}
+
+
+@contextlib.contextmanager
+def _embeddings_remembered():
+    """While a fixture builds the same state again (the demo articles and intents, for 90-odd
+    tests), each batch of texts goes through each encoder once a test run and its vectors are
+    reused: the first run of a batch is the model's own output, so the state is what the real
+    models make, in half the time. The test itself embeds for real."""
+    from config.progress import advance
+    from knowledge.embeddings import Embedder, MultilingualEmbedder
+
+    def remembered(encoder):
+        real = encoder.embed
+
+        def embed(self, texts, batch_size=32, progress=None, **options):
+            key = (encoder.__name__, tuple(texts), batch_size, tuple(sorted(options.items())))
+            if key not in _EMBEDDED:
+                _EMBEDDED[key] = real(self, texts, batch_size=batch_size, **options)
+            advance(progress, len(texts))
+            return _EMBEDDED[key].copy()
+
+        return embed
+
+    with pytest.MonkeyPatch.context() as patch:
+        for encoder in (Embedder, MultilingualEmbedder):
+            patch.setattr(encoder, "embed", remembered(encoder))
+        yield
 
 
 @pytest.fixture

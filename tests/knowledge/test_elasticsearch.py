@@ -1,7 +1,9 @@
 """The Elasticsearch keyword backend against noida-db, which serves the Elasticsearch REST API
 on loopback (no real Elasticsearch server can be installed here)."""
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +37,8 @@ def elasticsearch_url(tmp_path_factory):
         [binary, "start", "--only", "elasticsearch", "--elasticsearch-port", str(port), "--data-dir", str(data)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # The noida-db script runs the server as its child: stop them together, as a group.
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
@@ -45,10 +49,10 @@ def elasticsearch_url(tmp_path_factory):
         except OSError:
             time.sleep(0.1)
     else:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         pytest.fail("noida-db did not open its Elasticsearch port")
     yield url
-    process.terminate()
+    os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=10)
 
 

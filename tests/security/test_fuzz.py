@@ -99,13 +99,17 @@ def test_malformed_frames_get_error_frames_and_the_socket_survives(batch, org):
     async def run():
         chat = WebsocketCommunicator(asgi_application, f"/ws/chat/?token={token}", headers=ORIGIN)
         assert (await chat.connect())[0]
-        for raw in batch:
+        seen = 0
+        for barriers, raw in enumerate(batch, start=1):
             await chat.send_to(text_data=raw)
-            while not await chat.receive_nothing(timeout=0.5):  # whatever comes back is well-formed
-                reply = json.loads(await chat.receive_from(timeout=5))
-                assert isinstance(reply, dict) and reply.get("type") in FRAME_TYPES, reply
-                if reply["type"] == "error":
-                    assert reply["code"] and reply["message"]
+            # The consumer handles a socket's frames one at a time, in order: once the barrier's
+            # error comes back, every reply to the frame before it has been sent, a bot answer too.
+            await chat.send_to(text_data=BARRIER)
+            while seen < barriers:
+                reply = well_formed(await chat.receive_from(timeout=10))
+                seen += reply["type"] == "error" and reply["code"] == "unknown_type"
+        while not await chat.receive_nothing(timeout=0.3):  # and anything later, through the channel layer
+            well_formed(await chat.receive_from(timeout=5))
         # Still open and working: a valid frame is acknowledged.
         await chat.send_to(text_data=json.dumps({"type": "resume", "after": 0}))
         await chat.receive_nothing(timeout=0.2)
@@ -123,6 +127,18 @@ def test_malformed_frames_get_error_frames_and_the_socket_survives(batch, org):
         and isinstance(frame.get("text"), str) and frame["text"].strip() and 1 <= len(frame["id"]) <= 64
     }  # fmt: skip
     assert set(stored) <= valid_ids  # only well-formed messages were stored
+
+
+BARRIER = json.dumps({"type": "barrier"})  # no such frame type: answered with one unknown_type error
+
+
+def well_formed(raw: str) -> dict:
+    """A frame from the server, checked: a JSON object of a known type; an error has a code and a message."""
+    reply = json.loads(raw)
+    assert isinstance(reply, dict) and reply.get("type") in FRAME_TYPES, reply
+    if reply["type"] == "error":
+        assert reply["code"] and reply["message"], reply
+    return reply
 
 
 def _is_json(raw: str) -> bool:
