@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import connection
 from websockets.sync.client import connect
 
+from agents.turns import turn_gate_close
 from tests.support import free_port, run_database_url, until, ws_frames_until
 from tests.tenancy.factories import StaffFactory
 from tests.tickets.factories import CustomerFactory
@@ -181,8 +182,10 @@ def test_chat_rides_out_a_postgresql_restart(trained_org, tmp_path):
             pg_control("start")
         web.stop()
         connection.close()
-        # This test process's own pool would wait out its reconnection backoff: start it afresh.
+        # This test process's own pool would wait out its reconnection backoff: start it afresh,
+        # and its chat threads too, so that no later test meets a connection from before the restart.
         connection.close_pool()
+        turn_gate_close()
     roles = list(Message.objects.filter(conversation_id=session["conversation_id"]).values_list("role", flat=True))
     assert roles == ["customer", "bot", "customer", "bot"]
 
