@@ -2,7 +2,12 @@
 it. Production stack on loopback with one web worker (so every turn reaches the fresh one):
 for each round the worker is SIGKILLed, gunicorn starts a replacement, and once it answers
 /healthz a new conversation asks --turns questions one after another over one websocket.
-Reports the first turn, and the median and p95 of the others, per round and overall. Writes
+Reports the first turn, and the median and p95 of the others, per round and overall.
+
+The first turn is also the first message of a conversation and always the same question, which
+later turns mostly are not: so each round ends with a control, the same question as the first
+message of new conversations on the now warm worker (--controls of them, median). The cold
+first turn against that control is what the worker's start costs. Writes
 bench/results/cold_start.json.
 
     .venv/bin/python bench/cold_start.py [--rounds 3] [--turns 100]
@@ -74,6 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--turns", type=int, default=100)
+    parser.add_argument("--controls", type=int, default=5, help="warm first turns a round, for the control")
     args = parser.parse_args()
     rounds = []
     # One conversation asks every question of a round, faster than a person: lift its limit.
@@ -84,19 +90,29 @@ def main() -> None:
             time.sleep(1.0)  # let the master notice and fork the replacement
             wait_healthy(stack.base_url)
             latencies = asyncio.run(conversation_turns(stack.base_url, stack.widget_key, args.turns))
+            controls = [
+                asyncio.run(conversation_turns(stack.base_url, stack.widget_key, 1))[0] for _ in range(args.controls)
+            ]
             rest = latencies[1:]
             row = {
                 "first_ms": round(latencies[0], 1),
                 "rest_p50_ms": round(statistics.median(rest), 1),
                 "rest_p95_ms": percentile(rest, 0.95),
                 "hundredth_ms": round(latencies[-1], 1),
+                "warm_first_ms": round(statistics.median(controls), 1),
             }
             rounds.append(row)
             print(f"round {n + 1}: first turn {row['first_ms']} ms, then p50 {row['rest_p50_ms']} ms "
-                  f"p95 {row['rest_p95_ms']} ms, last {row['hundredth_ms']} ms", flush=True)  # fmt: skip
+                  f"p95 {row['rest_p95_ms']} ms, last {row['hundredth_ms']} ms; the same first turn "
+                  f"on the warm worker {row['warm_first_ms']} ms", flush=True)  # fmt: skip
     ratio = statistics.median(r["first_ms"] / r["rest_p50_ms"] for r in rounds)
+    cold_over_warm = statistics.median(r["first_ms"] / r["warm_first_ms"] for r in rounds)
     print(f"first turn / median turn after it: {ratio:.2f}x (median over {len(rounds)} fresh workers)")
-    path = write_result("cold_start", {"stack": "gunicorn + 1 uvicorn worker", "rounds": rounds, "ratio": ratio})
+    print(f"first turn of a fresh worker / the same first turn on a warm one: {cold_over_warm:.2f}x")
+    path = write_result(
+        "cold_start",
+        {"stack": "gunicorn + 1 uvicorn worker", "rounds": rounds, "ratio": ratio, "cold_over_warm": cold_over_warm},
+    )
     print(f"wrote {path}")
 
 
