@@ -1,7 +1,8 @@
 """`make run`'s stack for real: a local Chroma server, uvicorn, a Celery worker and beat on the
 embedded defaults (SQLite, local filesystem broker), started by `manage.py runstack` and stopped
 with Ctrl-C. An article published from another process (a management command, as an operator
-would) is cited by the running assistant at once, and no longer once it is unpublished."""
+would) is cited by the running assistant at once, and no longer once it is unpublished. A process
+of the stack that dies is started again and the stack serves on."""
 
 import json
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from pathlib import Path
 
 import pytest
@@ -84,6 +86,24 @@ def test_runstack_serves_site_and_runs_worker_and_beat(tmp_path):
                                   "trailhead"], env=env, cwd=ROOT, capture_output=True, text=True)  # fmt: skip
         assert retract.returncode == 0 and "Unpublished" in retract.stdout, retract.stderr
         assert until(lambda: "alpaca" not in ask(port, widget_key), timeout=10)
+
+        # Nothing has died so far; should something have, the stack started it again and served
+        # on (what the product promises), and the run's warnings say which and how.
+        if "; starting it again." in log_tail(tmp_path, size=0):
+            warnings.warn(f"a process of the stack exited by itself:\n{log_tail(tmp_path)}", stacklevel=1)
+
+        # A process that dies (here killed, as the out-of-memory killer would) is started again.
+        for name, pattern in (("worker", "celery -A config worker"), ("web", "uvicorn config.asgi")):
+            os.kill(child_pid(stack, pattern), signal.SIGKILL)
+            said = f"{name} exited with status -9; starting it again."
+            assert until(lambda said=said: said in log_tail(tmp_path), timeout=10)
+        worker_ready = re.compile(r"local@\S+ ready\.")
+        assert until(lambda: len(worker_ready.findall(log_tail(tmp_path, size=0))) == 2, timeout=60)
+        assert until(lambda: b"data-widget-key=" in fetch_or(base + "/"), timeout=60)
+        assert "alpaca" not in ask(port, widget_key)
+    except Exception as exc:  # every failure says what the stack printed
+        exc.add_note(f"stack.log:\n{log_tail(tmp_path)}\nchroma.log:\n{log_tail(tmp_path, 'chroma.log', 1500)}")
+        raise
     finally:
         stack.send_signal(signal.SIGINT)
         code = stack.wait(timeout=30)
@@ -92,6 +112,28 @@ def test_runstack_serves_site_and_runs_worker_and_beat(tmp_path):
     assert code == 0, output[-3000:]
     assert "Concierge stopped." in output
     assert not (tmp_path / "chroma.server").exists()  # the local server is gone and no longer announced
+
+
+def log_tail(var_dir: Path, name: str = "stack.log", size: int = 4000) -> str:
+    """The last ``size`` characters of a log the stack writes in its var directory (0: all)."""
+    path = var_dir / name
+    return path.read_text(errors="replace")[-size:] if path.exists() else f"({name} was not written)"
+
+
+def fetch_or(url: str) -> bytes:
+    """The body at ``url``, or nothing while the server is down."""
+    try:
+        return fetch(url)[1]
+    except OSError:
+        return b""
+
+
+def child_pid(stack: subprocess.Popen[bytes], pattern: str) -> int:
+    """The pid of the stack's child process whose command line contains ``pattern``."""
+    found = subprocess.run(["pgrep", "-P", str(stack.pid), "-f", pattern], capture_output=True, text=True)
+    pids = found.stdout.split()
+    assert len(pids) == 1, (pattern, found)
+    return int(pids[0])
 
 
 def ask(port: int, widget_key: str) -> str:
@@ -105,3 +147,18 @@ def ask(port: int, widget_key: str) -> str:
         ws.send(json.dumps({"type": "message", "id": "q", "text": ALPACA_QUESTION}))
         answer = ws_frames_until(ws, lambda f: f["type"] == "message" and f["role"] == "bot")[-1]
     return " ".join(source["title"] for source in answer["sources"]).lower()
+
+
+def test_runstack_refuses_an_address_in_use_before_starting_anything(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "CONCIERGE_VAR_DIR": str(tmp_path)}
+        result = subprocess.run([sys.executable, str(ROOT / "manage.py"), "runstack", "--port", str(port)], env=env,
+                                cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1
+    assert f"Cannot serve on 127.0.0.1:{port} (Address already in use); choose another with --port." in result.stderr
+    assert not (tmp_path / "chroma").exists()  # nothing was started

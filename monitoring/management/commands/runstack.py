@@ -4,10 +4,15 @@ Ctrl-C (or SIGTERM) stops them all.
 
 The web process and the worker must share one vector store: the worker indexes what staff
 publish and the web process answers from it at once. Two embedded Chroma clients on one folder
-would not see each other's writes, so the stack serves the folder from one Chroma server."""
+would not see each other's writes, so the stack serves the folder from one Chroma server.
+
+A process that exits while the stack runs (a crash, the out-of-memory killer) is started again
+after a second, on the same address, and the terminal says so; one that exits RESTARTS times
+within RESTART_WINDOW seconds stops the whole stack with its status, as a broken setup would."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +23,10 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from knowledge.vector_server import LocalChromaServer
+
+RESTARTS = 3  # exits of one process within RESTART_WINDOW seconds before the stack gives up
+RESTART_WINDOW = 60.0
+RESTART_DELAY = 1.0  # seconds; Ctrl-C reaches the children too, and must win over a restart
 
 
 class Command(BaseCommand):
@@ -32,6 +41,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        address_free(options["host"], options["port"])
         call_command("beat_schedule_load", stdout=self.stdout)
         chroma = None
         env = dict(os.environ)
@@ -76,12 +86,33 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         failed = ""
+        exits: dict[str, list[float]] = {}
         while not stopping:
             watched = {**processes, **({"chroma": chroma.process} if chroma and chroma.process else {})}
             for name, process in watched.items():
-                if process.poll() is not None and not stopping:  # Ctrl-C reaches the children too
-                    failed = f"{name} exited with status {process.returncode}"
+                if process.poll() is None or stopping:
+                    continue
+                now = time.monotonic()
+                recent = exits[name] = [t for t in exits.get(name, []) if now - t < RESTART_WINDOW] + [now]
+                if len(recent) >= RESTARTS:
+                    failed = (
+                        f"{name} exited {len(recent)} times within {RESTART_WINDOW:.0f} s, "
+                        f"the last with status {process.returncode}"
+                    )
                     stopping = True
+                    break
+                self.stderr.write(f"{name} exited with status {process.returncode}; starting it again.")
+                time.sleep(RESTART_DELAY)
+                if stopping:
+                    break
+                if name == "chroma" and chroma is not None:
+                    try:
+                        chroma.start()
+                    except RuntimeError as exc:
+                        failed, stopping = f"the Chroma server could not start again ({exc})", True
+                        break
+                else:
+                    processes[name] = subprocess.Popen(commands[name], env=env)
             time.sleep(0.2)
         for process in processes.values():
             if process.poll() is None:
@@ -97,3 +128,13 @@ class Command(BaseCommand):
         if failed:
             raise CommandError(f"Stopped because {failed}.")
         self.stdout.write("Concierge stopped.")
+
+
+def address_free(host: str, port: int) -> None:
+    """Refuse at once, before anything starts, a web address another program holds."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise CommandError(f"Cannot serve on {host}:{port} ({exc.strerror}); choose another with --port.") from exc
