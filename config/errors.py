@@ -16,3 +16,17 @@ class NotAllowed(DomainError):
     def __init__(self, message: str, code: str = "forbidden") -> None:
         super().__init__(message)
         self.code = code
+
+
+BUSY_RETRY_AFTER = 1  # seconds a client waits before trying again when the server is busy
+BUSY_MESSAGE = "The service is busy: try again in a moment."
+
+
+def database_busy(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is Django's OperationalError for a connection pool that had no connection
+    free within its timeout: overload, not a fault. The request could not reach the database,
+    so it did nothing, and the client may send it again."""
+    from django.db import OperationalError
+    from psycopg_pool import PoolTimeout
+
+    return isinstance(exc, OperationalError) and isinstance(exc.__cause__, PoolTimeout)

@@ -22,3 +22,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("monitoring.urls")),
 ]
+
+# Out of database connections: 503 with Retry-After on every page, not a bare 500.
+handler500 = "config.error_views.server_error"

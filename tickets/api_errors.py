@@ -5,18 +5,14 @@ import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import OperationalError
-from psycopg_pool import PoolTimeout
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from config.errors import DomainError
+from config.errors import BUSY_MESSAGE, BUSY_RETRY_AFTER, DomainError, database_busy
 from tickets.errors import RateLimited
 
 logger = logging.getLogger(__name__)
-
-BUSY_RETRY_AFTER = 1  # seconds
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -29,12 +25,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, DjangoValidationError):
         detail: Any = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         return Response(detail, status=status.HTTP_400_BAD_REQUEST)
-    if isinstance(exc, OperationalError) and isinstance(exc.__cause__, PoolTimeout):
+    if database_busy(exc):
         # Every pooled connection stayed in use for DATABASE_POOL_TIMEOUT: overload, not a fault.
-        # The request did nothing yet (it could not reach the database); the client may retry.
         logger.warning("busy: no database connection free within the pool timeout (%s)", exc)
         return Response(
-            {"detail": "The service is busy: try again in a moment.", "code": "busy"},
+            {"detail": BUSY_MESSAGE, "code": "busy"},
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(BUSY_RETRY_AFTER)},
         )

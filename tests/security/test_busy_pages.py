@@ -1,0 +1,46 @@
+"""A server out of database connections answers every page 503 with Retry-After, as the DRF
+API does: admin, the console and the demo site are plain Django views, and used to answer a
+bare 500. A real psycopg pool times out inside the view, through Django's error wrapper and
+its full request handling; any other failure is still a 500."""
+
+import pytest
+from django.db import connection
+from django.test import Client
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import ConnectionPool
+
+from tests.security import busy_urls
+
+pytestmark = pytest.mark.urls("tests.security.busy_urls")
+
+
+@pytest.fixture
+def exhausted_pool(db):
+    params = connection.get_connection_params()
+    conninfo = make_conninfo(**{k: v for k, v in params.items() if k in ("host", "port", "user", "password", "dbname")})
+    pool = ConnectionPool(conninfo, min_size=1, max_size=1, timeout=0.2, open=True)
+    held = pool.getconn()
+    busy_urls.POOL[:] = [pool]
+    yield pool
+    busy_urls.POOL.clear()
+    pool.putconn(held)
+    pool.close()
+
+
+def test_a_page_out_of_connections_answers_503_busy_with_retry_after(exhausted_pool):
+    client = Client(raise_request_exception=False)
+    page = client.get("/test-busy/", HTTP_ACCEPT="text/html")
+    assert page.status_code == 503 and page["Retry-After"] == "1"
+    assert page["Content-Type"].startswith("text/html")
+    assert b"The service is busy: try again in a moment." in page.content
+
+    # An API path, or a client that asks for JSON, gets the API's busy object.
+    for path, accept in (("/api/test-busy/", "*/*"), ("/test-busy/", "application/json")):
+        answer = client.get(path, HTTP_ACCEPT=accept)
+        assert answer.status_code == 503 and answer["Retry-After"] == "1"
+        assert answer.json() == {"detail": "The service is busy: try again in a moment.", "code": "busy"}
+
+
+def test_any_other_failure_is_still_a_500(db):
+    response = Client(raise_request_exception=False).get("/test-broken/")
+    assert response.status_code == 500 and "Retry-After" not in response
