@@ -137,17 +137,27 @@ def child_pid(stack: subprocess.Popen[bytes], pattern: str) -> int:
     return int(pids[0])
 
 
-def ask(port: int, widget_key: str) -> str:
-    """The titles an answer to the alpaca question cites, in one string, lowercased."""
+def ask(port: int, widget_key: str, within: float = 30) -> str:
+    """The titles an answer to the alpaca question cites, in one string, lowercased. A web
+    process the stack is starting again (it died) is waited for, up to ``within`` seconds: the
+    stack promises to serve on, and its log, checked by the test, says that it restarted."""
+    from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
-    status, body = http(f"http://127.0.0.1:{port}/api/v1/widget/sessions", {"widget_key": widget_key})
-    assert status == 201, body
-    token = json.loads(body)["token"]
-    with connect(f"ws://127.0.0.1:{port}/ws/chat/?token={token}", origin=f"http://127.0.0.1:{port}") as ws:
-        ws.send(json.dumps({"type": "message", "id": "q", "text": ALPACA_QUESTION}))
-        answer = ws_frames_until(ws, lambda f: f["type"] == "message" and f["role"] == "bot")[-1]
-    return " ".join(source["title"] for source in answer["sources"]).lower()
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            status, body = http(f"http://127.0.0.1:{port}/api/v1/widget/sessions", {"widget_key": widget_key})
+            assert status == 201, body
+            token = json.loads(body)["token"]
+            with connect(f"ws://127.0.0.1:{port}/ws/chat/?token={token}", origin=f"http://127.0.0.1:{port}") as ws:
+                ws.send(json.dumps({"type": "message", "id": "q", "text": ALPACA_QUESTION}))
+                answer = ws_frames_until(ws, lambda f: f["type"] == "message" and f["role"] == "bot")[-1]
+            return " ".join(source["title"] for source in answer["sources"]).lower()
+        except (OSError, ConnectionClosed):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def test_runstack_refuses_an_address_in_use_before_starting_anything(tmp_path):
