@@ -25,8 +25,9 @@ from agents.tokens import WidgetSession, widget_token_read
 from agents.turns import BUSY_MESSAGE, Turn, turn_gate
 from agents.widget import origin_allowed, widget_contact_leave
 from config.channel_layer import OUTAGE_ERRORS
+from config.errors import BUSY_RETRY_AFTER, database_busy
 from monitoring.context import conversation_context
-from monitoring.metrics import WEBSOCKETS_OPEN
+from monitoring.metrics import CHAT_TURNS_REFUSED, WEBSOCKETS_OPEN
 from tickets.errors import ConversationFull, DomainError, RateLimited
 from tickets.handoff import handoff_status
 from tickets.rules import MESSAGE_MAX_CHARS
@@ -229,7 +230,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except DomainError as exc:
             await self.error("invalid", str(exc))
             return
-        except DatabaseError:
+        except DatabaseError as exc:
+            if database_busy(exc):
+                # Overload, not an outage: no database connection came free in time, so nothing
+                # was stored. As for a turn the process refuses: no ack, a busy frame, and the
+                # widget sends the message again after retry_after.
+                CHAT_TURNS_REFUSED.inc()
+                logger.warning("message from the widget refused: no database connection free in time")
+                busy = {"type": "error", "code": "busy", "message": BUSY_MESSAGE, "retry_after": BUSY_RETRY_AFTER}
+                await self.send(text_data=json.dumps(busy))
+                return
             logger.exception("message from the widget not stored")
             # No ack: the widget keeps the message queued and sends it again (same id) on reconnect.
             await self.error("unavailable", UNAVAILABLE_MESSAGE)

@@ -113,6 +113,48 @@ async def test_a_busy_process_refuses_before_storing_and_the_resent_message_is_a
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_a_message_that_gets_no_database_connection_in_time_is_refused_busy_and_stored_when_sent_again(
+    trained_org,
+):
+    """Overload at the database: every connection of the process's real psycopg pool is in use
+    for the pool's whole timeout. The message cannot be stored: a busy frame (not the outage's
+    `unavailable`), no ack, nothing stored; sent again once connections are free, it is stored
+    once and answered."""
+    from django.db import connection
+    from psycopg_pool import PoolTimeout
+
+    session = await database_sync_to_async(start_session)(trained_org)
+    chat = await connect(session["token"])
+    await joined(chat)
+    pool = connection.pool
+    # Fresh turn threads, holding no connection from an earlier call: every one must ask the pool.
+    await database_sync_to_async(turns.turn_gate_close)()
+    assert pool is not None, "the tests run on PostgreSQL with the connection pool, as production does"
+    held = []
+    saved_timeout, pool.timeout = pool.timeout, 0.3
+    try:
+        while True:  # take every connection the pool has or can open
+            try:
+                held.append(pool.getconn(timeout=0.3))
+            except PoolTimeout:
+                break
+        await chat.send_to(text_data=json.dumps({"type": "message", "id": "d1", "text": "can I rent skis?"}))
+        refused = json.loads(await chat.receive_from(timeout=10))
+    finally:
+        pool.timeout = saved_timeout
+        for each in held:
+            pool.putconn(each)
+    assert held and refused["type"] == "error" and refused["code"] == "busy", refused
+    assert refused["retry_after"] == 1
+    stored = await database_sync_to_async(Message.objects.filter(conversation_id=session["conversation_id"]).count)()
+    assert stored == 0
+    await chat.send_to(text_data=json.dumps({"type": "message", "id": "d1", "text": "can I rent skis?"}))
+    frames = await receive_until(chat, lambda f: f["type"] == "message" and f["role"] == "bot")
+    assert frames[0] == {"type": "ack", "id": "d1", "seq": 1}
+    await chat.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_the_turn_reaches_its_own_socket_once_and_other_tabs_through_redis(trained_org):
     session = await database_sync_to_async(start_session)(trained_org)
     asking, other_tab = await connect(session["token"]), await connect(session["token"])
