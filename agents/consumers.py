@@ -25,7 +25,7 @@ from agents.tokens import WidgetSession, widget_token_read
 from agents.turns import BUSY_MESSAGE, Turn, turn_gate
 from agents.widget import origin_allowed, widget_contact_leave
 from config.channel_layer import OUTAGE_ERRORS
-from config.errors import BUSY_RETRY_AFTER, database_busy
+from config.errors import BUSY_RETRY_AFTER, database_busy, database_pool_full
 from monitoring.context import conversation_context
 from monitoring.metrics import CHAT_TURNS_REFUSED, WEBSOCKETS_OPEN
 from tickets.errors import ConversationFull, DomainError, RateLimited
@@ -231,10 +231,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.error("invalid", str(exc))
             return
         except DatabaseError as exc:
-            if database_busy(exc):
-                # Overload, not an outage: no database connection came free in time, so nothing
-                # was stored. As for a turn the process refuses: no ack, a busy frame, and the
-                # widget sends the message again after retry_after.
+            if database_busy(exc) and database_pool_full():
+                # Overload, not an outage (every pooled connection open and in use): nothing was
+                # stored. As for a turn the process refuses: no ack, a busy frame, and the widget
+                # sends the message again after retry_after.
                 CHAT_TURNS_REFUSED.inc()
                 logger.warning("message from the widget refused: no database connection free in time")
                 busy = {"type": "error", "code": "busy", "message": BUSY_MESSAGE, "retry_after": BUSY_RETRY_AFTER}

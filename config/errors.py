@@ -30,3 +30,16 @@ def database_busy(exc: BaseException | None) -> bool:
     from psycopg_pool import PoolTimeout
 
     return isinstance(exc, OperationalError) and isinstance(exc.__cause__, PoolTimeout)
+
+
+def database_pool_full() -> bool:
+    """Whether every connection the default database's pool may open is open and in use: a pool
+    timeout then means overload. With the database down the pool cannot keep its connections, so
+    a timeout with room left in it means an outage."""
+    from django.db import connection
+
+    pool = getattr(connection, "pool", None)  # the PostgreSQL backend has one; others do not
+    if pool is None:
+        return False
+    stats = pool.get_stats()
+    return bool(stats["pool_size"] >= stats["pool_max"] and stats["pool_available"] == 0)
