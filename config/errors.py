@@ -24,8 +24,9 @@ BUSY_MESSAGE = "The service is busy: try again in a moment."
 
 def database_busy(exc: BaseException | None) -> bool:
     """Whether ``exc`` is Django's OperationalError for a connection pool that had no connection
-    free within its timeout: overload, not a fault. The request could not reach the database,
-    so it did nothing, and the client may send it again."""
+    free within its timeout: overload, or a database the pool cannot reach (``database_pool_full``
+    tells them apart). The request could not reach the database, so it did nothing, and the
+    client may send it again: HTTP answers 503 with Retry-After either way."""
     from django.db import OperationalError
     from psycopg_pool import PoolTimeout
 

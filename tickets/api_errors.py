@@ -26,7 +26,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         detail: Any = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         return Response(detail, status=status.HTTP_400_BAD_REQUEST)
     if database_busy(exc):
-        # Every pooled connection stayed in use for DATABASE_POOL_TIMEOUT: overload, not a fault.
+        # No pooled connection came free within DATABASE_POOL_TIMEOUT (overload, or the database
+        # out of reach): the request did nothing, and the client may send it again.
         logger.warning("busy: no database connection free within the pool timeout (%s)", exc)
         return Response(
             {"detail": BUSY_MESSAGE, "code": "busy"},
