@@ -7,19 +7,13 @@ import logging
 import sys
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.utils.html import escape
-from django.utils.translation import gettext as _
+from django.template import loader
+from django.utils.translation import get_language
 from django.views import defaults
 
 from config.errors import BUSY_MESSAGE, BUSY_RETRY_AFTER, database_busy
 
 logger = logging.getLogger(__name__)
-
-BUSY_PAGE = """<!doctype html>
-<html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title></head>
-<body><main><h1>{title}</h1><p>{message}</p></main></body></html>
-"""
 
 
 def wants_json(request: HttpRequest) -> bool:
@@ -36,9 +30,9 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if wants_json(request):
         response = JsonResponse({"detail": BUSY_MESSAGE, "code": "busy"}, status=503)
     else:
-        language = getattr(request, "LANGUAGE_CODE", "en")
-        page = BUSY_PAGE.format(lang=escape(language), title=escape(_("Busy")),
-                                message=escape(_("The service is busy: try again in a moment.")))  # fmt: skip
+        # Rendered without the request's context, as Django's own 500 page is: its context
+        # processors (the signed-in user) would reach for the database that is out of reach.
+        page = loader.get_template("busy.html").render({"language": get_language() or "en"})
         response = HttpResponse(page, status=503, content_type="text/html; charset=utf-8")
     response["Retry-After"] = str(BUSY_RETRY_AFTER)
     return response
