@@ -18,6 +18,24 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@contextlib.contextmanager
+def exhausted_pool(timeout: float = 0.2) -> Any:
+    """A real psycopg pool on the test database with its one connection held: a ``getconn`` in
+    the block waits ``timeout`` seconds and raises PoolTimeout, as a server out of connections does."""
+    from psycopg.conninfo import make_conninfo
+    from psycopg_pool import ConnectionPool
+
+    params = connection.get_connection_params()
+    conninfo = make_conninfo(**{k: v for k, v in params.items() if k in ("host", "port", "user", "password", "dbname")})
+    pool = ConnectionPool(conninfo, min_size=1, max_size=1, timeout=timeout, open=True)
+    held = pool.getconn()
+    try:
+        yield pool
+    finally:
+        pool.putconn(held)
+        pool.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -4,27 +4,20 @@ bare 500. A real psycopg pool times out inside the view, through Django's error 
 its full request handling; any other failure is still a 500."""
 
 import pytest
-from django.db import connection
 from django.test import Client
-from psycopg.conninfo import make_conninfo
-from psycopg_pool import ConnectionPool
 
 from tests.security import busy_urls
+from tests.support import exhausted_pool as pool_exhausted
 
 pytestmark = pytest.mark.urls("tests.security.busy_urls")
 
 
 @pytest.fixture
 def exhausted_pool(db):
-    params = connection.get_connection_params()
-    conninfo = make_conninfo(**{k: v for k, v in params.items() if k in ("host", "port", "user", "password", "dbname")})
-    pool = ConnectionPool(conninfo, min_size=1, max_size=1, timeout=0.2, open=True)
-    held = pool.getconn()
-    busy_urls.POOL[:] = [pool]
-    yield pool
-    busy_urls.POOL.clear()
-    pool.putconn(held)
-    pool.close()
+    with pool_exhausted() as pool:
+        busy_urls.POOL[:] = [pool]
+        yield pool
+        busy_urls.POOL.clear()
 
 
 def test_a_page_out_of_connections_answers_503_busy_with_retry_after(exhausted_pool):

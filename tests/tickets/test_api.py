@@ -5,12 +5,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from psycopg.conninfo import make_conninfo
 from rest_framework.authtoken.models import Token
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.test import APIClient
 
+from tests.support import exhausted_pool
 from tests.tickets.factories import CustomerFactory, TicketFactory
 from tickets import services
 from tickets.models import Message, Ticket
@@ -344,15 +344,10 @@ def test_a_server_out_of_database_connections_answers_503_busy_not_500(settings)
     """Every pooled connection in use for the pool's whole timeout (overload): a real psycopg
     pool times out inside a real API view, through Django's error wrapper, and the client gets
     503 with Retry-After, not a 500."""
-    from psycopg_pool import ConnectionPool
     from rest_framework.test import APIRequestFactory
     from rest_framework.views import APIView
 
-    params = connection.get_connection_params()
-    conninfo = make_conninfo(**{k: v for k, v in params.items() if k in ("host", "port", "user", "password", "dbname")})
-    pool = ConnectionPool(conninfo, min_size=1, max_size=1, timeout=0.2, open=True)
-    held = pool.getconn()
-    try:
+    with exhausted_pool() as pool:
 
         class Busy(APIView):
             authentication_classes: list[type] = []
@@ -364,8 +359,5 @@ def test_a_server_out_of_database_connections_answers_503_busy_not_500(settings)
                 return Response({"never": "reached"})
 
         response = Busy.as_view()(APIRequestFactory().get("/busy"))
-    finally:
-        pool.putconn(held)
-        pool.close()
     assert response.status_code == 503 and response["Retry-After"] == "1"
     assert response.data == {"detail": "The service is busy: try again in a moment.", "code": "busy"}
