@@ -132,6 +132,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def error(self, code: str, message: str) -> None:
         await self.send(text_data=json.dumps({"type": "error", "code": code, "message": message}))
 
+    async def refuse_busy(self, retry_after: int) -> None:
+        """A message refused before it is stored: no ack, so the widget keeps it and sends it
+        again after ``retry_after`` seconds."""
+        busy = {"type": "error", "code": "busy", "message": BUSY_MESSAGE, "retry_after": retry_after}
+        await self.send(text_data=json.dumps(busy))
+
     async def live(self, operation: Any) -> bool:
         """Run a channel layer operation; False (and logged) when Redis is out."""
         try:
@@ -188,9 +194,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         with Turn(turn_gate()) as turn:
             if not turn.admitted:
                 # Refused before it is stored: no ack, so the widget keeps it and sends it again.
-                wait = turn.gate.retry_after()
-                busy = {"type": "error", "code": "busy", "message": BUSY_MESSAGE, "retry_after": wait}
-                await self.send(text_data=json.dumps(busy))
+                await self.refuse_busy(turn.gate.retry_after())
                 return
             with direct_delivery(
                 channel_name=self.channel_name, conversation_id=self.session.conversation_id
@@ -237,8 +241,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 # sends the message again after retry_after.
                 CHAT_TURNS_REFUSED.inc()
                 logger.warning("message from the widget refused: no database connection free in time")
-                busy = {"type": "error", "code": "busy", "message": BUSY_MESSAGE, "retry_after": BUSY_RETRY_AFTER}
-                await self.send(text_data=json.dumps(busy))
+                await self.refuse_busy(BUSY_RETRY_AFTER)
                 return
             logger.exception("message from the widget not stored")
             # No ack: the widget keeps the message queued and sends it again (same id) on reconnect.
