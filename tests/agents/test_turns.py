@@ -128,6 +128,9 @@ async def test_a_message_that_gets_no_database_connection_in_time_is_refused_bus
     await joined(chat)
     pool = connection.pool
     # Fresh turn threads, holding no connection from an earlier call: every one must ask the pool.
+    # (Channels' test communicator turns close_old_connections into a no-op while it sends and
+    # receives, so under it the turn threads keep their connections between calls; served for
+    # real they hand them back after each call, as the test below checks.)
     await database_sync_to_async(turns.turn_gate_close)()
     assert pool is not None, "the tests run on PostgreSQL with the connection pool, as production does"
     held = []
@@ -152,6 +155,32 @@ async def test_a_message_that_gets_no_database_connection_in_time_is_refused_bus
     frames = await receive_until(chat, lambda f: f["type"] == "message" and f["role"] == "bot")
     assert frames[0] == {"type": "ack", "id": "d1", "seq": 1}
     await chat.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_every_call_on_the_turn_threads_hands_its_database_connection_back_to_the_pool():
+    """A chat turn's calls run on the turn threads, each taking a connection from the process's
+    psycopg pool; each hands it back as it ends, so idle threads hold none: a process with
+    hundreds of idle chats holds no connections for them, and none survives a PostgreSQL restart
+    to fail the next turn. (Run here without Channels' test communicator, which keeps them.)"""
+    from django.db import connection
+
+    pool = connection.pool
+    assert pool is not None, "the tests run on PostgreSQL with the connection pool, as production does"
+    gate = TurnGate(threads=2, busy_wait=1.0)
+    try:
+        before = pool.get_stats()
+        for _ in range(6):
+            await gate.run(Message.objects.count)
+        after = pool.get_stats()
+    finally:
+        await database_sync_to_async(gate.close, thread_sensitive=False)()
+
+    def checked_out(stats: dict[str, int]) -> int:
+        return stats["pool_size"] - stats["pool_available"]
+
+    assert after["requests_num"] - before["requests_num"] == 6  # each call asked the pool anew
+    assert checked_out(after) == checked_out(before)
 
 
 @pytest.mark.django_db(transaction=True)
