@@ -1,3 +1,6 @@
+from dataclasses import dataclass
+
+
 class DomainError(Exception):
     """A business rule was violated. Views answer it with its HTTP status (400 unless a subclass
     says otherwise) and its message; commands print it as their one-line reason. Every app
@@ -20,6 +23,10 @@ class NotAllowed(DomainError):
 
 BUSY_RETRY_AFTER = 1  # seconds a client waits before trying again when the server is busy
 BUSY_MESSAGE = "The service is busy: try again in a moment."
+# The database out of reach (stopped, restarting, the network to it down): the pool already
+# waited its timeout for a connection, so clients come back less eagerly than under overload.
+UNAVAILABLE_RETRY_AFTER = 5
+UNAVAILABLE_MESSAGE = "The service cannot reach its database just now: try again shortly."
 
 
 def database_busy(exc: BaseException | None) -> bool:
@@ -44,3 +51,21 @@ def database_pool_full() -> bool:
         return False
     stats = pool.get_stats()
     return bool(stats["pool_size"] >= stats["pool_max"] and stats["pool_available"] == 0)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """What an HTTP client is told when its request got no database connection in time: the
+    ``code`` (``busy`` for overload, ``unavailable`` for a database out of reach), a sentence for
+    people, and the seconds to wait before sending it again (Retry-After)."""
+
+    code: str
+    message: str
+    retry_after: int
+
+
+def database_refusal() -> Refusal:
+    """The answer to a pool timeout (``database_busy``), told apart by how full the pool is."""
+    if database_pool_full():
+        return Refusal("busy", BUSY_MESSAGE, BUSY_RETRY_AFTER)
+    return Refusal("unavailable", UNAVAILABLE_MESSAGE, UNAVAILABLE_RETRY_AFTER)

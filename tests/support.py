@@ -19,20 +19,45 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextlib.contextmanager
-def exhausted_pool(timeout: float = 0.2) -> Any:
-    """A real psycopg pool on the test database with its one connection held: a ``getconn`` in
-    the block waits ``timeout`` seconds and raises PoolTimeout, as a server out of connections does."""
+def exhausted_pool(timeout: float = 0.3) -> Any:
+    """Overload: every connection the process's own psycopg pool may open is open and held, so a
+    ``getconn`` in the block waits ``timeout`` seconds and raises PoolTimeout, as in a server out of
+    connections (and ``config.errors.database_pool_full`` is true). Yields that pool."""
+    from psycopg_pool import PoolTimeout
+
+    pool = connection.pool
+    assert pool is not None, "the tests run on PostgreSQL with the connection pool, as production does"
+    held = []
+    saved_timeout, pool.timeout = pool.timeout, timeout
+    try:
+        while True:  # take every connection the pool has or can open
+            try:
+                held.append(pool.getconn(timeout=timeout))
+            except PoolTimeout:
+                break
+        assert held, "the pool had no connection to take"
+        yield pool
+    finally:
+        pool.timeout = saved_timeout
+        for each in held:
+            pool.putconn(each)
+
+
+@contextlib.contextmanager
+def unreachable_pool(timeout: float = 0.3) -> Any:
+    """An outage: a real psycopg pool for a database nobody listens for (a closed loopback port),
+    so a ``getconn`` in the block fails to connect until ``timeout`` and raises PoolTimeout, while
+    the process's own pool has room (``config.errors.database_pool_full`` is false)."""
     from psycopg.conninfo import make_conninfo
     from psycopg_pool import ConnectionPool
 
     params = connection.get_connection_params()
-    conninfo = make_conninfo(**{k: v for k, v in params.items() if k in ("host", "port", "user", "password", "dbname")})
-    pool = ConnectionPool(conninfo, min_size=1, max_size=1, timeout=timeout, open=True)
-    held = pool.getconn()
+    conninfo = make_conninfo(**{k: v for k, v in params.items() if k in ("user", "password", "dbname")})
+    conninfo = make_conninfo(conninfo, host="127.0.0.1", port=str(free_port()), connect_timeout="1")
+    pool = ConnectionPool(conninfo, min_size=0, max_size=1, timeout=timeout, open=True)
     try:
         yield pool
     finally:
-        pool.putconn(held)
         pool.close()
 
 

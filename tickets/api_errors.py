@@ -9,7 +9,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from config.errors import BUSY_MESSAGE, BUSY_RETRY_AFTER, DomainError, database_busy
+from config.errors import DomainError, database_busy, database_refusal
 from tickets.errors import RateLimited
 
 logger = logging.getLogger(__name__)
@@ -26,12 +26,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         detail: Any = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         return Response(detail, status=status.HTTP_400_BAD_REQUEST)
     if database_busy(exc):
-        # No pooled connection came free within DATABASE_POOL_TIMEOUT (overload, or the database
-        # out of reach): the request did nothing, and the client may send it again.
-        logger.warning("busy: no database connection free within the pool timeout (%s)", exc)
+        # No pooled connection came free within DATABASE_POOL_TIMEOUT: the request did nothing,
+        # and the client may send it again (busy under overload, unavailable in an outage).
+        refusal = database_refusal()
+        logger.warning("%s: no database connection within the pool timeout (%s)", refusal.code, exc)
         return Response(
-            {"detail": BUSY_MESSAGE, "code": "busy"},
+            {"detail": refusal.message, "code": refusal.code},
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": str(BUSY_RETRY_AFTER)},
+            headers={"Retry-After": str(refusal.retry_after)},
         )
     return drf_exception_handler(exc, context)

@@ -15,6 +15,7 @@ from agents.turns import TurnGate
 from knowledge import embeddings
 from knowledge.embeddings import QueryBatcher
 from tests.agents.test_chat import connect, joined, receive_until, start_session
+from tests.support import exhausted_pool
 from tickets.models import Message
 
 
@@ -120,34 +121,18 @@ async def test_a_message_that_gets_no_database_connection_in_time_is_refused_bus
     for the pool's whole timeout. The message cannot be stored: a busy frame (not the outage's
     `unavailable`), no ack, nothing stored; sent again once connections are free, it is stored
     once and answered."""
-    from django.db import connection
-    from psycopg_pool import PoolTimeout
-
     session = await database_sync_to_async(start_session)(trained_org)
     chat = await connect(session["token"])
     await joined(chat)
-    pool = connection.pool
     # Fresh turn threads, holding no connection from an earlier call: every one must ask the pool.
     # (Channels' test communicator turns close_old_connections into a no-op while it sends and
     # receives, so under it the turn threads keep their connections between calls; served for
     # real they hand them back after each call, as the test below checks.)
     await database_sync_to_async(turns.turn_gate_close)()
-    assert pool is not None, "the tests run on PostgreSQL with the connection pool, as production does"
-    held = []
-    saved_timeout, pool.timeout = pool.timeout, 0.3
-    try:
-        while True:  # take every connection the pool has or can open
-            try:
-                held.append(pool.getconn(timeout=0.3))
-            except PoolTimeout:
-                break
+    with exhausted_pool():
         await chat.send_to(text_data=json.dumps({"type": "message", "id": "d1", "text": "can I rent skis?"}))
         refused = json.loads(await chat.receive_from(timeout=10))
-    finally:
-        pool.timeout = saved_timeout
-        for each in held:
-            pool.putconn(each)
-    assert held and refused["type"] == "error" and refused["code"] == "busy", refused
+    assert refused["type"] == "error" and refused["code"] == "busy", refused
     assert refused["retry_after"] == 1
     stored = await database_sync_to_async(Message.objects.filter(conversation_id=session["conversation_id"]).count)()
     assert stored == 0

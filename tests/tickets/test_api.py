@@ -10,7 +10,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.test import APIClient
 
-from tests.support import exhausted_pool
+from tests.support import exhausted_pool, unreachable_pool
 from tests.tickets.factories import CustomerFactory, TicketFactory
 from tickets import services
 from tickets.models import Message, Ticket
@@ -340,16 +340,24 @@ def test_the_list_renders_every_ticket_exactly_as_the_ticket_serializer_does(age
     ]  # fmt: skip
 
 
-def test_a_server_out_of_database_connections_answers_503_busy_not_500(settings):
-    """Every pooled connection in use for the pool's whole timeout (overload): a real psycopg
-    pool times out inside a real API view, through Django's error wrapper, and the client gets
-    503 with Retry-After, not a 500."""
+@pytest.mark.parametrize(
+    ("no_connection", "code", "retry_after"), [(exhausted_pool, "busy", "1"), (unreachable_pool, "unavailable", "5")]
+)
+def test_a_request_that_gets_no_database_connection_answers_503_busy_or_unavailable_not_500(
+    db, no_connection, code, retry_after
+):
+    """A real psycopg pool times out inside a real API view, through Django's error wrapper: the
+    client gets 503 with Retry-After, not a 500. Every connection of the process's pool in use
+    (overload) says busy; a database nobody answers for (an outage, the pool with room) says
+    unavailable and asks the client to wait longer."""
     from rest_framework.test import APIRequestFactory
     from rest_framework.views import APIView
 
-    with exhausted_pool() as pool:
+    from config.errors import BUSY_MESSAGE, UNAVAILABLE_MESSAGE
 
-        class Busy(APIView):
+    with no_connection() as pool:
+
+        class NoConnection(APIView):
             authentication_classes: list[type] = []
             permission_classes: list[type] = []
 
@@ -358,6 +366,7 @@ def test_a_server_out_of_database_connections_answers_503_busy_not_500(settings)
                     pool.getconn()
                 return Response({"never": "reached"})
 
-        response = Busy.as_view()(APIRequestFactory().get("/busy"))
-    assert response.status_code == 503 and response["Retry-After"] == "1"
-    assert response.data == {"detail": "The service is busy: try again in a moment.", "code": "busy"}
+        response = NoConnection.as_view()(APIRequestFactory().get("/busy"))
+    assert response.status_code == 503 and response["Retry-After"] == retry_after
+    message = BUSY_MESSAGE if code == "busy" else UNAVAILABLE_MESSAGE
+    assert response.data == {"detail": message, "code": code}
