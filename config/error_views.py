@@ -10,7 +10,6 @@ import sys
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template import loader
 from django.utils.translation import get_language
-from django.utils.translation import gettext as _
 from django.views import defaults
 
 from config.errors import database_busy, database_refusal
@@ -37,11 +36,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
     else:
         # Rendered without the request's context, as Django's own 500 page is: its context
         # processors (the signed-in user) would reach for the database that is out of reach.
-        context = {
-            "language": get_language() or "en",
-            "title": _("Busy") if refusal.code == "busy" else _("Unavailable"),
-            "message": _(refusal.message),
-        }
+        context = {"language": get_language() or "en", "code": refusal.code}
         page = loader.get_template("busy.html").render(context)
         response = HttpResponse(page, status=503, content_type="text/html; charset=utf-8")
     response["Retry-After"] = str(refusal.retry_after)
