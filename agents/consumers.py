@@ -25,7 +25,7 @@ from agents.tokens import WidgetSession, widget_token_read
 from agents.turns import BUSY_MESSAGE, Turn, turn_gate
 from agents.widget import origin_allowed, widget_contact_leave
 from config.channel_layer import OUTAGE_ERRORS
-from config.errors import BUSY_RETRY_AFTER, database_busy, database_pool_full
+from config.errors import database_refusal
 from monitoring.context import conversation_context
 from monitoring.metrics import CHAT_TURNS_REFUSED, WEBSOCKETS_OPEN
 from tickets.errors import ConversationFull, DomainError, RateLimited
@@ -235,13 +235,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.error("invalid", str(exc))
             return
         except DatabaseError as exc:
-            if database_busy(exc) and database_pool_full():
+            refusal = database_refusal(exc)
+            if refusal is not None and refusal.code == "busy":
                 # Overload, not an outage (every pooled connection open and in use): nothing was
                 # stored. As for a turn the process refuses: no ack, a busy frame, and the widget
                 # sends the message again after retry_after.
                 CHAT_TURNS_REFUSED.inc()
                 logger.warning("message from the widget refused: no database connection free in time")
-                await self.refuse_busy(BUSY_RETRY_AFTER)
+                await self.refuse_busy(refusal.retry_after)
                 return
             logger.exception("message from the widget not stored")
             # No ack: the widget keeps the message queued and sends it again (same id) on reconnect.

@@ -12,7 +12,7 @@ from django.template import loader
 from django.utils.translation import get_language
 from django.views import defaults
 
-from config.errors import database_busy, database_refusal
+from config.errors import database_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -24,9 +24,9 @@ def wants_json(request: HttpRequest) -> bool:
 
 def server_error(request: HttpRequest) -> HttpResponse:
     """Called by Django while it handles the exception, so the exception is sys.exc_info()'s."""
-    if not database_busy(sys.exc_info()[1]):
+    refusal = database_refusal(sys.exc_info()[1])
+    if refusal is None:
         return defaults.server_error(request)
-    refusal = database_refusal()
     logger.warning(
         "%s: no database connection within the pool timeout (%s %s)", refusal.code, request.method, request.path
     )

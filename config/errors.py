@@ -55,17 +55,20 @@ def database_pool_full() -> bool:
 
 @dataclass(frozen=True)
 class Refusal:
-    """What an HTTP client is told when its request got no database connection in time: the
-    ``code`` (``busy`` for overload, ``unavailable`` for a database out of reach), a sentence for
-    people, and the seconds to wait before sending it again (Retry-After)."""
+    """What a client is told when its request got no database connection in time: the ``code``
+    (``busy`` for overload, ``unavailable`` for a database out of reach), a sentence for people
+    (HTTP's; the chat has its own), and the seconds to wait before sending it again."""
 
     code: str
     message: str
     retry_after: int
 
 
-def database_refusal() -> Refusal:
-    """The answer to a pool timeout (``database_busy``), told apart by how full the pool is."""
+def database_refusal(exc: BaseException | None) -> Refusal | None:
+    """What to tell a client whose request raised ``exc``: nothing (None) unless it is a pool
+    timeout (``database_busy``); then busy or unavailable, told apart by how full the pool is."""
+    if not database_busy(exc):
+        return None
     if database_pool_full():
         return Refusal("busy", BUSY_MESSAGE, BUSY_RETRY_AFTER)
     return Refusal("unavailable", UNAVAILABLE_MESSAGE, UNAVAILABLE_RETRY_AFTER)

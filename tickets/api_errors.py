@@ -9,7 +9,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from config.errors import DomainError, database_busy, database_refusal
+from config.errors import DomainError, database_refusal
 from tickets.errors import RateLimited
 
 logger = logging.getLogger(__name__)
@@ -25,10 +25,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, DjangoValidationError):
         detail: Any = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         return Response(detail, status=status.HTTP_400_BAD_REQUEST)
-    if database_busy(exc):
+    refusal = database_refusal(exc)
+    if refusal is not None:
         # No pooled connection came free within DATABASE_POOL_TIMEOUT: the request did nothing,
         # and the client may send it again (busy under overload, unavailable in an outage).
-        refusal = database_refusal()
         logger.warning("%s: no database connection within the pool timeout (%s)", refusal.code, exc)
         return Response(
             {"detail": refusal.message, "code": refusal.code},
