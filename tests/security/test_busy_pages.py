@@ -4,6 +4,10 @@ a bare 500. A real psycopg pool times out inside the view, through Django's erro
 full request handling: "busy" when every connection of the process's pool is in use (overload),
 "unavailable" when the database cannot be reached (an outage). Any other failure is still a 500."""
 
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 from django.test import Client
 
@@ -14,12 +18,21 @@ from tests.support import unreachable_pool
 pytestmark = pytest.mark.urls("tests.security.busy_urls")
 
 
+@contextlib.contextmanager
+def pages_wait_on(no_connection: Any) -> Iterator[None]:
+    """The test pages ask the pool that ``no_connection()`` makes, and time out."""
+    with no_connection() as pool:
+        busy_urls.POOL[:] = [pool]
+        try:
+            yield
+        finally:
+            busy_urls.POOL.clear()
+
+
 @pytest.fixture
 def exhausted_pool(db):
-    with pool_exhausted() as pool:
-        busy_urls.POOL[:] = [pool]
-        yield pool
-        busy_urls.POOL.clear()
+    with pages_wait_on(pool_exhausted):
+        yield
 
 
 def test_a_page_out_of_connections_answers_503_busy_with_retry_after(exhausted_pool):
@@ -39,13 +52,9 @@ def test_a_page_out_of_connections_answers_503_busy_with_retry_after(exhausted_p
 
 def test_a_page_that_cannot_reach_the_database_answers_503_unavailable(db):
     client = Client(raise_request_exception=False)
-    with unreachable_pool() as pool:
-        busy_urls.POOL[:] = [pool]
-        try:
-            page = client.get("/test-busy/", HTTP_ACCEPT="text/html")
-            answer = client.get("/api/test-busy/")
-        finally:
-            busy_urls.POOL.clear()
+    with pages_wait_on(unreachable_pool):
+        page = client.get("/test-busy/", HTTP_ACCEPT="text/html")
+        answer = client.get("/api/test-busy/")
     assert page.status_code == 503 and page["Retry-After"] == "5"
     assert b"<h1>Unavailable</h1>" in page.content
     assert b"cannot reach its database just now" in page.content
