@@ -105,8 +105,10 @@ def _resolve(state: State) -> dict[str, Any]:
 
 
 def _embed(state: State) -> dict[str, Any]:
-    """The question's sentence embedding, once: intent and retrieval both read it."""
-    return {"vector": embeddings.embed_query(state["query"])}
+    """The question's sentence embedding, once: sentiment, intent and retrieval all read it (the
+    shipped English sentiment model its token states)."""
+    encoding = embeddings.encode_query(state["query"])
+    return {"vector": encoding.vector, "states": encoding.states}
 
 
 def _tests(state: State, placed: tuple[int, str] | None) -> list[list[Any]]:
@@ -118,7 +120,12 @@ def _sentiment(state: State) -> dict[str, Any]:
     context: ConversationContext = state["context"]
     serving = serving_sentiment(state["language"], context.organization_id, context.conversation_id)
     model, engine = sentiment_engine(state["language"], serving.model, serving.version)
-    score = round(sentiment_score(state["normalised"], state["language"], model=model, vector=state.get("vector")), 4)
+    score = round(
+        sentiment_score(
+            state["normalised"], state["language"], model=model, vector=state.get("vector"), states=state.get("states")
+        ),
+        4,
+    )
     # The shipped Chinese model learnt from food-delivery reviews, where "when will my order come?"
     # is a complaint, and the Chinese lexicon is no better on questions ("那要多少钱?": -0.65 and
     # -0.63): their scores are recorded but hand nothing off alone. Chinese complaints reach a

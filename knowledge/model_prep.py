@@ -11,7 +11,12 @@ and the model's own bytes. Prepared once here, the model
    int8 where 47 MB of float32 were);
 2. is saved by onnxruntime already optimised (constants folded, attention and layer norm fused),
    so opening it folds nothing: ~89 MB a process instead of ~161, at the same speed
-   (bench/README.md, "Scale work, third round").
+   (bench/README.md, "Scale work, third round");
+3. returns, as a second output (``token_states``), the token states after the first
+   ``STATES_AFTER`` layers, from which a model that tunes the last layers runs its own copies of
+   them (``layers_model`` builds those as a small graph of their own; the shipped English
+   sentiment model carries one). The check below runs the packaged last layers, built that way,
+   on those states: they must give the model's own output.
 
 The copy is made in a child process (``python -m knowledge.model_prep SOURCE TARGET``), so the
 ``onnx`` package it needs never loads into a serving process, and it is checked against the
@@ -35,13 +40,43 @@ logger = logging.getLogger(__name__)
 
 PREPARE_TIMEOUT = 180  # seconds; the copy takes ~3 s here
 MAX_DIFFERENCE = 1e-5  # largest difference allowed between the two models' outputs
+# ... and between the model's output and the packaged last layers run in numpy on its states
+# (float32 in a different order of operations; measured ~2e-6).
+STATES_DIFFERENCE = 1e-4
+STATES_OUTPUT = "token_states"
+# The encoder (all-MiniLM-L6-v2): six layers of 12 attention heads of 32; the states returned
+# are those after STATES_AFTER layers, so the last TUNABLE layers can be run again, tuned.
+LAYERS = 6
+STATES_AFTER = 4
+TUNABLE = LAYERS - STATES_AFTER
+HEADS = 12
+WIDTH = 384
+LAYER_NORM_EPSILON = 1e-12
+# One layer's arrays (``packaged_layers``, ``layers_model``), weights as ``x @ W``: query, key,
+# value, attention output, intermediate, output, with biases, and the two layer norms.
+LAYER_KEYS = ("q", "qb", "k", "kb", "v", "vb", "o", "ob", "ln1g", "ln1b", "i", "ib", "f", "fb", "ln2g", "ln2b")
+RECIPE = 2  # what the copy holds; a copy made by an older recipe is made again
+# The packaged model's names for a layer's biases and layer norms (its weights are found by
+# their place in the graph, see packaged_layers).
+_LAYER_INITIALIZERS = {
+    "qb": "attention.self.query.bias",
+    "kb": "attention.self.key.bias",
+    "vb": "attention.self.value.bias",
+    "ob": "attention.output.dense.bias",
+    "ln1g": "attention.output.LayerNorm.weight",
+    "ln1b": "attention.output.LayerNorm.bias",
+    "ib": "intermediate.dense.bias",
+    "fb": "output.dense.bias",
+    "ln2g": "output.LayerNorm.weight",
+    "ln2b": "output.LayerNorm.bias",
+}
 
 
 def prepared_path(source: Path, directory: Path) -> Path:
     import onnxruntime
 
     stat = source.stat()
-    key = hashlib.sha256(f"{source.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{source.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{RECIPE}".encode()).hexdigest()[:12]
     return directory / f"{source.stem}-serving-{key}-ort{onnxruntime.__version__}.onnx"
 
 
@@ -120,6 +155,139 @@ def _gather_int8_rows(model: Any) -> int:
     return sum(1 for nodes in replaced.values() if nodes)
 
 
+def _expose_states(model: Any) -> None:
+    """Add the token states after ``STATES_AFTER`` layers as the output ``token_states``: the
+    layer norm that closes that layer (the first closes the embeddings, then two a layer)."""
+    from onnx import TensorProto, helper
+
+    norms = [node.output[0] for node in model.graph.node if node.op_type == "LayerNormalization"]
+    model.graph.node.append(helper.make_node("Identity", [norms[2 * STATES_AFTER]], [STATES_OUTPUT]))
+    model.graph.output.append(helper.make_tensor_value_info(STATES_OUTPUT, TensorProto.FLOAT, None))
+
+
+def with_states(source: Path) -> bytes:
+    """The packaged model with the ``token_states`` output and nothing else changed (where no
+    serving copy could be made, so that the tuned layers still get their states)."""
+    import onnx
+
+    model = onnx.load(str(source))
+    _expose_states(model)
+    return bytes(model.SerializeToString())
+
+
+def packaged_layers(source: Path, first: int) -> list[dict[str, Any]]:
+    """The float32 weights of the packaged model's layers from ``first`` on (the arrays of
+    knowledge.encoder_layers.KEYS): what a model that tunes them starts from. The matrices are
+    int8 with a scale per column in the graph (Mul of Cast), six per layer in the order query,
+    key, value, attention output, intermediate, output."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(source))
+    initializers = {init.name: init for init in model.graph.initializer}
+    producers = {output: node for node in model.graph.node for output in node.output}
+    matrices = []
+    for node in model.graph.node:
+        mul = producers.get(node.input[1]) if node.op_type == "MatMul" else None
+        if mul is None or mul.op_type != "Mul" or mul.input[1] not in initializers:
+            continue
+        cast = producers.get(mul.input[0])
+        if cast is None or cast.op_type != "Cast" or cast.input[0] not in initializers:
+            continue
+        scale = numpy_helper.to_array(initializers[mul.input[1]]).astype(np.float32)
+        matrices.append(numpy_helper.to_array(initializers[cast.input[0]]).astype(np.float32) * scale)
+    if len(matrices) != 6 * LAYERS:
+        raise RuntimeError(f"{source.name}: {len(matrices)} weight matrices, expected {6 * LAYERS}")
+    layers = []
+    for n in range(first, LAYERS):
+        layer = dict(zip(("q", "k", "v", "o", "i", "f"), matrices[6 * n : 6 * n + 6], strict=True))
+        for key, name in _LAYER_INITIALIZERS.items():
+            layer[key] = numpy_helper.to_array(initializers[f"inner.encoder.layer.{n}.{name}"]).astype(np.float32)
+        layers.append(layer)
+    return layers
+
+
+def layers_model(layers: list[dict[str, Any]], dtype: str = "float32") -> bytes:
+    """An ONNX graph of encoder layers with these weights (``packaged_layers``' arrays, the first
+    runs first): inputs ``token_states`` (batch, tokens, 384) and ``attention_mask`` (batch,
+    tokens; 1 a token, 0 padding, as float), output ``hidden``, the last layer's token states.
+    ``dtype`` "float16" stores the matrices in half the bytes (cast back as the model opens).
+    BERT's post-norm layer as MiniLM has it: 12 heads of 32, exact GELU."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes: list[Any] = []
+    initializers: list[Any] = []
+
+    def constant(name: str, value: Any, store: str = "float32") -> str:
+        array = np.asarray(value)
+        if store == "float16" and array.ndim == 2:
+            initializers.append(numpy_helper.from_array(array.astype(np.float16), f"{name}_half"))
+            nodes.append(helper.make_node("Cast", [f"{name}_half"], [name], to=TensorProto.FLOAT))
+        else:
+            kind = np.int64 if array.dtype.kind in "iu" else np.float32
+            initializers.append(numpy_helper.from_array(array.astype(kind), name))
+        return name
+
+    def node(op: str, inputs: list[str], name: str, **attributes: Any) -> str:
+        nodes.append(helper.make_node(op, inputs, [name], **attributes))
+        return name
+
+    size = WIDTH // HEADS
+    split = constant("split_heads", [0, 0, HEADS, size])
+    merge = constant("merge_heads", [0, 0, WIDTH])
+    # Padding gets -1e9 before the softmax: (1 - mask) * -1e9, shaped (batch, 1, 1, tokens).
+    padding = node("Sub", [constant("one", 1.0), "attention_mask"], "padding")
+    bias = node("Mul", [padding, constant("minus_infinity", -1e9)], "padding_scaled")
+    bias = node("Unsqueeze", [bias, constant("head_axes", [1, 2])], "attention_bias")
+    root = constant("scale", 1.0 / np.sqrt(size))
+    half, sqrt2 = constant("half", 0.5), constant("sqrt2", np.sqrt(2.0))
+    hidden = STATES_OUTPUT
+    for n, weights in enumerate(layers):
+        w = {key: constant(f"l{n}_w_{key}", weights[key], dtype) for key in LAYER_KEYS}
+
+        def dense(x: str, key: str, out: str) -> str:
+            return node("Add", [node("MatMul", [x, w[key]], f"{out}_mm"), w[key + "b"]], out)  # noqa: B023
+
+        def heads(x: str, perm: list[int], out: str) -> str:
+            return node("Transpose", [node("Reshape", [x, split], f"{out}_split")], out, perm=perm)
+
+        query = heads(dense(hidden, "q", f"l{n}_q"), [0, 2, 1, 3], f"l{n}_qh")
+        key = heads(dense(hidden, "k", f"l{n}_k"), [0, 2, 3, 1], f"l{n}_kh")
+        value = heads(dense(hidden, "v", f"l{n}_v"), [0, 2, 1, 3], f"l{n}_vh")
+        scores = node("Mul", [node("MatMul", [query, key], f"l{n}_qk"), root], f"l{n}_scores")
+        weights_ = node("Softmax", [node("Add", [scores, bias], f"l{n}_masked")], f"l{n}_attention", axis=-1)
+        context = node("Transpose", [node("MatMul", [weights_, value], f"l{n}_ctx")], f"l{n}_ctx_t", perm=[0, 2, 1, 3])
+        context = node("Reshape", [context, merge], f"l{n}_context")
+        residual = node("Add", [dense(context, "o", f"l{n}_o"), hidden], f"l{n}_res1")
+        attended = node("LayerNormalization", [residual, w["ln1g"], w["ln1b"]], f"l{n}_ln1", axis=-1,
+                        epsilon=LAYER_NORM_EPSILON)  # fmt: skip
+        inner = dense(attended, "i", f"l{n}_inner")
+        erf = node("Erf", [node("Div", [inner, sqrt2], f"l{n}_scaled")], f"l{n}_erf")
+        gelu = node(
+            "Mul",
+            [node("Mul", [inner, half], f"l{n}_halved"), node("Add", [erf, constant(f"l{n}_one", 1.0)], f"l{n}_erf1")],
+            f"l{n}_gelu",
+        )
+        residual = node("Add", [dense(gelu, "f", f"l{n}_out"), attended], f"l{n}_res2")
+        hidden = node("LayerNormalization", [residual, w["ln2g"], w["ln2b"]], f"l{n}_ln2", axis=-1,
+                      epsilon=LAYER_NORM_EPSILON)  # fmt: skip
+    nodes.append(helper.make_node("Identity", [hidden], ["hidden"]))
+    graph = helper.make_graph(
+        nodes,
+        "encoder_layers",
+        [
+            helper.make_tensor_value_info(STATES_OUTPUT, TensorProto.FLOAT, ["batch", "tokens", WIDTH]),
+            helper.make_tensor_value_info("attention_mask", TensorProto.FLOAT, ["batch", "tokens"]),
+        ],
+        [helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", "tokens", WIDTH])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="concierge")
+    return bytes(model.SerializeToString())
+
+
 def _sample_feeds(session: Any) -> list[dict[str, Any]]:
     import numpy as np
 
@@ -143,6 +311,7 @@ def prepare(source: Path, target: Path) -> str:
 
     model = onnx.load(str(source))
     moved = _gather_int8_rows(model)
+    _expose_states(model)
     used = {name for node in model.graph.node for name in node.input}
     kept = [init for init in model.graph.initializer if init.name in used]
     del model.graph.initializer[:]
@@ -162,12 +331,24 @@ def prepare(source: Path, target: Path) -> str:
         plain.log_severity_level = 3
         reference = onnxruntime.InferenceSession(str(source), plain, providers=["CPUExecutionProvider"])
         candidate = onnxruntime.InferenceSession(str(optimized), plain, providers=["CPUExecutionProvider"])
+        last = onnxruntime.InferenceSession(
+            layers_model(packaged_layers(source, STATES_AFTER)), plain, providers=["CPUExecutionProvider"]
+        )
         for feed in _sample_feeds(reference):
-            difference = float(np.abs(reference.run(None, feed)[0] - candidate.run(None, feed)[0]).max())
+            output, states = candidate.run(["last_hidden_state", STATES_OUTPUT], feed)
+            difference = float(np.abs(reference.run(None, feed)[0] - output).max())
             if difference > MAX_DIFFERENCE:
                 raise RuntimeError(f"the prepared model differs from the packaged one by {difference:.2e}")
+            mask = feed["attention_mask"].astype(np.float32)
+            rerun = last.run(None, {STATES_OUTPUT: states, "attention_mask": mask})[0]
+            gap = float(np.abs((rerun - output) * mask[..., None]).max())
+            if gap > STATES_DIFFERENCE:
+                raise RuntimeError(f"the last layers run on the prepared model's states differ by {gap:.2e}")
         os.replace(optimized, target)
-    return f"{target.name}: {moved} embedding tables looked up in int8, optimised, outputs equal to {source.name}"
+    return (
+        f"{target.name}: {moved} embedding tables looked up in int8, optimised, outputs equal to {source.name}, "
+        f"token states after layer {STATES_AFTER} returned"
+    )
 
 
 if __name__ == "__main__":

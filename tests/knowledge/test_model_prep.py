@@ -55,6 +55,28 @@ def test_a_copy_that_cannot_be_made_leaves_the_packaged_model_serving(tmp_path, 
     assert embedder.model == str(packaged)
     assert "the packaged model serves" in caplog.text
     assert embedder.embed(["still embeds"]).shape == (1, embeddings.DIMENSIONS)
+    # The token states still come back (added to the packaged graph in the process).
+    (encoding,) = embedder.encode(["still embeds"])
+    assert encoding.states.shape == (len(embedder.tokenizer.encode("still embeds").ids), model_prep.WIDTH)
+
+
+def test_the_serving_copy_returns_the_token_states_the_last_layers_run_on(tmp_path, settings, packaged):
+    """The encoder's last layers, built as their own graph (model_prep.layers_model) from the
+    packaged weights, give the encoder's own vectors on the states the copy returns; stored in
+    half precision (as the shipped sentiment model's tuned copies are), nearly so."""
+    settings.MODEL_DIR = tmp_path / "models"
+    embedder = embeddings.Embedder()
+    encodings = embedder.encode(TEXTS)
+    # Each text's own tokens, not the batch's padding.
+    assert [len(e.states) for e in encodings] == [sum(e.attention_mask) for e in embedder.tokenizer.encode_batch(TEXTS)]
+    assert len({len(e.states) for e in encodings}) == len(TEXTS)
+    layers = model_prep.packaged_layers(packaged, model_prep.STATES_AFTER)
+    assert len(layers) == model_prep.TUNABLE
+    states = [e.states for e in encodings]
+    vectors = np.stack([e.vector for e in encodings])
+    assert np.abs(embeddings.TunedLayers(model_prep.layers_model(layers)).vectors(states) - vectors).max() < 1e-5
+    half = embeddings.TunedLayers(model_prep.layers_model(layers, dtype="float16")).vectors(states)
+    assert 0 < np.abs(half - vectors).max() < 1e-2
 
 
 def test_a_model_that_would_change_the_vectors_is_refused(tmp_path, packaged, monkeypatch):

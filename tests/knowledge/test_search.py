@@ -163,3 +163,15 @@ def test_indexing_embeds_on_the_bulk_session_and_queries_on_the_serving_one(monk
     assert embedder.bulk_session is not None
     # The same model either way: the vectors agree.
     assert np.allclose(served, indexed, atol=1e-4)
+
+
+def test_the_keyword_index_ranks_with_numpy_and_never_loads_jax():
+    """bm25s loads jax wherever it is installed (1.8 s and ~200 MB a process; jax is here to tune
+    the sentiment layers): knowledge.keyword loads it with jax hidden, so bm25s picks numpy."""
+    import importlib.util
+
+    from knowledge.keyword import bm25s  # loaded the project's way
+
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed: nothing to hide")
+    assert bm25s.selection.JAX_IS_AVAILABLE is False
