@@ -9,8 +9,8 @@ model adds a hashing pass and a dot product to a chat turn (well under a millise
 The shipped English model also carries its own copies of the encoder's last two layers, tuned
 for sentiment (``layers``, an ONNX graph made by knowledge.model_prep.layers_model): it reads
 their pooled output instead of the sentence vector, run on the token states the assistant's one
-encoder pass left (knowledge.embeddings.Encoding), about a millisecond more a turn. Tuning them
-moved SST-2 dev from 0.835 to 0.8xx (bench/README.md, issue 15).
+encoder pass left (knowledge.embeddings.Encoding), about two milliseconds more a turn. Tuning
+them moved SST-2 dev from 0.835 to 0.862 (bench/README.md, issue 15).
 
 ``manage.py train_default_sentiment`` makes the files under agents/shipped/ from the public
 sets in ../shared/data; agents/shipped/README.md says what each was trained on."""

@@ -94,3 +94,14 @@ def test_a_chat_turn_scores_with_the_shipped_layers_on_its_own_token_states(org,
     # One encoder pass for the turn, whose states the sentiment stage read (no second pass).
     assert seen == [[text]] and state["states"].shape[1] == model_prep.WIDTH
     assert state["sentiment"] == round(sentiment_score(text, "en", model=model, states=state["states"]), 4) > 0.3
+
+
+def test_without_jax_the_english_model_is_refused_before_any_work(tmp_path, monkeypatch):
+    from django.core.management import CommandError, call_command
+
+    from agents.management.commands import train_default_sentiment as command
+
+    monkeypatch.setattr(command, "find_spec", lambda name: None)
+    with pytest.raises(CommandError, match="needs jax"):
+        call_command("train_default_sentiment", "--language", "en", "--out", str(tmp_path))
+    assert list(tmp_path.iterdir()) == []

@@ -1,6 +1,7 @@
 """Make the sentiment models that ship with Concierge (agents/shipped/) from the public sets."""
 
 import csv
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,10 @@ class Command(BaseCommand):
         for language in options["language"] or sorted(RECIPES):
             recipe = RECIPES[language]
             spec: Spec = recipe["spec"]
+            if recipe.get("tune") and find_spec("jax") is None:
+                raise CommandError(
+                    f"{language}: tuning the encoder's layers needs jax (pip install -r requirements-dev.txt)."
+                )
             held_sets = {Path(name).name: _rows(data / name) for name in recipe["dev"]}
             plain = recipe.get("plain", {})
             plain_sets = {Path(name).name: _plain(data / name, column) for name, column in plain.items()}
