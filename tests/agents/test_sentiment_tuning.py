@@ -41,26 +41,15 @@ def test_tuning_moves_the_layers_toward_the_labels_and_the_model_carries_them(pa
     texts = ["great stuff, love it", "so good, thank you", "terrible, I hate it", "awful, broken again"] * 4
     labels = ["positive", "positive", "negative", "negative"] * 4
     states = [e.states for e in embeddings.encode(texts)]
-    tuned, losses = tune_layers(
-        packaged_layers,
-        states,
-        [int(x == "positive") for x in labels],
-        [1.0] * len(texts),
-        classes=2,
-        epochs=3,
-        rate=1e-4,
-    )
+
+    def tune() -> tuple[list[dict[str, np.ndarray]], list[float]]:
+        targets = [int(x == "positive") for x in labels]
+        return tune_layers(packaged_layers, states, targets, [1.0] * len(texts), classes=2, epochs=3, rate=1e-4)
+
+    tuned, losses = tune()
     assert losses[-1] < losses[0]
     # Reproducible: the same rows give the same layers, to the bit.
-    again, _ = tune_layers(
-        packaged_layers,
-        states,
-        [int(x == "positive") for x in labels],
-        [1.0] * len(texts),
-        classes=2,
-        epochs=3,
-        rate=1e-4,
-    )
+    again, _ = tune()
     assert all(np.array_equal(a[k], b[k]) for a, b in zip(tuned, again, strict=True) for k in a)
     assert any(np.abs(t[k] - p[k]).max() > 0 for t, p in zip(tuned, packaged_layers, strict=True) for k in ("q", "f"))
     graph = model_prep.layers_model(tuned, dtype="float16")
@@ -82,13 +71,14 @@ def test_a_chat_turn_scores_with_the_shipped_layers_on_its_own_token_states(org,
     model, engine = sentiment_engine("en")
     assert engine == "shipped en" and model.reads_states  # the shipped English model carries tuned layers
     seen = []
-    real = embeddings.Embedder.encode
+    embedder = embeddings.get_embedder()
+    real = embedder._run  # every encoder pass, batched (a turn's embed stage) or not
 
-    def counted(self, texts, *args, **kwargs):
+    def counted(texts, *args):
         seen.append(list(texts))
-        return real(self, texts, *args, **kwargs)
+        return real(texts, *args)
 
-    monkeypatch.setattr(embeddings.Embedder, "encode", counted)
+    monkeypatch.setattr(embedder, "_run", counted)
     text = "the tent is fantastic, thank you"
     state = run_pipeline(text, ConversationContext(org.pk))
     # One encoder pass for the turn, whose states the sentiment stage read (no second pass).
