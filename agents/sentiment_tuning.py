@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from config.progress import advance
+from knowledge.embeddings import padded
 from knowledge.model_prep import HEADS, LAYER_KEYS, LAYER_NORM_EPSILON, WIDTH
 
 POOL_SCALE = 10.0  # the unit-length pooled vector is scaled before the softmax (a temperature)
@@ -59,17 +60,6 @@ def forward(layers: Sequence[dict[str, Any]], hidden: Any, mask: Any) -> Any:
         inner = jax.nn.gelu(attended @ w["i"] + w["ib"], approximate=False) @ w["f"] + w["fb"]
         hidden = norm(inner + attended, w["ln2g"], w["ln2b"])
     return hidden
-
-
-def _batch(states: Sequence[np.ndarray], rows: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Padded to a multiple of 16 tokens, so that few batch shapes are compiled."""
-    longest = int(np.ceil(max(len(states[n]) for n in rows) / 16) * 16)
-    hidden = np.zeros((len(rows), longest, WIDTH), dtype=np.float32)
-    mask = np.zeros((len(rows), longest), dtype=np.float32)
-    for row, n in enumerate(rows):
-        hidden[row, : len(states[n])] = states[n]
-        mask[row, : len(states[n])] = 1.0
-    return hidden, mask
 
 
 def tune_layers(
@@ -136,7 +126,7 @@ def tune_layers(
         total = 0.0
         for rows in batches:
             t += 1
-            hidden, mask = _batch(states, rows)
+            hidden, mask = padded(states, rows, multiple=16)  # few batch shapes to compile
             params, first, second, value = step(params, first, second, t, hidden, mask, y_all[rows], w_all[rows])
             total += float(value)
             advance(progress, len(rows))

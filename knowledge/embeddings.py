@@ -127,10 +127,7 @@ class Embedder:
                 lengths = mask.sum(axis=1)
                 for row, i in enumerate(idx):
                     states[i] = tokens[0][row, : lengths[row]].copy()
-            summed = (hidden * mask[..., None]).sum(axis=1)
-            pooled = summed / np.clip(mask.sum(axis=1, keepdims=True), 1, None)
-            pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
-            out[idx] = pooled
+            out[idx] = mean_pooled(hidden, mask)
             advance(progress, len(idx))
         return out
 
@@ -169,6 +166,25 @@ def _session(model: str | bytes, threads: int) -> Any:
     return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
+def mean_pooled(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Sentence vectors from token states (batch, tokens, width): the mean over each row's tokens
+    (``mask`` 1, padding 0), scaled to unit length."""
+    pooled = (hidden * mask[..., None]).sum(axis=1) / np.clip(mask.sum(axis=1, keepdims=True), 1, None)
+    return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+
+
+def padded(states: Sequence[np.ndarray], rows: Sequence[int], multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The token states of ``rows`` (each tokens x width) as one zero-padded float32 batch, its
+    length rounded up to ``multiple``, and its mask (1 a token, 0 padding)."""
+    longest = -(-max(len(states[n]) for n in rows) // multiple) * multiple
+    hidden = np.zeros((len(rows), longest, DIMENSIONS), dtype=np.float32)
+    mask = np.zeros((len(rows), longest), dtype=np.float32)
+    for row, n in enumerate(rows):
+        hidden[row, : len(states[n])] = states[n]
+        mask[row, : len(states[n])] = 1.0
+    return hidden, mask
+
+
 class TunedLayers:
     """A model's own copies of the encoder's last layers (an ONNX graph from
     model_prep.layers_model) run on token states from ``encode``: vectors made as the encoder's
@@ -182,15 +198,9 @@ class TunedLayers:
         order = sorted(range(len(states)), key=lambda n: len(states[n]))  # little padding in a batch
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            longest = max(len(states[n]) for n in rows)
-            hidden = np.zeros((len(rows), longest, DIMENSIONS), dtype=np.float32)
-            mask = np.zeros((len(rows), longest), dtype=np.float32)
-            for row, n in enumerate(rows):
-                hidden[row, : len(states[n])] = states[n]
-                mask[row, : len(states[n])] = 1.0
+            hidden, mask = padded(states, rows)
             output = self.session.run(None, {STATES_OUTPUT: hidden, "attention_mask": mask})[0]
-            pooled = (output * mask[..., None]).sum(axis=1) / np.clip(mask.sum(axis=1, keepdims=True), 1, None)
-            out[rows] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+            out[rows] = mean_pooled(output, mask)
         return out
 
 

@@ -22,10 +22,10 @@ def test_the_trained_function_is_the_served_one(packaged_layers):
     """Packaged weights: jax's forward (what tuning differentiates) and the ONNX graph (what
     serves; tests/knowledge/test_model_prep.py checks it against the encoder) agree."""
     jax = pytest.importorskip("jax")
-    from agents.sentiment_tuning import _batch, forward
+    from agents.sentiment_tuning import forward
 
     states = [e.states for e in embeddings.encode(TEXTS)]
-    hidden, mask = _batch(states, range(len(states)))
+    hidden, mask = embeddings.padded(states, range(len(states)), multiple=16)
     trained = np.asarray(
         forward([{k: jax.numpy.asarray(v) for k, v in w.items()} for w in packaged_layers], hidden, mask)
     )
