@@ -50,7 +50,7 @@ def warm_shared() -> None:
     copy of their pages instead of loading its own. An app takes part by defining
     ``warm_shared()`` on its AppConfig: the sentiment models and the language identifier
     (agents), the multilingual encoder's weights (~95 MB of numpy) and jieba's dictionary
-    (~80 MB, knowledge)."""
+    (rjieba, ~33 MB, knowledge)."""
     for app_config in apps.get_app_configs():
         warm = getattr(app_config, "warm_shared", None)
         if warm is not None:

@@ -10,7 +10,6 @@ index in memory, rebuilt from the database whenever a cheap fingerprint of the r
 """
 
 import functools
-import logging
 import re
 import sys
 import threading
@@ -160,16 +159,21 @@ def mostly_chinese(text: str) -> bool:
 
 @functools.cache
 def _jieba() -> Any:
-    import jieba
+    """jieba's segmenter as rjieba (jieba-rs, the Rust port: the same dictionary and algorithm,
+    its dictionary in Rust memory). Against jieba 0.42.1 on the 40,663 runs of Chinese characters
+    in the shared waimai set and our Chinese retrieval sets, its accurate-mode cuts were the same
+    but for one run ("赞赞赞赞赞": the same words in another order) and its search-mode words the
+    same for all; 47 MB less in the process that loads it (the gunicorn master, shared by every
+    worker) instead of jieba's 80, and 13 times as fast."""
+    import rjieba
 
-    jieba.setLogLevel(logging.WARNING)  # it announces loading its dictionary otherwise
-    jieba.initialize()
-    return jieba
+    rjieba.cut("预热")  # its dictionary loads on the first cut
+    return rjieba
 
 
 def chinese_words(run: str) -> list[str]:
     """A run of Chinese characters cut into words (jieba's accurate mode)."""
-    return [word for word in _jieba().lcut(run) if word.strip()]
+    return [word for word in _jieba().cut(run) if word.strip()]
 
 
 def tokenize(text: str) -> list[str]:
@@ -182,7 +186,7 @@ def tokenize(text: str) -> list[str]:
             if token not in _STOPWORDS:
                 tokens.append(token)
             continue
-        for word in _jieba().lcut_for_search(token):
+        for word in _jieba().cut_for_search(token):
             word = word.strip()
             if word and word not in _ZH_STOPWORDS and word not in _STOPWORDS:
                 tokens.append(word)
@@ -190,7 +194,7 @@ def tokenize(text: str) -> list[str]:
 
 
 def warm() -> None:
-    """The backend made, and jieba's dictionary loaded (about a second) before a Chinese question."""
+    """The backend made, and jieba's dictionary loaded before a Chinese question."""
     get_backend()
     _jieba()
 

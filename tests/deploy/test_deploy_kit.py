@@ -201,14 +201,14 @@ warm_shared()
 import config.asgi
 from django.conf import settings
 from agents import language
-from knowledge import embeddings
+from knowledge import embeddings, keyword
 identifier = language._identifier()
 print(json.dumps({
     "multilingual": embeddings.get_multilingual_embedder.made(),
     "language": language._identifier.made(),
-    "jieba": "jieba" in sys.modules and sys.modules["jieba"].dt.initialized,
+    "segmenter": keyword._jieba.cache_info().currsize == 1 and "rjieba" in sys.modules,
     "lexicons": sorted(m for m in ("pysenti", "vaderSentiment") if m in sys.modules),
-    "unused": sorted(m for m in ("boto3", "onnx") if m in sys.modules),
+    "unused": sorted(m for m in ("boto3", "onnx", "jieba") if m in sys.modules),
     "english_model_prepared": embeddings.get_embedder().model.startswith(str(settings.MODEL_DIR)),
     "language_model_trimmed": identifier._full_model[0] is identifier.nb_ptc
     and identifier.nb_ptc.shape[1] == len(identifier._full_model[2]) < 40,
@@ -219,15 +219,16 @@ print(json.dumps({
 def test_the_master_loads_the_shared_models_and_no_unused_lexicon():
     """gunicorn's master (preload) loads what its forked workers then share; the lexicons no
     message is scored with (a model ships for English and Chinese) are not loaded at all, nor are
-    boto3 (Amazon SES's webhook imports it on its first post) and onnx (it prepares the English
-    model's serving copy in a child process). The language identifier keeps only the languages
+    boto3 (Amazon SES's webhook imports it on its first post), onnx (it prepares the English
+    model's serving copy in a child process) and Python jieba (rjieba cuts Chinese words; jieba
+    stays installed for pysenti's lexicon only). The language identifier keeps only the languages
     it weighs, not all 97."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "ORT_DISABLE_TELEMETRY": "1"}
     result = subprocess.run([sys.executable, "-c", MASTER_PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=180)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
-    assert loaded == {"multilingual": 1, "language": 1, "jieba": True, "lexicons": [], "unused": [],
+    assert loaded == {"multilingual": 1, "language": 1, "segmenter": True, "lexicons": [], "unused": [],
                       "english_model_prepared": True, "language_model_trimmed": True}  # fmt: skip
     config = (DEPLOY / "gunicorn.conf.py").read_text()
     assert "warm_shared()" in config and "gc.freeze()" in config

@@ -17,6 +17,9 @@ def test_chinese_text_is_cut_into_words_and_english_left_alone():
     assert {"退货", "运费", "paypal"} <= set(tokens)
     assert "吗" not in tokens and "可以" not in tokens  # function words dropped
     assert "退货要自己出运费吗" not in tokens  # not one token per sentence
+    # search mode: a long word and the shorter words inside it; accurate mode: the long word only
+    assert {"中华人民共和国", "中华", "共和国"} <= set(keyword.tokenize("中华人民共和国"))
+    assert keyword.chinese_words("中华人民共和国退货政策") == ["中华人民共和国", "退货", "政策"]
     assert keyword.tokenize("How do refunds work?") == ["refunds", "work"]
     assert keyword.mostly_chinese("可以用 Apple Pay 付款吗？") and not keyword.mostly_chinese("Do you ship to 北京?")
 
