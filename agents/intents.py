@@ -2,6 +2,10 @@
 n-grams, one multinomial logistic regression on top. A message is out of scope (the fallback
 intent) when the fallback class wins or when its best probability is under the threshold.
 
+scikit-learn fits the vectorizers and the regression; the fitted model keeps what scoring needs
+as agents.text_features objects (the same numbers), so a web process that loads and serves
+models never imports scikit-learn (~73 MB).
+
 The fallback class is learnt from examples labelled out of scope (``oos``, ``out_of_scope`` or
 ``fallback``): on CLINC150 validation, training on its 100 out-of-scope examples raised their
 recall from 60% to 76% at the same threshold, for 0.3 points of in-scope accuracy
@@ -16,10 +20,8 @@ from typing import Any
 
 import numpy as np
 from scipy.sparse import csr_matrix, hstack
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score, recall_score
 
+from agents.text_features import LinearClassifier, TfidfFeatures
 from knowledge import embeddings
 from knowledge.embeddings import embed_multilingual
 from knowledge.keyword import chinese_words, mostly_chinese
@@ -63,40 +65,55 @@ class IntentClassifier:
         self.knn_weight = knn_weight
         self.neighbours: Any = None  # the training examples' embeddings (float16), for the kNN opinion
         self.neighbour_labels: Any = None  # their label indices into self.labels
-        # Capped vocabularies keep training time bounded on large sets (tens of thousands of rows);
-        # intent sets of a few thousand examples stay under the caps.
-        self.words = TfidfVectorizer(
-            ngram_range=(1, 2), sublinear_tf=True, min_df=1, max_features=50_000, preprocessor=words_segmented
-        )
-        self.chars = TfidfVectorizer(
-            analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2, max_features=100_000
-        )
-        self.model = LogisticRegression(C=c, max_iter=1000)
+        self.c = c
+        self.words: TfidfFeatures | None = None  # word n-grams (1-2), once fitted
+        self.chars: TfidfFeatures | None = None  # character n-grams (2-5) inside words
+        self.model: LinearClassifier | None = None
         self.labels: list[str] = []
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Models saved before the serving side left scikit-learn hold its fitted objects: the
+        same numbers are taken from them (unpickling them imports scikit-learn, once)."""
+        self.__dict__.update(state)
+        if self.words is not None and not isinstance(self.words, TfidfFeatures):
+            self.words, self.chars = TfidfFeatures.of(self.words), TfidfFeatures.of(self.chars)
+            self.model = LinearClassifier.of(self.model)
 
     def _vectors(self, texts: list[str], vectors: Any = None, progress: Any = None, bulk: bool = False) -> Any:
         """The sentence embeddings, computed here unless the caller already has them (the
         assistant embeds a message once for intent and retrieval)."""
         return embeddings.embed(texts, progress=progress, bulk=bulk) if vectors is None else np.asarray(vectors)
 
-    def _features(self, texts: list[str], vectors: Any, fit: bool = False) -> Any:
+    def _features(self, texts: list[str], vectors: Any) -> Any:
         """TF-IDF words and characters beside the sentence embeddings."""
-        if fit:
-            words, chars = self.words.fit_transform(texts), self.chars.fit_transform(texts)
-        else:
-            words, chars = self.words.transform(texts), self.chars.transform(texts)
-        return hstack([words, chars, csr_matrix(vectors * EMBEDDING_WEIGHT)]).tocsr()
+        assert self.words is not None and self.chars is not None, "the model is not fitted"
+        return _stacked(self.words.transform(texts), self.chars.transform(texts), vectors)
 
     def fit(self, texts: list[str], labels: list[str], progress: Any = None) -> "IntentClassifier":
         """``progress``: advanced by one per text embedded (config.progress)."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
         pairs = [
             (t, FALLBACK if label in OUT_OF_SCOPE_LABELS else label) for t, label in zip(texts, labels, strict=True)
         ]
         if len({label for _, label in pairs} - {FALLBACK}) < 2:
             raise ValueError("Training needs examples of at least two intents.")
         vectors = self._vectors([t for t, _ in pairs], progress=progress, bulk=True)
-        self.model.fit(self._features([t for t, _ in pairs], vectors, fit=True), [label for _, label in pairs])
-        self.labels = list(self.model.classes_)
+        # Capped vocabularies keep training time bounded on large sets (tens of thousands of rows);
+        # intent sets of a few thousand examples stay under the caps.
+        words = TfidfVectorizer(
+            ngram_range=(1, 2), sublinear_tf=True, min_df=1, max_features=50_000, preprocessor=words_segmented
+        )
+        chars = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2, max_features=100_000
+        )
+        texts = [t for t, _ in pairs]
+        features = _stacked(words.fit_transform(texts), chars.fit_transform(texts), vectors)
+        model = LogisticRegression(C=self.c, max_iter=1000).fit(features, [label for _, label in pairs])
+        self.words, self.chars = TfidfFeatures.of(words), TfidfFeatures.of(chars)
+        self.model = LinearClassifier.of(model)
+        self.labels = list(model.classes_)
         if self.knn_weight:
             index = {label: n for n, label in enumerate(self.labels)}
             self.neighbours = vectors.astype(np.float16)
@@ -150,6 +167,7 @@ class IntentClassifier:
         blend in the nearest training examples' opinion when the model keeps them (models
         trained before that have no ``neighbours``)."""
         vectors = self._vectors(texts, vectors)
+        assert self.model is not None, "the model is not fitted"
         regression = self.model.predict_proba(self._features(texts, vectors))
         weight = getattr(self, "knn_weight", 0.0)
         if not weight or getattr(self, "neighbours", None) is None:
@@ -196,6 +214,10 @@ class IntentClassifier:
         return pickle.loads(blob)  # noqa: S301 (our own model rows, see the module import note)
 
 
+def _stacked(words: Any, chars: Any, vectors: Any) -> Any:
+    return hstack([words, chars, csr_matrix(np.asarray(vectors) * EMBEDDING_WEIGHT)]).tocsr()
+
+
 @dataclass
 class IntentEvaluation:
     accuracy: float
@@ -214,6 +236,8 @@ class IntentEvaluation:
 def evaluate(
     classifier: IntentClassifier, texts: list[str], labels: list[str], latency_sample: int = 200, progress: Any = None
 ) -> IntentEvaluation:
+    from sklearn.metrics import f1_score, recall_score
+
     vectors = embeddings.embed(texts, progress=progress, bulk=True)
     predictions = []
     for start in range(0, len(texts), 512):

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from scipy.sparse import csr_matrix, hstack
 
+from agents.text_features import NgramAnalyzer, hashed_counts
+
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 FORMAT = 1
 
@@ -89,19 +91,18 @@ class LinearSentiment:
     # --- features -----------------------------------------------------------------------
 
     @staticmethod
-    def _vectorizers(spec: Spec) -> list[Any]:
-        from sklearn.feature_extraction.text import HashingVectorizer
-
-        common = {"n_features": spec.buckets, "alternate_sign": False, "norm": None}
-        made = [HashingVectorizer(analyzer=spec.char_analyzer, ngram_range=spec.char_ngrams, **common)]
+    def _analyzers(spec: Spec) -> list[NgramAnalyzer]:
+        """Character n-grams, then word n-grams, as scikit-learn's HashingVectorizer cut them
+        when the shipped models were trained (agents.text_features: the same buckets)."""
+        made = [NgramAnalyzer(kind=spec.char_analyzer, ngram_range=spec.char_ngrams)]
         if spec.word_ngrams:
-            made.append(HashingVectorizer(ngram_range=spec.word_ngrams, **common))
+            made.append(NgramAnalyzer(kind="word", ngram_range=spec.word_ngrams))
         return made
 
     @classmethod
     def _counts(cls, spec: Spec, texts: list[str]) -> csr_matrix:
         cleaned = [normalise(t) for t in texts]
-        return hstack([v.transform(cleaned) for v in cls._vectorizers(spec)]).tocsr()
+        return hstack([hashed_counts(cleaned, analyzer, spec.buckets) for analyzer in cls._analyzers(spec)]).tocsr()
 
     @staticmethod
     def _tfidf(counts: csr_matrix, idf: np.ndarray) -> csr_matrix:

@@ -208,7 +208,7 @@ print(json.dumps({
     "language": language._identifier.made(),
     "segmenter": keyword._jieba.cache_info().currsize == 1 and "rjieba" in sys.modules,
     "lexicons": sorted(m for m in ("pysenti", "vaderSentiment") if m in sys.modules),
-    "unused": sorted(m for m in ("boto3", "onnx", "jieba") if m in sys.modules),
+    "unused": sorted(m for m in ("boto3", "onnx", "jieba", "sklearn") if m in sys.modules),
     "english_model_prepared": embeddings.get_embedder().model.startswith(str(settings.MODEL_DIR)),
     "language_model_trimmed": identifier._full_model[0] is identifier.nb_ptc
     and identifier.nb_ptc.shape[1] == len(identifier._full_model[2]) < 40,
@@ -220,8 +220,9 @@ def test_the_master_loads_the_shared_models_and_no_unused_lexicon():
     """gunicorn's master (preload) loads what its forked workers then share; the lexicons no
     message is scored with (a model ships for English and Chinese) are not loaded at all, nor are
     boto3 (Amazon SES's webhook imports it on its first post), onnx (it prepares the English
-    model's serving copy in a child process) and Python jieba (rjieba cuts Chinese words; jieba
-    stays installed for pysenti's lexicon only). The language identifier keeps only the languages
+    model's serving copy in a child process), Python jieba (rjieba cuts Chinese words; jieba
+    stays installed for pysenti's lexicon only) and scikit-learn (it trains; agents.text_features
+    scores). The language identifier keeps only the languages
     it weighs, not all 97."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "ORT_DISABLE_TELEMETRY": "1"}
     result = subprocess.run([sys.executable, "-c", MASTER_PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
