@@ -117,12 +117,16 @@ def _matrix(rows: list[dict[int, float]], width: int) -> csr_matrix:
 
 def hashed_counts(texts: Sequence[str], analyzer: NgramAnalyzer, buckets: int) -> csr_matrix:
     """How often each n-gram's bucket occurs in each text: scikit-learn's HashingVectorizer with
-    ``alternate_sign=False, norm=None`` (bucket = |MurmurHash3 of the UTF-8 n-gram| mod buckets)."""
+    ``alternate_sign=False, norm=None`` (bucket = |MurmurHash3 of the UTF-8 n-gram| mod buckets).
+    The n-grams are hashed as bytes: ``mmh3.hash`` of a str holding a lone surrogate (what an
+    escaped emoji half such as "\\ud83d" in a message decodes to) crashes the process, where
+    scikit-learn raised UnicodeEncodeError; encoded with "surrogatepass" it gets a bucket like
+    any other n-gram, and every other n-gram the bytes it always had."""
     rows = []
     for text in texts:
         row: dict[int, float] = {}
         for gram in analyzer(text):
-            bucket = abs(mmh3.hash(gram)) % buckets
+            bucket = abs(mmh3.hash(gram.encode("utf-8", "surrogatepass"))) % buckets
             row[bucket] = row.get(bucket, 0.0) + 1.0
         rows.append(row)
     return _matrix(rows, buckets)
@@ -190,10 +194,6 @@ class LinearClassifier:
     @classmethod
     def of(cls, model: Any) -> "LinearClassifier":
         return cls(coef=np.asarray(model.coef_), intercept=np.asarray(model.intercept_), classes=model.classes_)
-
-    @property
-    def classes_(self) -> np.ndarray:
-        return self.classes
 
     def predict_proba(self, features: Any) -> np.ndarray:
         decision = np.asarray(features @ self.coef.T) + self.intercept

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mmh3
 import numpy as np
 import pytest
 from scipy.sparse import hstack
@@ -88,6 +89,16 @@ def test_the_sentiment_models_counts_are_scikit_learns(texts):
     ours = LinearSentiment._counts(spec, texts)
     expected = hstack([v.transform([normalise(t) for t in texts]) for v in reference]).tocsr()
     assert ours.shape == expected.shape and (ours != expected).nnz == 0
+
+
+def test_a_message_with_half_an_escaped_emoji_is_scored():
+    """The public sets and some clients write emoji as escaped UTF-16 halves ("\\ud83d"), which
+    normalise() decodes to lone surrogates; mmh3 crashed the process on such a str (a customer
+    could have taken a web worker down with one message). It is hashed as bytes now."""
+    text = normalise("great \\ud83d\\ude00 thanks") + " and " + chr(0xDE00)
+    counts = LinearSentiment._counts(Spec(), [text, "great thanks"])
+    assert counts.shape[0] == 2 and counts[0].nnz > counts[1].nnz > 0
+    assert abs(mmh3.hash(b"great")) % 2**18 in set(hashed_counts(["great"], NgramAnalyzer(), 2**18).indices)
 
 
 SCORER = """
