@@ -6,6 +6,7 @@ to build them. An app takes part by defining ``warm()`` on its AppConfig.
 A dependency that is down at boot is logged and skipped: the process still starts, /readyz
 reports the dependency, and the client is made on first use once it is back."""
 
+import importlib
 import logging
 import time
 
@@ -55,3 +56,14 @@ def warm_shared() -> None:
         warm = getattr(app_config, "warm_shared", None)
         if warm is not None:
             warm()
+    for module in SHARED_IMPORTS:
+        importlib.import_module(module)
+
+
+# What every worker imports as it warms (``warm_process``) and serves, imported by
+# ``warm_shared`` first so their code and module objects are pages the workers share instead of
+# each importing its own: the assistant's chain (LangChain, pydantic, httpx), the vector store's
+# client library (chromadb and its Rust bindings; the client itself, which runs threads, is made
+# in each worker) and the database pool. Importing them starts no thread (the master probe in
+# tests/deploy checks). Measured on the production stack: bench/README.md, issue 14.
+SHARED_IMPORTS = ("agents.pipeline", "agents.services", "chromadb", "chromadb_rust_bindings", "psycopg_pool")

@@ -193,10 +193,10 @@ def test_gunicorn_config_loads_with_uvicorn_workers():
 
 
 MASTER_PROBE = """
-import json, sys
+import json, sys, threading
 import django
 django.setup()
-from config.warmup import warm_shared
+from config.warmup import SHARED_IMPORTS, warm_shared
 warm_shared()
 import config.asgi
 from django.conf import settings
@@ -210,6 +210,8 @@ print(json.dumps({
     "lexicons": sorted(m for m in ("pysenti", "vaderSentiment") if m in sys.modules),
     "unused": sorted(m for m in ("boto3", "onnx", "jieba", "sklearn") if m in sys.modules),
     "english_model_prepared": embeddings.get_embedder().model.startswith(str(settings.MODEL_DIR)),
+    "shared_imports": all(module in sys.modules for module in SHARED_IMPORTS),
+    "threads": threading.active_count(),
     "language_model_trimmed": identifier._full_model[0] is identifier.nb_ptc
     and identifier.nb_ptc.shape[1] == len(identifier._full_model[2]) < 40,
 }))
@@ -229,8 +231,11 @@ def test_the_master_loads_the_shared_models_and_no_unused_lexicon():
                             timeout=180)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    # The modules workers import as they warm are loaded here too, and none of it started a thread
+    # (a thread in the master before the fork would be missing, mid-state, in every worker).
     assert loaded == {"multilingual": 1, "language": 1, "segmenter": True, "lexicons": [], "unused": [],
-                      "english_model_prepared": True, "language_model_trimmed": True}  # fmt: skip
+                      "english_model_prepared": True, "shared_imports": True, "threads": 1,
+                      "language_model_trimmed": True}  # fmt: skip
     config = (DEPLOY / "gunicorn.conf.py").read_text()
     assert "warm_shared()" in config and "gc.freeze()" in config
 
