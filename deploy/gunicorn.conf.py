@@ -23,7 +23,8 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
 max_requests_jitter = 2000
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # Django and the big read-only models (the sentiment lexicons and models, the multilingual
-# encoder, the language identifier) load once in the master; the forked workers share those
+# encoder, the language identifier), and the libraries every worker imports as it warms
+# (config.warmup.SHARED_IMPORTS), load once in the master; the forked workers share those
 # pages. What runs threads (database pools, the channel layer) is made in each worker after
 # the fork, when it warms.
 # A code change then needs a restart, not a HUP.
