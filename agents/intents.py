@@ -99,7 +99,7 @@ class IntentClassifier:
         ]
         if len({label for _, label in pairs} - {FALLBACK}) < 2:
             raise ValueError("Training needs examples of at least two intents.")
-        vectors = self._vectors([t for t, _ in pairs], progress=progress, bulk=True)
+        vectors = self._vectors(texts, progress=progress, bulk=True)
         # Capped vocabularies keep training time bounded on large sets (tens of thousands of rows);
         # intent sets of a few thousand examples stay under the caps.
         words = TfidfVectorizer(
@@ -108,7 +108,6 @@ class IntentClassifier:
         chars = TfidfVectorizer(
             analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2, max_features=100_000
         )
-        texts = [t for t, _ in pairs]
         features = _stacked(words.fit_transform(texts), chars.fit_transform(texts), vectors)
         model = LogisticRegression(C=self.c, max_iter=1000).fit(features, [label for _, label in pairs])
         self.words, self.chars = TfidfFeatures.of(words), TfidfFeatures.of(chars)

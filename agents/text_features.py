@@ -100,18 +100,30 @@ class NgramAnalyzer:
         return grams
 
 
-def _matrix(rows: list[dict[int, float]], width: int) -> csr_matrix:
-    """Rows of {column: value} as a CSR matrix, columns in order within each row."""
-    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+def _counted(
+    texts: Sequence[str],
+    analyzer: NgramAnalyzer,
+    column: Callable[[str], int | None],
+    width: int,
+    binary: bool = False,
+) -> csr_matrix:
+    """How often each text's n-grams fall in each column (``column`` of an n-gram; None: not
+    counted), one row a text, columns in order within a row; ``binary``: 1 for any number."""
+    indptr = np.zeros(len(texts) + 1, dtype=np.int64)
     indices: list[int] = []
     data: list[float] = []
-    for n, row in enumerate(rows):
+    for n, text in enumerate(texts):
+        row: dict[int, float] = {}
+        for gram in analyzer(text):
+            at = column(gram)
+            if at is not None:
+                row[at] = 1.0 if binary else row.get(at, 0.0) + 1.0
         columns = sorted(row)
         indices += columns
-        data += [row[column] for column in columns]
+        data += [row[at] for at in columns]
         indptr[n + 1] = len(indices)
     return csr_matrix(
-        (np.array(data, dtype=np.float64), np.array(indices, dtype=np.int32), indptr), shape=(len(rows), width)
+        (np.array(data, dtype=np.float64), np.array(indices, dtype=np.int32), indptr), shape=(len(texts), width)
     )
 
 
@@ -122,14 +134,9 @@ def hashed_counts(texts: Sequence[str], analyzer: NgramAnalyzer, buckets: int) -
     escaped emoji half such as "\\ud83d" in a message decodes to) crashes the process, where
     scikit-learn raised UnicodeEncodeError; encoded with "surrogatepass" it gets a bucket like
     any other n-gram, and every other n-gram the bytes it always had."""
-    rows = []
-    for text in texts:
-        row: dict[int, float] = {}
-        for gram in analyzer(text):
-            bucket = abs(mmh3.hash(gram.encode("utf-8", "surrogatepass"))) % buckets
-            row[bucket] = row.get(bucket, 0.0) + 1.0
-        rows.append(row)
-    return _matrix(rows, buckets)
+    return _counted(
+        texts, analyzer, lambda gram: abs(mmh3.hash(gram.encode("utf-8", "surrogatepass"))) % buckets, buckets
+    )
 
 
 @dataclass
@@ -158,16 +165,7 @@ class TfidfFeatures:
         )
 
     def transform(self, texts: Sequence[str]) -> csr_matrix:
-        rows = []
-        vocabulary = self.vocabulary
-        for text in texts:
-            row: dict[int, float] = {}
-            for gram in self.analyzer(text):
-                column = vocabulary.get(gram)
-                if column is not None:
-                    row[column] = 1.0 if self.binary else row.get(column, 0.0) + 1.0
-            rows.append(row)
-        matrix = _matrix(rows, len(self.idf))
+        matrix = _counted(texts, self.analyzer, self.vocabulary.get, len(self.idf), self.binary)
         if self.sublinear_tf:
             np.log(matrix.data, matrix.data)
             matrix.data += 1.0
