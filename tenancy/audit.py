@@ -4,6 +4,9 @@ reasons) is appended here by the services that perform them."""
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -58,36 +61,113 @@ def audit_record(
     """Append one entry to the organization's chain. The organization row is locked, so
     concurrent writers take turns and the chain never forks. ``savepoint=False``: the caller's
     transaction holds the entry, with no savepoint of its own (an error ends that transaction)."""
+    record = _record(action=action, actor=actor, object_type=object_type, object_id=object_id, data=data)
     with transaction.atomic(savepoint=savepoint):
-        Organization.objects.select_for_update().only("pk").get(pk=organization_id)
-        last = AuditEntry.objects.filter(organization_id=organization_id).order_by("-seq").values("seq", "hash").first()
-        seq = (last["seq"] if last else 0) + 1
-        prev_hash = last["hash"] if last else GENESIS
+        return _append(organization_id, [record])[0]
+
+
+def _record(
+    *, action: str, actor: Any = None, object_type: str = "", object_id: Any = "", data: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {"action": action, "actor": actor, "object_type": object_type, "object_id": object_id, "data": data}
+
+
+def _append(organization_id: int, records: list[dict[str, Any]]) -> list[AuditEntry]:
+    """Chain ``records`` (audit_record's arguments) after the organization's last entry, in
+    the current transaction. The lock is FOR NO KEY UPDATE: appenders take turns, while rows
+    that only refer to the organization (a message, a ticket) are still written beside them."""
+    Organization.objects.select_for_update(no_key=True).only("pk").get(pk=organization_id)
+    last = AuditEntry.objects.filter(organization_id=organization_id).order_by("-seq").values("seq", "hash").first()
+    seq = last["seq"] if last else 0
+    prev_hash = last["hash"] if last else GENESIS
+    entries = []
+    for record in records:
+        seq += 1
         # JSON round trip: what is hashed is exactly what the database gives back later.
-        payload = json.loads(json.dumps(data or {}, default=str))
+        payload = json.loads(json.dumps(record["data"] or {}, default=str))
         created_at = timezone.now()
+        actor = record["actor"]
         label = _label(actor)
-        entry_hash = _digest(organization_id=organization_id, seq=seq, actor_label=label, action=action,
-                             object_type=object_type, object_id=str(object_id), data=payload, created_at=created_at,
-                             prev_hash=prev_hash)  # fmt: skip
-        return AuditEntry.objects.create(
-            organization_id=organization_id,
-            seq=seq,
-            actor_user_id=getattr(actor, "pk", None) if not isinstance(actor, str) else None,
-            actor_label=label,
-            action=action,
-            object_type=object_type,
-            object_id=str(object_id),
-            data=payload,
-            created_at=created_at,
-            prev_hash=prev_hash,
-            hash=entry_hash,
+        object_id = str(record["object_id"])
+        entry_hash = _digest(organization_id=organization_id, seq=seq, actor_label=label, action=record["action"],
+                             object_type=record["object_type"], object_id=object_id, data=payload,
+                             created_at=created_at, prev_hash=prev_hash)  # fmt: skip
+        entries.append(
+            AuditEntry(
+                organization_id=organization_id,
+                seq=seq,
+                actor_user_id=getattr(actor, "pk", None) if not isinstance(actor, str) else None,
+                actor_label=label,
+                action=record["action"],
+                object_type=record["object_type"],
+                object_id=object_id,
+                data=payload,
+                created_at=created_at,
+                prev_hash=prev_hash,
+                hash=entry_hash,
+            )
         )
+        prev_hash = entry_hash
+    return AuditEntry.objects.bulk_create(entries)
+
+
+# Entries waiting for the end of an ``audit_in_transaction`` block (None: no block is open).
+_held: ContextVar[list[tuple[int, dict[str, Any]]] | None] = ContextVar("audit_held", default=None)
 
 
 def audit_record_on_commit(**kwargs: Any) -> None:
-    """Append after the surrounding transaction commits (keeps the chain lock out of hot paths)."""
+    """Append after the surrounding transaction commits (keeps the chain lock out of hot paths);
+    inside ``audit_in_transaction``, at the end of that block instead."""
+    held = _held.get()
+    if held is not None:
+        organization_id = kwargs.pop("organization_id")
+        held.append((organization_id, _record(**kwargs)))
+        # Django drops the commit hooks of a savepoint rolled back; this one marks the entry, so
+        # an entry asked for in a rolled-back savepoint is dropped as its hook would have been.
+        transaction.on_commit(_Mark(held[-1][1]))
+        return
     transaction.on_commit(lambda: audit_record(**kwargs), robust=True)
+
+
+class _Mark:
+    """A commit hook that does nothing: while it is queued, its entry's change still stands."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.record = record
+
+    def __call__(self) -> None:
+        pass
+
+
+@contextmanager
+def audit_in_transaction() -> Iterator[None]:
+    """The block is a short transaction that records its own audit entries: those asked for
+    inside it (``audit_record_on_commit``) are appended when it ends without an error, still
+    in its transaction, with the chain lock taken last. One commit (and one disk flush) for the
+    change and its entries instead of two, and the entries commit or roll back with the change.
+
+    Only the outermost transaction holds entries: a block inside another one (a ticket edit
+    within a longer transaction) leaves them to be appended after that one commits, as before,
+    so the organization's chain never waits for a long transaction; a block inside a holding
+    block leaves them to it."""
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        raise transaction.TransactionManagementError("audit_in_transaction needs a transaction around it.")
+    # A test's own transaction (Django's TestCase) does not count as the caller's.
+    depth = sum(1 for block in connection.atomic_blocks if not getattr(block, "_from_testcase", False))
+    if _held.get() is not None or depth != 1:
+        yield
+        return
+    held: list[tuple[int, dict[str, Any]]] = []
+    token = _held.set(held)
+    try:
+        yield
+    finally:
+        _held.reset(token)
+    standing = {id(hook.record) for _, hook, _ in connection.run_on_commit if isinstance(hook, _Mark)}
+    held = [(owner, record) for owner, record in held if id(record) in standing]
+    for organization_id in dict.fromkeys(owner for owner, _ in held):
+        _append(organization_id, [record for owner, record in held if owner == organization_id])
 
 
 @dataclass(frozen=True)

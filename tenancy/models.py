@@ -4,6 +4,7 @@ for them (profiles, roles, teams) and the append-only audit trail of what was do
 Every other app's rows point at an Organization; this app imports no other app."""
 
 import secrets
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
@@ -48,12 +49,24 @@ class Organization(models.Model):
     contact_phone = models.CharField(max_length=40, blank=True, help_text="Shown to customers who ask for a phone.")
     address = models.TextField(blank=True, help_text="Shown to customers who ask where you are.")
     created_at = models.DateTimeField(auto_now_add=True)
+    # One more each time the SLA policies, business hours or holidays change (signals, see
+    # tickets.services.sla.sla_settings): a process keeps its copy of them until it moves.
+    sla_version = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         db_table = "tickets_organization"
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """A whole-row save of an organization read earlier leaves ``sla_version`` as the
+        database has it: writing back the number read would undo a change counted since."""
+        if not self._state.adding and kwargs.get("update_fields") is None and not kwargs.get("force_insert"):
+            kwargs["update_fields"] = [
+                f.name for f in self._meta.concrete_fields if not f.primary_key and f.name != "sla_version"
+            ]
+        super().save(*args, **kwargs)
 
     @property
     def zone(self) -> ZoneInfo:

@@ -9,6 +9,7 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -138,10 +139,17 @@ class TicketViewSet(
 
     @extend_schema(request=TicketUpdateSerializer, responses=TicketSerializer)
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
-        ticket = self.get_object()
-        data = TicketUpdateSerializer(data=request.data, context=self.get_serializer_context())
-        data.is_valid(raise_exception=True)
-        ticket = services.ticket_edit(ticket=ticket, actor=request.user, **data.validated_data)
+        # The ticket is found in the caller's organization (404 otherwise, before the body is
+        # read) and locked by one query; the edit and its audit entries commit together.
+        with services.ticket_change():
+            try:
+                ticket = services.ticket_lock(Ticket(pk=int(pk or "")), organization_id=self.organization.pk)
+            except (Ticket.DoesNotExist, ValueError):
+                raise NotFound() from None
+            self.check_object_permissions(request, ticket)
+            data = TicketUpdateSerializer(data=request.data, context=self.get_serializer_context())
+            data.is_valid(raise_exception=True)
+            ticket = services.ticket_edit(ticket=ticket, actor=request.user, locked=True, **data.validated_data)
         return self._render(ticket)
 
     @extend_schema(request=TicketTransitionSerializer, responses=TicketSerializer)

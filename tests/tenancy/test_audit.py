@@ -94,3 +94,56 @@ def test_the_database_refuses_edits_and_verify_catches_tampering(org, capsys):
         cursor.execute("ALTER TABLE tickets_auditentry ENABLE TRIGGER tickets_auditentry_append_only")
     problems = audit_verify(organization=org).problems
     assert any("entries missing" in p for p in problems) and any("does not link" in p for p in problems)
+
+
+def test_a_ticket_edit_commits_its_audit_entries_in_its_own_transaction(org, agent, customer):
+    """The API's PATCH: the change, its timeline events and their audit entries in one
+    transaction (one commit), the entries chained in the order the changes were made."""
+    from django.test.utils import CaptureQueriesContext
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    ticket = TicketFactory(customer=customer, priority="low")
+    api = APIClient(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=agent).key}")
+    with CaptureQueriesContext(connection) as captured:
+        response = api.patch(f"/api/v1/tickets/{ticket.pk}/", {"priority": "high", "status": "pending"}, format="json")
+    assert response.status_code == 200, response.content
+    statements = [q["sql"] for q in captured.captured_queries]
+    assert statements.count("COMMIT") == 1, statements
+    inserts = [n for n, sql in enumerate(statements) if sql.startswith('INSERT INTO "tickets_auditentry"')]
+    assert len(inserts) == 1 and inserts[0] < statements.index("COMMIT")  # both entries, one insert, before it
+    actions = AuditEntry.objects.filter(object_id=str(ticket.pk)).order_by("seq").values_list("action", flat=True)
+    assert list(actions)[-2:] == ["ticket.priority", "ticket.status"]
+    assert audit_verify(organization=org).problems == []
+
+
+def test_a_refused_edit_leaves_no_entry_and_a_rolled_back_savepoint_drops_its_own(org, agent, customer):
+    ticket = TicketFactory(customer=customer, priority="low")
+    before = AuditEntry.objects.count()
+    services.ticket_transition(ticket=ticket, to_status="closed", actor=agent)
+    with pytest.raises(services.DomainError):  # a closed ticket cannot be changed: none of it is made
+        services.ticket_edit(ticket=ticket, actor=agent, priority="high", status="open")
+    assert AuditEntry.objects.count() == before + 1  # the close only
+
+    other = TicketFactory(customer=customer, priority="low")
+    with services.ticket_change():
+        services.ticket_transition(ticket=other, to_status="in_progress", actor=agent)
+        try:
+            with transaction.atomic():
+                services.ticket_update(ticket=other, priority="urgent", actor=agent)
+                raise RuntimeError("undo the priority")
+        except RuntimeError:
+            pass
+    actions = AuditEntry.objects.filter(object_id=str(other.pk)).values_list("action", flat=True)
+    assert "ticket.priority" not in list(actions) and "ticket.status" in list(actions)
+    assert audit_verify(organization=org).problems == []
+
+
+def test_inside_a_longer_transaction_the_entries_wait_for_its_commit(org, agent, customer):
+    ticket = TicketFactory(customer=customer)
+    with transaction.atomic():
+        services.ticket_transition(ticket=ticket, to_status="in_progress", actor=agent)
+        assert not AuditEntry.objects.filter(action="ticket.status", object_id=str(ticket.pk)).exists()
+    assert AuditEntry.objects.filter(action="ticket.status", object_id=str(ticket.pk)).exists()
+    with pytest.raises(transaction.TransactionManagementError):
+        services.ticket_edit(ticket=ticket, actor=agent, locked=True, priority="high")  # no transaction holds a lock

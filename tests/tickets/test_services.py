@@ -338,3 +338,48 @@ def test_staff_member_gets_role_group(org):
     user = type(user).objects.get(pk=user.pk)
     assert list(user.groups.values_list("name", flat=True)) == ["Agent"]
     assert not user.has_perm("tickets.add_macro")
+
+
+def test_sla_settings_come_from_a_process_copy_that_every_change_replaces(org):
+    """A ticket edit reads no SLA table once the process holds the organization's settings;
+    a new policy, business hours or holiday (made here or in another process) reaches the next
+    edit, and an organization saved from an older read does not undo the count of changes."""
+    from django.test.utils import CaptureQueriesContext
+
+    from tenancy.business_hours import business_calendar
+    from tenancy.models import BusinessHours, Holiday, Organization
+    from tickets.services import sla
+
+    ticket = TicketFactory(customer=CustomerFactory(organization=org), priority="low")
+    services.ticket_update(ticket=ticket, priority="high")
+    with CaptureQueriesContext(connection) as captured:
+        services.ticket_update(ticket=ticket, priority="low")
+    tables = ("tickets_slapolicy", "tickets_businesshours", "tickets_holiday")
+    assert not [q["sql"] for q in captured.captured_queries if any(t in q["sql"] for t in tables)]
+
+    def another_process_copy() -> dict:
+        """What a process that made its copy before the change still holds."""
+        return dict(sla._settings)
+
+    stale = Organization.objects.get(pk=org.pk)
+    held = another_process_copy()
+    SlaPolicy.objects.create(organization_id=org.pk, priority="high", first_response_minutes=5, resolution_minutes=50)
+    stale.name = "Acme Outdoors"
+    stale.save()  # read before the policy, saved after it
+    assert Organization.objects.get(pk=org.pk).sla_version == stale.sla_version + 1
+    sla._settings.update(held)
+    ticket = services.ticket_update(ticket=ticket, priority="high")
+    assert ticket.first_response_due - ticket.created_at == timedelta(minutes=5)
+
+    next_week = ticket.created_at.date() + timedelta(days=7)
+    for change in (
+        lambda: BusinessHours.objects.create(organization=org, weekday=0, opens="09:00", closes="17:00"),
+        lambda: Holiday.objects.create(organization=org, date=next_week),
+    ):
+        held = another_process_copy()
+        change()
+        sla._settings.update(held)
+        ticket = services.ticket_update(ticket=ticket, priority="low")
+        ticket = services.ticket_update(ticket=ticket, priority="high")
+        calendar = business_calendar(Organization.objects.get(pk=org.pk))
+        assert ticket.first_response_due == calendar.add(ticket.created_at, 5 * 60)

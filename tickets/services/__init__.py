@@ -28,7 +28,7 @@ from tickets.services.csat import (
     ticket_csat_record,
     ticket_csat_request,
 )
-from tickets.services.events import AUDITED_VALUES, UNSET
+from tickets.services.events import AUDITED_VALUES, UNSET, ticket_change, ticket_lock
 from tickets.services.housekeeping import conversations_close_stale, transcripts_purge
 from tickets.services.macros import MACRO_FIELDS, macro_create, macro_delete, macro_update
 from tickets.services.routing import (
@@ -137,12 +137,14 @@ __all__ = [
     "suggestion_record",
     "tags_resolve",
     "ticket_assign",
+    "ticket_change",
     "ticket_create",
     "ticket_csat_email",
     "ticket_csat_record",
     "ticket_csat_request",
     "ticket_edit",
     "ticket_escalation_notify",
+    "ticket_lock",
     "ticket_macro_apply",
     "ticket_merge",
     "ticket_note_add",

@@ -1,9 +1,13 @@
 """The ticket's timeline: one TicketEvent per change (the audit trail agents see), and the row lock
 under which a ticket changes."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from tenancy.audit import audit_record_on_commit
+from django.db import transaction
+
+from tenancy.audit import audit_in_transaction, audit_record_on_commit
 from tickets.models import Ticket, TicketEvent, TicketStatus
 from tickets.transport import console_group_name, send_on_commit
 
@@ -62,6 +66,21 @@ def ticket_event_record(
 AUDITED_VALUES = {"status", "priority", "assignee", "team", "sla_status", "csat_score"}
 
 
-def ticket_lock(ticket: Ticket) -> Ticket:
-    """Reload the ticket under a row lock so concurrent changes apply one after another."""
-    return Ticket.objects.select_for_update().select_related("customer", "organization").get(pk=ticket.pk)
+def ticket_lock(ticket: Ticket, organization_id: int | None = None) -> Ticket:
+    """Reload the ticket under a row lock so concurrent changes apply one after another. With
+    ``organization_id``: only a ticket of that organization (Ticket.DoesNotExist otherwise), so
+    an API call finds, scopes and locks its ticket in one query."""
+    tickets = Ticket.objects.select_for_update().select_related("customer", "organization")
+    if organization_id is not None:
+        tickets = tickets.filter(organization_id=organization_id)
+    return tickets.get(pk=ticket.pk)
+
+
+@contextmanager
+def ticket_change(savepoint: bool = True) -> Iterator[None]:
+    """The transaction of a change to tickets: its timeline events' audit entries are appended
+    at its end, inside it (tenancy.audit.audit_in_transaction), instead of in a transaction of
+    their own after it. ``savepoint=False`` inside a caller's transaction: no savepoint of its
+    own (an error ends the caller's transaction)."""
+    with transaction.atomic(savepoint=savepoint), audit_in_transaction():
+        yield

@@ -1,16 +1,66 @@
 """SLA clocks: targets per priority and VIP tier, deadlines counted in the organization's business
 time, pauses while pending, and recomputation when the calendar or the policies change."""
 
+import threading
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 
-from tenancy.business_hours import business_calendar
+from tenancy.business_hours import BusinessCalendar, business_calendar
 from tenancy.models import Organization
 from tickets.models import SlaPolicy, Ticket
 from tickets.rules import ACTIVE_STATUSES
 from tickets.services.events import ticket_lock
+
+
+@dataclass(frozen=True)
+class SlaSettings:
+    """What an organization's deadlines are computed from: its policies, as (first response,
+    resolution) minutes by (priority, VIP tier), and its business calendar."""
+
+    policies: dict[tuple[str, str], tuple[int, int]]
+    calendar: BusinessCalendar
+
+
+_settings: dict[tuple[int, int, str], SlaSettings] = {}
+_settings_lock = threading.Lock()
+SETTINGS_HELD = 256  # organizations whose settings a process keeps
+
+
+def sla_settings(organization: Organization) -> SlaSettings:
+    """The organization's SLA settings, from this process's copy while its ``sla_version`` (one
+    more at every change of a policy, business hours or a holiday, see sla_settings_changed)
+    and time zone are those of the copy: a ticket edit reads none of them from the database."""
+    key = (organization.pk, organization.sla_version, organization.timezone)
+    held = _settings.get(key)
+    if held is not None:
+        return held
+    policies = {
+        (p.priority, p.vip_tier): (p.first_response_minutes, p.resolution_minutes)
+        for p in SlaPolicy.objects.filter(organization=organization)
+    }
+    held = SlaSettings(policies=policies, calendar=business_calendar(organization))
+    with _settings_lock:
+        if len(_settings) >= SETTINGS_HELD:
+            _settings.clear()
+        _settings[key] = held
+    return held
+
+
+def sla_settings_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """post_save and post_delete of a policy, business hours or a holiday: every process reads
+    the organization's settings again (its copies are of an older version); this one at once,
+    even for an organization object read before the change."""
+    Organization.objects.filter(pk=instance.organization_id).update(sla_version=F("sla_version") + 1)
+    organization = instance._state.fields_cache.get("organization")
+    if organization is not None:
+        organization.sla_version += 1
+    with _settings_lock:
+        _settings.clear()
 
 
 def sla_targets(*, organization: Organization, priority: str, vip_tier: str) -> tuple[int, int]:
@@ -19,12 +69,11 @@ def sla_targets(*, organization: Organization, priority: str, vip_tier: str) -> 
     An organization's policy for exactly this tier wins; a tier-less policy or the built-in
     defaults are tightened by the tier's VIP factor.
     """
-    policies = {p.vip_tier: p for p in SlaPolicy.objects.filter(organization=organization, priority=priority)}
-    if vip_tier in policies:
-        exact = policies[vip_tier]
-        return exact.first_response_minutes, exact.resolution_minutes
-    if "" in policies:
-        first, resolution = policies[""].first_response_minutes, policies[""].resolution_minutes
+    policies = sla_settings(organization).policies
+    if (priority, vip_tier) in policies:
+        return policies[(priority, vip_tier)]
+    if (priority, "") in policies:
+        first, resolution = policies[(priority, "")]
     else:
         first, resolution = settings.CONCIERGE_DEFAULT_SLA_MINUTES[priority]
     factor = settings.CONCIERGE_VIP_SLA_FACTOR.get(vip_tier, 1.0)
@@ -37,7 +86,7 @@ def sla_apply(ticket: Ticket) -> None:
     first, resolution = sla_targets(
         organization=ticket.organization, priority=ticket.priority, vip_tier=ticket.customer.vip_tier
     )
-    calendar = business_calendar(ticket.organization)
+    calendar = sla_settings(ticket.organization).calendar
     start = ticket.created_at
     paused = ticket.sla_paused_seconds
     share = settings.CONCIERGE_SLA_AT_RISK_SHARE
@@ -54,7 +103,7 @@ def sla_pause(ticket: Ticket, now: datetime) -> None:
 def sla_resume(ticket: Ticket, now: datetime) -> None:
     if ticket.sla_paused_at is None:
         return
-    calendar = business_calendar(ticket.organization)
+    calendar = sla_settings(ticket.organization).calendar
     ticket.sla_paused_seconds += int(calendar.seconds_between(ticket.sla_paused_at, now))
     ticket.sla_paused_at = None
     sla_apply(ticket)

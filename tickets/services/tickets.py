@@ -31,7 +31,7 @@ from tickets.rules import PRIORITY_RANK
 from tickets.search import desk_ticket_index
 from tickets.services.conversations import conversation_start, message_create
 from tickets.services.csat import csat_request_on_commit
-from tickets.services.events import UNSET, S, ticket_event_record, ticket_lock
+from tickets.services.events import UNSET, S, ticket_change, ticket_event_record, ticket_lock
 from tickets.services.sla import sla_apply, sla_pause, sla_resume
 from tickets.services.workspace import mentions_notify
 from tickets.transport import chat_is_online, outbound_route
@@ -61,7 +61,7 @@ def _check_same_organization(organization: Organization, **objects: Any) -> None
             raise DomainError(f"The {label} belongs to another organization.")
 
 
-@transaction.atomic
+@ticket_change()
 def ticket_create(
     *,
     organization: Organization,
@@ -116,9 +116,13 @@ def ticket_transition_check(ticket: Ticket, to_status: str) -> None:
         raise DomainError(f"A ticket cannot go from {ticket.status} to {to_status} (allowed: {allowed}).")
 
 
-@transaction.atomic
 def ticket_transition(*, ticket: Ticket, to_status: str, actor: Any = None, reason: str = "") -> Ticket:
-    ticket = ticket_lock(ticket)
+    with ticket_change():
+        return _transition(ticket_lock(ticket), to_status, actor, reason)
+
+
+def _transition(ticket: Ticket, to_status: str, actor: Any, reason: str = "") -> Ticket:
+    """ticket_transition on a ticket the caller holds locked."""
     if to_status == ticket.status:
         return ticket
     ticket_transition_check(ticket, to_status)
@@ -144,9 +148,13 @@ def ticket_transition(*, ticket: Ticket, to_status: str, actor: Any = None, reas
     return ticket
 
 
-@transaction.atomic
 def ticket_assign(*, ticket: Ticket, assignee: Any, actor: Any = None, reason: str = "") -> Ticket:
-    ticket = ticket_lock(ticket)
+    with ticket_change():
+        return _assign(ticket_lock(ticket), assignee, actor, reason)
+
+
+def _assign(ticket: Ticket, assignee: Any, actor: Any, reason: str = "") -> Ticket:
+    """ticket_assign on a ticket the caller holds locked."""
     if assignee is not None and not staff_in_organization(assignee, ticket.organization):
         raise DomainError(f"{assignee} is not on the staff of {ticket.organization}.")
     if ticket.status == S.CLOSED:
@@ -169,18 +177,16 @@ def ticket_assign(*, ticket: Ticket, assignee: Any, actor: Any = None, reason: s
     return ticket
 
 
-@transaction.atomic
-def ticket_update(
-    *,
-    ticket: Ticket,
-    actor: Any = None,
-    subject: Any = UNSET,
-    priority: Any = UNSET,
-    team: Any = UNSET,
-    tags: Any = UNSET,
-) -> Ticket:
+def ticket_update(*, ticket: Ticket, actor: Any = None, **fields: Any) -> Ticket:
     """Change a ticket's subject, priority (which resets its SLA targets), team or tags."""
-    ticket = ticket_lock(ticket)
+    with ticket_change():
+        return _update(ticket_lock(ticket), actor, **fields)
+
+
+def _update(
+    ticket: Ticket, actor: Any, *, subject: Any = UNSET, priority: Any = UNSET, team: Any = UNSET, tags: Any = UNSET
+) -> Ticket:
+    """ticket_update on a ticket the caller holds locked."""
     if ticket.status == S.CLOSED:
         raise DomainError("A closed ticket cannot be changed.")
     if subject is not UNSET:
@@ -220,24 +226,35 @@ def ticket_update(
     return ticket
 
 
-@transaction.atomic
 def ticket_edit(
-    *, ticket: Ticket, actor: Any = None, assignee: Any = UNSET, status: str | None = None, **fields: Any
+    *,
+    ticket: Ticket,
+    actor: Any = None,
+    assignee: Any = UNSET,
+    status: str | None = None,
+    locked: bool = False,
+    **fields: Any,
 ) -> Ticket:
     """One edit of a ticket, as a form or an API call makes it: the assignment, then the fields
-    (subject, priority, team, tags), then the status move. All of it or none: a status move the
-    state machine refuses leaves the other changes unmade too. The admin ticket page and the
-    API's PATCH both call this."""
-    if assignee is not UNSET and (assignee.pk if assignee else None) != ticket.assignee_id:
-        ticket = ticket_assign(ticket=ticket, assignee=assignee, actor=actor)
-    if fields:
-        ticket = ticket_update(ticket=ticket, actor=actor, **fields)
-    if status and status != ticket.status:
-        ticket = ticket_transition(ticket=ticket, to_status=status, actor=actor)
+    (subject, priority, team, tags), then the status move, under one row lock. All of it or
+    none: a status move the state machine refuses leaves the other changes unmade too. The
+    admin ticket page and the API's PATCH both call this. ``locked``: the caller read
+    ``ticket`` with ``ticket_lock`` in the transaction it is in now."""
+    if locked and not transaction.get_connection().in_atomic_block:
+        raise transaction.TransactionManagementError("A ticket locked in a transaction that has ended is not locked.")
+    with ticket_change(savepoint=not locked):
+        if not locked:
+            ticket = ticket_lock(ticket)
+        if assignee is not UNSET and (assignee.pk if assignee else None) != ticket.assignee_id:
+            ticket = _assign(ticket, assignee, actor)
+        if fields:
+            ticket = _update(ticket, actor, **fields)
+        if status and status != ticket.status:
+            ticket = _transition(ticket, status, actor)
     return ticket
 
 
-@transaction.atomic
+@ticket_change()
 def ticket_reply(
     *, ticket: Ticket, author: Any, text: str, client_message_id: str = "", attachment: Any = None
 ) -> Message:
@@ -321,7 +338,7 @@ def reply_email_send(*, message_id: int) -> bool:
     return True
 
 
-@transaction.atomic
+@ticket_change()
 def ticket_note_add(*, ticket: Ticket, author: Any, body: str) -> TicketNote:
     body = (body or "").strip()
     if not body:
@@ -347,7 +364,7 @@ def macro_render(*, macro: Macro, ticket: Ticket, agent: Any) -> str:
     return text
 
 
-@transaction.atomic
+@ticket_change()
 def ticket_macro_apply(*, ticket: Ticket, macro: Macro, actor: Any = None) -> MacroOutcome:
     if macro.organization_id != ticket.organization_id:
         raise DomainError("The macro belongs to another organization.")
@@ -373,7 +390,7 @@ def ticket_macro_apply(*, ticket: Ticket, macro: Macro, actor: Any = None) -> Ma
     return MacroOutcome(ticket=ticket, reply=reply)
 
 
-@transaction.atomic
+@ticket_change()
 def ticket_merge(*, source: Ticket, target: Ticket, actor: Any = None) -> Ticket:
     """Fold ``source`` into ``target``: notes move, tags join, the higher priority wins,
     and ``source`` is closed with a pointer to ``target``."""
