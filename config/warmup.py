@@ -11,6 +11,7 @@ import logging
 import time
 
 from django.apps import apps
+from django.urls import get_resolver, reverse
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,11 @@ def warm_shared() -> None:
             warm()
     for module in SHARED_IMPORTS:
         importlib.import_module(module)
+    # Django imports the URLconf, and with it every view module (DRF, the schema generator, the
+    # admin), on a process's first request: here, before the fork, instead of in each worker
+    # (~150 modules, ~6 MB a worker; bench/README.md, issue 14).
+    get_resolver().url_patterns  # noqa: B018 (read for the imports it makes)
+    reverse("admin:index")  # and the admin's URLs, which it builds on first use
 
 
 # What every worker imports as it warms (``warm_process``) and serves, imported by

@@ -211,6 +211,7 @@ print(json.dumps({
     "unused": sorted(m for m in ("boto3", "onnx", "jieba", "sklearn") if m in sys.modules),
     "english_model_prepared": embeddings.get_embedder().model.startswith(str(settings.MODEL_DIR)),
     "shared_imports": all(module in sys.modules for module in SHARED_IMPORTS),
+    "views": all(m in sys.modules for m in ("tickets.api", "rest_framework.viewsets", "drf_spectacular.views")),
     "threads": threading.active_count(),
     "language_model_trimmed": identifier._full_model[0] is identifier.nb_ptc
     and identifier.nb_ptc.shape[1] == len(identifier._full_model[2]) < 40,
@@ -234,7 +235,7 @@ def test_the_master_loads_the_shared_models_and_no_unused_lexicon():
     # The modules workers import as they warm are loaded here too, and none of it started a thread
     # (a thread in the master before the fork would be missing, mid-state, in every worker).
     assert loaded == {"multilingual": 1, "language": 1, "segmenter": True, "lexicons": [], "unused": [],
-                      "english_model_prepared": True, "shared_imports": True, "threads": 1,
+                      "english_model_prepared": True, "shared_imports": True, "views": True, "threads": 1,
                       "language_model_trimmed": True}  # fmt: skip
     config = (DEPLOY / "gunicorn.conf.py").read_text()
     assert "warm_shared()" in config and "gc.freeze()" in config
