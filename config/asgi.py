@@ -16,7 +16,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from agents.routing import websocket_urlpatterns  # noqa: E402
 from agents.turns import turn_gate_close  # noqa: E402
-from config.warmup import warm_serving  # noqa: E402
+from config.warmup import warm_channel_layer, warm_serving  # noqa: E402
 
 router = ProtocolTypeRouter(
     {
@@ -35,6 +35,7 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
         event = await receive()
         if event["type"] == "lifespan.startup":
             await asyncio.to_thread(warm_serving)
+            await warm_channel_layer()
             await send({"type": "lifespan.startup.complete"})
         elif event["type"] == "lifespan.shutdown":
             await asyncio.to_thread(turn_gate_close)

@@ -6,6 +6,7 @@ to build them. An app takes part by defining ``warm()`` on its AppConfig.
 A dependency that is down at boot is logged and skipped: the process still starts, /readyz
 reports the dependency, and the client is made on first use once it is back."""
 
+import asyncio
 import importlib
 import logging
 import time
@@ -44,6 +45,36 @@ def warm_serving() -> dict[str, float]:
         return warm_process()
     finally:
         connections.close_all()
+
+
+async def warm_channel_layer(timeout: float = 2.0) -> float | None:
+    """One round trip through the channel layer on the serving event loop (lifespan startup),
+    so the first chat does not open its connections: a group joined, a message sent to it and
+    received, the group left. In bench/cold_start.py the first turn of a fresh worker took ~6 ms
+    less with it. Returns the milliseconds it took; None (and a warning) when the layer is down
+    or slow, and the process starts anyway: the first chats then connect it themselves."""
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    if layer is None:
+        return None
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout):
+            channel = await layer.new_channel()
+            group = f"warmup.{channel.rsplit('!', 1)[-1]}"[:90]
+            await layer.group_add(group, channel)
+            try:
+                await layer.group_send(group, {"type": "warmup"})
+                await layer.receive(channel)
+            finally:
+                await layer.group_discard(group, channel)
+    except Exception:  # Redis down or slow at boot must not stop the process from serving
+        logger.warning("the channel layer was not warmed; the first chats will connect it", exc_info=True)
+        return None
+    took = round((time.perf_counter() - started) * 1000, 1)
+    logger.info("channel layer warmed in %s ms", took)
+    return took
 
 
 def warm_shared() -> None:

@@ -3,6 +3,7 @@ per process even when many first requests arrive together (the cross-process che
 servers are in tests/deploy/test_knowledge_freshness.py and tests/test_local_stack.py)."""
 
 import asyncio
+import logging
 import threading
 import time
 
@@ -151,7 +152,7 @@ def test_fifty_concurrent_first_searches_on_a_cold_process(org):
     assert keyword._backend_for.made() == 1
 
 
-def test_lifespan_startup_warms_the_process_before_it_serves(settings):
+def test_lifespan_startup_warms_the_process_before_it_serves(settings, caplog):
     from config.asgi import application
 
     clients.forget_all()
@@ -164,10 +165,46 @@ def test_lifespan_startup_warms_the_process_before_it_serves(settings):
         await events.put({"type": "lifespan.shutdown"})
         await application({"type": "lifespan", "asgi": {"version": "3.0"}}, events.get, _append(sent))
 
-    asyncio.run(lifespan())
+    warmup_log = logging.getLogger("config.warmup")
+    caplog.set_level("INFO", logger="config.warmup")
+    warmup_log.addHandler(caplog.handler)  # the project's logging config does not propagate its INFO
+    try:
+        asyncio.run(lifespan())
+    finally:
+        warmup_log.removeHandler(caplog.handler)
     assert [event["type"] for event in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert embeddings.get_embedder.made() == 1 and vectors._client.made() == 1
     assert keyword._backend_for.made() == 1
+    assert "channel layer warmed in" in caplog.text  # on the serving loop, before the first chat
+
+
+def test_the_channel_layer_round_trip_at_boot_leaves_nothing_behind_and_a_down_redis_only_warns(caplog):
+    """The warm-up joins a group of its own, sends to it, receives and leaves: nothing stays in
+    Redis or in the layer's memberships. With Redis down it gives up within its timeout, and
+    the process starts anyway."""
+    import redis
+    from channels.layers import channel_layers, get_channel_layer
+    from django.conf import settings as django_settings
+
+    from config.channel_layer import ResilientRedisChannelLayer
+    from config.warmup import warm_channel_layer
+
+    layer = get_channel_layer()
+    took = asyncio.run(warm_channel_layer())
+    assert took is not None and took > 0
+    assert not [group for group, _ in layer._memberships if group.startswith("warmup.")]
+    store = redis.Redis.from_url(django_settings.REDIS_URL)
+    assert list(store.scan_iter(match="asgi:group:warmup.*")) == []
+
+    down = ResilientRedisChannelLayer(hosts=[{"address": "redis://127.0.0.1:9"}])
+    previous = channel_layers.set("default", down)
+    try:
+        started = time.monotonic()
+        assert asyncio.run(warm_channel_layer(timeout=1.0)) is None
+        assert time.monotonic() - started < 3
+    finally:
+        channel_layers.set("default", previous)
+    assert "the channel layer was not warmed" in caplog.text
 
 
 def test_a_store_that_is_down_at_boot_does_not_stop_the_process(settings, caplog):
