@@ -26,7 +26,7 @@ class SlaSettings:
     calendar: BusinessCalendar
 
 
-_settings: dict[tuple[int, int, str], SlaSettings] = {}
+_settings: dict[tuple[int, Any, int, str], SlaSettings] = {}
 _settings_lock = threading.Lock()
 SETTINGS_HELD = 256  # organizations whose settings a process keeps
 
@@ -35,7 +35,8 @@ def sla_settings(organization: Organization) -> SlaSettings:
     """The organization's SLA settings, from this process's copy while its ``sla_version`` (one
     more at every change of a policy, business hours or a holiday, see sla_settings_changed)
     and time zone are those of the copy: a ticket edit reads none of them from the database."""
-    key = (organization.pk, organization.sla_version, organization.timezone)
+    # created_at too: a database that gives a deleted organization's id to a new one (SQLite).
+    key = (organization.pk, organization.created_at, organization.sla_version, organization.timezone)
     held = _settings.get(key)
     if held is not None:
         return held
@@ -54,11 +55,9 @@ def sla_settings(organization: Organization) -> SlaSettings:
 def sla_settings_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
     """post_save and post_delete of a policy, business hours or a holiday: every process reads
     the organization's settings again (its copies are of an older version); this one at once,
-    even for an organization object read before the change."""
+    even for an organization object read before the change. (The number moves in the change's
+    transaction: a change rolled back moves nothing.)"""
     Organization.objects.filter(pk=instance.organization_id).update(sla_version=F("sla_version") + 1)
-    organization = instance._state.fields_cache.get("organization")
-    if organization is not None:
-        organization.sla_version += 1
     with _settings_lock:
         _settings.clear()
 
