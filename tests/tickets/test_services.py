@@ -371,11 +371,16 @@ def test_sla_settings_come_from_a_process_copy_that_every_change_replaces(org):
     ticket = services.ticket_update(ticket=ticket, priority="high")
     assert ticket.first_response_due - ticket.created_at == timedelta(minutes=5)
 
-    next_week = ticket.created_at.date() + timedelta(days=7)
-    for change in (
-        lambda: BusinessHours.objects.create(organization=org, weekday=0, opens="09:00", closes="17:00"),
-        lambda: Holiday.objects.create(organization=org, date=next_week),
-    ):
+    # Open 9 to 5 on tomorrow's weekday only: the deadline moves to tomorrow morning; then a
+    # holiday on that day moves it a week on. Each change is made after "another process" copied
+    # the settings.
+    due = ticket.first_response_due
+    tomorrow = (ticket.created_at.astimezone(org.zone).weekday() + 1) % 7
+    changes = (
+        lambda: BusinessHours.objects.create(organization=org, weekday=tomorrow, opens="09:00", closes="17:00"),
+        lambda: Holiday.objects.create(organization=org, date=due.astimezone(org.zone).date()),
+    )
+    for change in changes:
         held = another_process_copy()
         change()
         sla._settings.update(held)
@@ -383,3 +388,5 @@ def test_sla_settings_come_from_a_process_copy_that_every_change_replaces(org):
         ticket = services.ticket_update(ticket=ticket, priority="high")
         calendar = business_calendar(Organization.objects.get(pk=org.pk))
         assert ticket.first_response_due == calendar.add(ticket.created_at, 5 * 60)
+        assert ticket.first_response_due > due  # the change moved it
+        due = ticket.first_response_due
