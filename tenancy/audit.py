@@ -111,28 +111,28 @@ def _append(organization_id: int, records: list[dict[str, Any]]) -> list[AuditEn
     return AuditEntry.objects.bulk_create(entries)
 
 
-# Entries waiting for the end of an ``audit_in_transaction`` block (None: no block is open).
-_held: ContextVar[list[tuple[int, dict[str, Any]]] | None] = ContextVar("audit_held", default=None)
+# The ``audit_in_transaction`` block holding this context's entries (None: no block is open).
+_holding: ContextVar[object | None] = ContextVar("audit_holding", default=None)
 
 
 def audit_record_on_commit(**kwargs: Any) -> None:
     """Append after the surrounding transaction commits (keeps the chain lock out of hot paths);
     inside ``audit_in_transaction``, at the end of that block instead."""
-    held = _held.get()
-    if held is not None:
+    block = _holding.get()
+    if block is not None:
         organization_id = kwargs.pop("organization_id")
-        held.append((organization_id, _record(**kwargs)))
-        # Django drops the commit hooks of a savepoint rolled back; this one marks the entry, so
-        # an entry asked for in a rolled-back savepoint is dropped as its hook would have been.
-        transaction.on_commit(_Mark(held[-1][1]))
+        transaction.on_commit(_Held(block, organization_id, _record(**kwargs)))
         return
     transaction.on_commit(lambda: audit_record(**kwargs), robust=True)
 
 
-class _Mark:
-    """A commit hook that does nothing: while it is queued, its entry's change still stands."""
+class _Held:
+    """An entry waiting for the end of its ``audit_in_transaction`` block, as a commit hook that
+    does nothing: Django drops the hooks of a savepoint rolled back, and the entry goes with it."""
 
-    def __init__(self, record: dict[str, Any]) -> None:
+    def __init__(self, block: object, organization_id: int, record: dict[str, Any]) -> None:
+        self.block = block
+        self.organization_id = organization_id
         self.record = record
 
     def __call__(self) -> None:
@@ -155,19 +155,18 @@ def audit_in_transaction() -> Iterator[None]:
         raise transaction.TransactionManagementError("audit_in_transaction needs a transaction around it.")
     # A test's own transaction (Django's TestCase) does not count as the caller's.
     depth = sum(1 for block in connection.atomic_blocks if not getattr(block, "_from_testcase", False))
-    if _held.get() is not None or depth != 1:
+    if _holding.get() is not None or depth != 1:
         yield
         return
-    held: list[tuple[int, dict[str, Any]]] = []
-    token = _held.set(held)
+    block = object()
+    token = _holding.set(block)
     try:
         yield
     finally:
-        _held.reset(token)
-    standing = {id(hook.record) for _, hook, _ in connection.run_on_commit if isinstance(hook, _Mark)}
-    held = [(owner, record) for owner, record in held if id(record) in standing]
-    for organization_id in dict.fromkeys(owner for owner, _ in held):
-        _append(organization_id, [record for owner, record in held if owner == organization_id])
+        _holding.reset(token)
+    held = [hook for _, hook, _ in connection.run_on_commit if isinstance(hook, _Held) and hook.block is block]
+    for organization_id in dict.fromkeys(hook.organization_id for hook in held):
+        _append(organization_id, [hook.record for hook in held if hook.organization_id == organization_id])
 
 
 @dataclass(frozen=True)
