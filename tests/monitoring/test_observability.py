@@ -152,9 +152,7 @@ def test_ops_status_prints_the_picture_and_fails_when_not_ready(trained_org, cap
     call_command("ops_status", "--json")
     status = json.loads(capsys.readouterr().out)
     assert status["desk"]["active_tickets"] == 0 and status["indexes"][0]["articles"] == 16
-    dead_cache = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
-    }
+    dead_cache = {"default": {"BACKEND": "config.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}}
     with override_settings(CACHES=dead_cache), pytest.raises(CommandError, match="not ready: cache down"):
         call_command("ops_status")
 

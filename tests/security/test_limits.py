@@ -83,7 +83,7 @@ def test_conversations_are_capped(settings, customer):
 
 
 def test_limits_fail_open_when_the_cache_is_down():
-    dead = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}}
+    dead = {"default": {"BACKEND": "config.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}}
     with override_settings(CACHES=dead):
         assert all(limit_hit(scope="t", ident="x", rate="1/min").allowed for _ in range(3))
 

@@ -1,0 +1,35 @@
+"""The Redis cache with one connection pool per process.
+
+Django keeps its cache objects per request context (``django.core.cache.caches`` is
+context-local, so under ASGI every request builds its own), and each of Django's RedisCache
+objects builds its own connection pool: every request that touched the cache (the API's rate
+limit does, on every call) opened a Redis connection, with its TCP handshake and HELLO, and left
+it for the garbage collector to close. Measured on the API benchmark: one Redis connection per
+request, 419 in five seconds of ticket lists. This backend keeps one client, and so one pool, per
+process for each location and options; redis-py's pool notices a fork and starts afresh in the
+child, so gunicorn's workers never share a socket with the master."""
+
+import threading
+from functools import cached_property
+from typing import Any, ClassVar
+
+from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
+from django.core.cache.backends.redis import RedisCacheClient
+
+
+class RedisCache(DjangoRedisCache):
+    _clients: ClassVar[dict[str, RedisCacheClient]] = {}
+    _clients_lock: ClassVar[threading.Lock] = threading.Lock()
+    # Set by Django's RedisCache.__init__ (its stubs leave them out).
+    _servers: list[str]
+    _options: dict[str, Any]
+    _class: type[RedisCacheClient]
+
+    @cached_property
+    def _cache(self) -> Any:
+        key = repr((self._servers, sorted(self._options.items())))
+        with self._clients_lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = self._class(self._servers, **self._options)
+        return client
