@@ -66,6 +66,24 @@ def test_language_detection_tells_english_chinese_and_other(text, language):
     assert detect_language(text) == language
 
 
+def test_the_language_identifier_walks_a_mapped_automaton_and_calls_as_the_package_does(settings, tmp_path):
+    from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
+
+    from agents import language
+
+    settings.MODEL_DIR = tmp_path
+    language._identifier.forget()
+    ours = language._identifier()
+    assert isinstance(ours.tk_nextmove, memoryview) and ours.tk_nextmove.format == "I"
+    assert [p.name.split("-")[:2] for p in tmp_path.glob("*.npy")] == [["langid", "nextmove"]]
+    package = LanguageIdentifier.from_model_file(MODEL_DIR / MODEL_FILE, norm_probs=True)
+    package.set_languages(list(language.LATIN_LANGUAGES))
+    with (SHARED / "sentiment" / "tweeteval_val.csv").open(encoding="utf-8", newline="") as handle:
+        tweets = [row["text"] for _, row in zip(range(1500), csv.DictReader(handle), strict=False)]
+    assert [ours.classify(t) for t in tweets] == [package.classify(t) for t in tweets]
+    language._identifier.forget()
+
+
 def test_evaluate_language_prints_and_writes_its_figures(tmp_path, capsys):
     data = tmp_path / "data"
     for name, rows in {
