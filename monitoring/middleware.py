@@ -7,12 +7,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
 from django.http import HttpRequest, HttpResponse
 
-from config.middleware import AsyncCapableMiddleware, HybridMiddleware
+from config.middleware import HybridMiddleware
 from monitoring import context
 from monitoring.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
@@ -63,50 +62,30 @@ class RequestObservationMiddleware(HybridMiddleware):
         )
 
 
-class ProfilingMiddleware(AsyncCapableMiddleware):
-    """Innermost, and a profiled request runs in one thread, the one pyinstrument samples:
-    under WSGI the request's own; under ASGI the middleware moves a profiled request into a
-    thread, and Django then runs the view in that same thread (an asynchronous handler called
-    from a thread runs its sync view in the caller's thread). Every other request passes on
-    without a hop. Off (not even loaded) when sampling and the slow threshold are both zero."""
+class ProfilingMiddleware:
+    """Sync on purpose and innermost: Django then runs the view in this same thread, which is
+    the thread pyinstrument samples. Off (not even loaded) when sampling and the slow
+    threshold are both zero."""
 
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         if settings.CONCIERGE_PROFILE_SAMPLE_RATE <= 0 and settings.CONCIERGE_PROFILE_SLOW_MS <= 0:
             raise MiddlewareNotUsed
-        super().__init__(get_response)
+        self.get_response = get_response
 
-    @staticmethod
-    def _wanted(request: HttpRequest) -> tuple[bool, bool]:
-        from monitoring.profiling import profiling_wanted
-
-        wanted, sampled = profiling_wanted()
-        return wanted and not request.path.startswith(QUIET_PATHS), sampled
-
-    def call(self, request: HttpRequest) -> HttpResponse:
-        wanted, sampled = self._wanted(request)
-        if not wanted:
-            return self.get_response(request)
-        return self._profiled(request, self.get_response, sampled)
-
-    async def acall(self, request: HttpRequest) -> HttpResponse:
-        wanted, sampled = self._wanted(request)
-        if not wanted:
-            return await self.get_response(request)
-        view = async_to_sync(self.get_response)
-        return await sync_to_async(self._profiled)(request, view, sampled)
-
-    @staticmethod
-    def _profiled(request: HttpRequest, view: Callable[[HttpRequest], HttpResponse], sampled: bool) -> HttpResponse:
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         from pyinstrument import Profiler
 
-        from monitoring.profiling import request_profile_store, sql_meter_start, sql_meter_stop
+        from monitoring.profiling import profiling_wanted, request_profile_store, sql_meter_start, sql_meter_stop
 
+        wanted, sampled = profiling_wanted()
+        if not wanted or request.path.startswith(QUIET_PATHS):
+            return self.get_response(request)
         profiler = Profiler(interval=0.001, async_mode="disabled")
         meter, token = sql_meter_start()
         started = time.perf_counter()
         profiler.start()
         try:
-            response = view(request)
+            response = self.get_response(request)
         finally:
             profiler.stop()
             sql_meter_stop(token)
