@@ -1,0 +1,47 @@
+"""Plain HTTP under ASGI, as the production web workers serve it: the cache keeps one Redis
+connection pool per process, however many request contexts use it."""
+
+import asyncio
+import contextvars
+
+import pytest
+import redis
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import connections
+from django.test import AsyncClient
+from rest_framework.authtoken.models import Token
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+async def _request_thread_connection_closed():
+    """The async test client keeps Django from closing connections at a request's end, and runs
+    the views in asgiref's shared sync thread: close that thread's connection (the test
+    database cannot be dropped while one is open)."""
+    yield
+    await sync_to_async(connections.close_all)()
+
+
+def _redis_connections() -> int:
+    return redis.Redis.from_url(settings.REDIS_URL).info("stats")["total_connections_received"]
+
+
+async def test_api_calls_share_the_process_redis_connections(agent, ticket):
+    if not getattr(settings, "REDIS_URL", ""):
+        pytest.skip("the cache is Redis only with REDIS_URL set (make test sets it)")
+    token = await database_sync_to_async(Token.objects.create)(user=agent)
+    client, auth = AsyncClient(), {"authorization": f"Token {token.key}"}
+    first = await client.get("/api/v1/tickets/", headers=auth)
+    assert first.status_code == 200, first.content  # the pool's first connection
+    before = _redis_connections()
+    for _ in range(10):  # each call counts against the API rate limit in Redis
+        # Each in a context of its own, as uvicorn runs every request (Django's cache objects
+        # live in the request's context).
+        call = client.get(f"/api/v1/tickets/{ticket.pk}/", headers=auth)
+        response = await asyncio.create_task(call, context=contextvars.Context())
+        assert response.status_code == 200 and response.json()["id"] == ticket.pk
+    # One connection for the count itself; Django's own backend opened one per request.
+    assert _redis_connections() - before <= 1
