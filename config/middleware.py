@@ -1,11 +1,12 @@
 """Middleware building blocks, and the security headers every page gets.
 
-``HybridMiddleware`` runs natively under ASGI and WSGI alike (a sync-only middleware would
-cost every ASGI request a thread hop). The security headers: a Content Security Policy that
-only lets the page load scripts, styles and connections from this site (the widget host page
-included; no inline styles outside admin and the API docs), and a Permissions-Policy that
-turns off browser features we never use. Django's SecurityMiddleware adds nosniff, the
-referrer policy, COOP and (with DEBUG off) HSTS."""
+``HybridMiddleware`` runs in the mode of the chain around it, sync or async (under ASGI the
+chain is kept sync, in one thread with the view: see the comment on ``MIDDLEWARE``).
+
+The security headers: a Content Security Policy that only lets the page load scripts, styles
+and connections from this site (the widget host page included; no inline styles outside admin
+and the API docs), and a Permissions-Policy that turns off browser features we never use.
+Django's SecurityMiddleware adds nosniff, the referrer policy, COOP and (with DEBUG off) HSTS."""
 
 from collections.abc import Callable
 from typing import Any

@@ -68,11 +68,16 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "tenancy.middleware.StaffPreferencesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "monitoring.middleware.ProfilingMiddleware",
     "axes.middleware.AxesMiddleware",
+    # Sync-only, and innermost on purpose: Django then runs every middleware above in sync mode,
+    # in one thread with the view. Async-capable ones inside a sync-only one run in async mode,
+    # and Django's own (MiddlewareMixin) then move each of their hooks to a thread: an API call
+    # crossed between the event loop and a thread nine times with this one above the messages,
+    # six now (tests/test_asgi_requests.py; bench/README.md, issue 14).
+    "tenancy.middleware.StaffPreferencesMiddleware",
+    "monitoring.middleware.ProfilingMiddleware",
 ]
 # Staff sign-in: django-axes counts failures per username and address and locks that pair out.
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]

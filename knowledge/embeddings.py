@@ -290,10 +290,11 @@ MULTILINGUAL_MODEL_ID = "use-multilingual-v3"
 # forked worker also partly copies as it touches their reference counts). Here the tokenizer is
 # the sentencepiece library (C++, ~3 MB, the reference the package's port follows) and the
 # table is read through a memory map of a copy in MODEL_DIR (knowledge.mapped): only the pages
-# of rows a text uses come into memory, and the web workers share them with the master. The vectors are the
-# package's to the bit for every text both cut alike (tests/knowledge/test_chinese.py): on the
-# 17,087 texts of the shared waimai, CLINC150 validation and TweetEval validation sets, all but 6,
-# which hold a run of equal-scoring pieces ("!!!!!" as "!!!" + "!!" or "!!" + "!!!").
+# of rows a text uses come into memory, and the web workers share them with the master. The
+# vectors are the package's to the bit for every text both cut alike
+# (tests/knowledge/test_chinese.py): on the 17,087 texts of the shared waimai, CLINC150
+# validation and TweetEval validation sets, all but 6, which hold a run of equal-scoring pieces
+# ("!!!!!" as "!!!" + "!!" or "!!" + "!!!").
 class SentencePieceCuts:
     """The package's tokenizer interface on the sentencepiece library. sentencepiece gives a
     run of characters outside the vocabulary one unknown piece; the package's port, which made

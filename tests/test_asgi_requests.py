@@ -1,5 +1,6 @@
 """Plain HTTP under ASGI, as the production web workers serve it: the cache keeps one Redis
-connection pool per process, however many request contexts use it."""
+connection pool per process, however many request contexts use it, and the middleware runs in
+one thread with the view."""
 
 import asyncio
 import contextvars
@@ -45,3 +46,31 @@ async def test_api_calls_share_the_process_redis_connections(agent, ticket):
         assert response.status_code == 200 and response.json()["id"] == ticket.pk
     # One connection for the count itself; Django's own backend opened one per request.
     assert _redis_connections() - before <= 1
+
+
+async def test_an_api_call_under_asgi_crosses_threads_six_times(agent, ticket, monkeypatch):
+    """The middleware runs in sync mode, in one thread: Django's handler moves the request into
+    it, back to the event loop for the view's handler, then into the thread for the CSRF check's
+    view hook, the view, the rendering and the response's close. A sync-only middleware above
+    async-capable ones would run those in async mode, where Django's own move each of their hooks
+    to the thread as well (nine crossings with the staff preferences above the messages)."""
+    from asgiref import sync
+
+    token = await database_sync_to_async(Token.objects.create)(user=agent)
+    client, auth = AsyncClient(), {"authorization": f"Token {token.key}"}
+    assert (await client.get(f"/api/v1/tickets/{ticket.pk}/", headers=auth)).status_code == 200
+    crossings = []
+    for adapter in (sync.SyncToAsync, sync.AsyncToSync):
+        real = adapter.__call__
+
+        def counted(self, *args, _real=real, **kwargs):
+            crossing = getattr(self, "func", None) or getattr(self, "awaitable", None)
+            crossings.append(getattr(crossing, "__qualname__", type(crossing).__name__))
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(adapter, "__call__", counted)
+    response = await client.get(f"/api/v1/tickets/{ticket.pk}/", headers=auth)
+    assert response.status_code == 200 and response.json()["id"] == ticket.pk
+    # The test client's own signal send is not the server's.
+    served = [name for name in crossings if not name.startswith("Signal.")]
+    assert len(served) <= 6 and not [name for name in served if "Middleware.process_request" in name], served
