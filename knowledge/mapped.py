@@ -28,17 +28,21 @@ def mapped_copy(array: np.ndarray, *, name: str, key: str) -> np.ndarray:
 
     directory = Path(settings.MODEL_DIR)
     target = directory / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npy"
+    part = None
     try:
         if not target.exists():
             directory.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=directory, suffix=".npy.part", delete=False) as part:
                 np.save(part, array)
             os.replace(part.name, target)
+            part = None
             for stale in directory.glob(f"{name}-*.npy"):  # copies for another package
                 if stale != target:
                     stale.unlink(missing_ok=True)
         mapped = np.load(target, mmap_mode="r")
     except (OSError, ValueError) as exc:
+        if part is not None:  # a copy cut short (a full disk): not left behind
+            Path(part.name).unlink(missing_ok=True)
         logger.warning("%s stays in memory (%s)", name, exc)
         return array
     if mapped.shape != array.shape or mapped.dtype != array.dtype:
