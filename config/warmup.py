@@ -7,6 +7,7 @@ A dependency that is down at boot is logged and skipped: the process still start
 reports the dependency, and the client is made on first use once it is back."""
 
 import asyncio
+import contextvars
 import importlib
 import logging
 import time
@@ -93,6 +94,14 @@ def warm_shared() -> None:
     # Django imports the URLconf, and with it every view module (DRF, the schema generator, the
     # admin), on a process's first request: here, before the fork, instead of in each worker
     # (~150 modules, ~6 MB a worker; bench/README.md, issue 14).
+    # Building them sets a flag on each resolver (49 of them) in asgiref Locals, which live in the
+    # current context: in the master's, every task of every worker would inherit them, and
+    # asgiref copies each one on every hop between the event loop and a thread. A context of
+    # its own keeps the master's empty (bench/README.md, issue 14).
+    contextvars.copy_context().run(_build_urls)
+
+
+def _build_urls() -> None:
     get_resolver().url_patterns  # noqa: B018 (read for the imports it makes)
     reverse("admin:index")  # and the admin's URLs, which it builds on first use
 

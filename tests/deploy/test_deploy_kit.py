@@ -193,10 +193,12 @@ def test_gunicorn_config_loads_with_uvicorn_workers():
 
 
 MASTER_PROBE = """
-import json, sys, threading
+import contextvars, json, sys, threading
 import django
 django.setup()
+from asgiref.local import _Storage
 from config.warmup import SHARED_IMPORTS, warm_shared
+before = sum(isinstance(value, _Storage) for value in contextvars.copy_context().values())
 warm_shared()
 import config.asgi
 from django.conf import settings
@@ -213,6 +215,7 @@ print(json.dumps({
     "shared_imports": all(module in sys.modules for module in SHARED_IMPORTS),
     "views": all(m in sys.modules for m in ("tickets.api", "rest_framework.viewsets", "drf_spectacular.views")),
     "threads": threading.active_count(),
+    "context_locals": sum(isinstance(value, _Storage) for value in contextvars.copy_context().values()) - before,
     "language_model_trimmed": identifier._full_model[0] is identifier.nb_ptc
     and identifier.nb_ptc.shape[1] == len(identifier._full_model[2]) < 40,
 }))
@@ -233,10 +236,12 @@ def test_the_master_loads_the_shared_models_and_no_unused_lexicon():
     assert result.returncode == 0, result.stderr[-2000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     # The modules workers import as they warm are loaded here too, and none of it started a thread
-    # (a thread in the master before the fork would be missing, mid-state, in every worker).
+    # (a thread in the master before the fork would be missing, mid-state, in every worker). Nor
+    # did it leave asgiref Locals in the master's context, which every worker's task would inherit
+    # and asgiref would copy on every hop to a thread (49 when the URLs were built in it).
     assert loaded == {"multilingual": 1, "language": 1, "segmenter": True, "lexicons": [], "unused": [],
                       "english_model_prepared": True, "shared_imports": True, "views": True, "threads": 1,
-                      "language_model_trimmed": True}  # fmt: skip
+                      "context_locals": 0, "language_model_trimmed": True}  # fmt: skip
     config = (DEPLOY / "gunicorn.conf.py").read_text()
     assert "warm_shared()" in config and "gc.freeze()" in config
 
