@@ -221,6 +221,58 @@ def test_concurrent_messages_get_unique_consecutive_sequence_numbers(org):
     assert seqs == list(range(1, 31))
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_ticket_change_locks_its_ticket_and_not_the_other_tickets_of_its_organization(org, agent):
+    """While one change holds its ticket (until it commits), a change to another ticket of the
+    same organization goes through, audit entry and all; a second change to the same ticket
+    waits. Locking the organization's row with the ticket made every change of an organization
+    wait for the one before it to commit (the API's edits topped out there under load)."""
+    from django.db import transaction
+    from django.db.utils import OperationalError
+
+    customer = CustomerFactory(organization=org)
+    first, second = TicketFactory(customer=customer), TicketFactory(customer=customer)
+    holding, release = threading.Event(), threading.Event()
+    outcome = {}
+
+    def hold():
+        try:
+            with services.ticket_change():
+                services.ticket_edit(ticket=services.ticket_lock(first), actor=agent, locked=True, priority="high")
+                holding.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    def edit(ticket, key):
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL lock_timeout = '1s'")
+                with services.ticket_change(savepoint=False):
+                    locked = services.ticket_lock(ticket, organization_id=org.pk)
+                    services.ticket_edit(ticket=locked, actor=agent, locked=True, priority="urgent")
+            outcome[key] = "done"
+        except OperationalError as exc:
+            outcome[key] = "waited" if "lock timeout" in str(exc) else repr(exc)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        for ticket, key in ((second, "other"), (first, "same")):
+            thread = threading.Thread(target=edit, args=(ticket, key))
+            thread.start()
+            thread.join()
+    finally:
+        release.set()
+        holder.join()
+    assert outcome == {"other": "done", "same": "waited"}
+    assert Ticket.objects.get(pk=second.pk).priority == "urgent" and Ticket.objects.get(pk=first.pk).priority == "high"
+
+
 def test_note_is_internal_and_audited(ticket, agent):
     with pytest.raises(DomainError):
         services.ticket_note_add(ticket=ticket, author=agent, body=" ")

@@ -47,7 +47,7 @@ def sla_check(*, now: datetime | None = None) -> list[SlaChange]:
 
 @transaction.atomic
 def _sla_check_one(ticket_id: int, now: datetime) -> SlaChange | None:
-    ticket = Ticket.objects.select_for_update().select_related("customer", "organization").get(pk=ticket_id)
+    ticket = Ticket.objects.select_for_update(of=("self",)).select_related("customer", "organization").get(pk=ticket_id)
     state = ticket_sla_state(ticket, now)
     # A paused (pending) clock keeps whatever was recorded before the pause.
     recorded = state if state in (SlaState.OK, SlaState.AT_RISK, SlaState.BREACHED) else ticket.sla_status
