@@ -21,23 +21,35 @@ GENESIS = "0" * 64
 
 def _digest(*, organization_id: int, seq: int, actor_label: str, action: str, object_type: str, object_id: str,
             data: dict[str, Any], created_at: datetime, prev_hash: str) -> str:  # fmt: skip
+    head = _head(organization_id=organization_id, actor_label=actor_label, action=action, object_type=object_type,
+                 object_id=object_id, data=data, created_at=created_at)  # fmt: skip
+    return _chained(head, prev_hash=prev_hash, seq=seq)
+
+
+def _head(*, organization_id: int, actor_label: str, action: str, object_type: str, object_id: str,
+          data: dict[str, Any], created_at: datetime) -> str:  # fmt: skip
+    """An entry's canonical JSON (sorted keys, ASCII) up to its last two keys, "prev" and "seq",
+    which sort after every other: what concierge_audit_append completes and hashes in the
+    database (tenancy/migrations/0005_audit_append_function.py)."""
     body = json.dumps(
         {
             "organization": organization_id,
-            "seq": seq,
             "actor": actor_label,
             "action": action,
             "object_type": object_type,
             "object_id": object_id,
             "data": data,
             "created_at": created_at.isoformat(timespec="microseconds"),
-            "prev": prev_hash,
         },
         sort_keys=True,
         separators=(",", ":"),
         default=str,
     )
-    return hashlib.sha256(body.encode()).hexdigest()
+    return body[:-1]
+
+
+def _chained(head: str, *, prev_hash: str, seq: int) -> str:
+    return hashlib.sha256(f'{head},"prev":{json.dumps(prev_hash)},"seq":{int(seq)}}}'.encode()).hexdigest()
 
 
 def _label(actor: Any) -> str:
@@ -76,39 +88,61 @@ def _append(organization_id: int, records: list[dict[str, Any]]) -> list[AuditEn
     """Chain ``records`` (audit_record's arguments) after the organization's last entry, in
     the current transaction. The lock is FOR NO KEY UPDATE: appenders take turns, while rows
     that only refer to the organization (a message, a ticket) are still written beside them."""
+    entries = []
+    for record in records:
+        actor = record["actor"]
+        # JSON round trip: what is hashed is exactly what the database gives back later.
+        entry = AuditEntry(
+            organization_id=organization_id,
+            actor_user_id=getattr(actor, "pk", None) if not isinstance(actor, str) else None,
+            actor_label=_label(actor),
+            action=record["action"],
+            object_type=record["object_type"],
+            object_id=str(record["object_id"]),
+            data=json.loads(json.dumps(record["data"] or {}, default=str)),
+            created_at=timezone.now(),
+        )
+        entries.append(entry)
+    heads = [
+        _head(organization_id=organization_id, actor_label=e.actor_label, action=e.action, object_type=e.object_type,
+              object_id=e.object_id, data=e.data, created_at=e.created_at)
+        for e in entries
+    ]  # fmt: skip
+    connection = transaction.get_connection()
+    if connection.vendor == "postgresql":
+        return _append_in_database(connection, organization_id, entries, heads)
     Organization.objects.select_for_update(no_key=True).only("pk").get(pk=organization_id)
     last = AuditEntry.objects.filter(organization_id=organization_id).order_by("-seq").values("seq", "hash").first()
     seq = last["seq"] if last else 0
     prev_hash = last["hash"] if last else GENESIS
-    entries = []
-    for record in records:
+    for entry, head in zip(entries, heads, strict=True):
         seq += 1
-        # JSON round trip: what is hashed is exactly what the database gives back later.
-        payload = json.loads(json.dumps(record["data"] or {}, default=str))
-        created_at = timezone.now()
-        actor = record["actor"]
-        label = _label(actor)
-        object_id = str(record["object_id"])
-        entry_hash = _digest(organization_id=organization_id, seq=seq, actor_label=label, action=record["action"],
-                             object_type=record["object_type"], object_id=object_id, data=payload,
-                             created_at=created_at, prev_hash=prev_hash)  # fmt: skip
-        entries.append(
-            AuditEntry(
-                organization_id=organization_id,
-                seq=seq,
-                actor_user_id=getattr(actor, "pk", None) if not isinstance(actor, str) else None,
-                actor_label=label,
-                action=record["action"],
-                object_type=record["object_type"],
-                object_id=object_id,
-                data=payload,
-                created_at=created_at,
-                prev_hash=prev_hash,
-                hash=entry_hash,
-            )
-        )
-        prev_hash = entry_hash
+        entry.seq, entry.prev_hash = seq, prev_hash
+        entry.hash = prev_hash = _chained(head, prev_hash=prev_hash, seq=seq)
     return AuditEntry.objects.bulk_create(entries)
+
+
+def _append_in_database(
+    connection: Any, organization_id: int, entries: list[AuditEntry], heads: list[str]
+) -> list[AuditEntry]:
+    """PostgreSQL: lock, read the last entry, hash and insert in one round trip
+    (concierge_audit_append). The lock is held until the transaction commits, so every round
+    trip after taking it is time the organization's other appenders wait: three of them (lock,
+    read, insert) capped a ticket edit's throughput under load (bench/README.md, issue 14)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT entry_id, entry_seq, entry_prev, entry_hash FROM concierge_audit_append("
+            "%s::bigint, %s::text[], %s::integer[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+            "%s::timestamptz[])",
+            [organization_id, heads, [e.actor_user_id for e in entries], [e.actor_label for e in entries],
+             [e.action for e in entries], [e.object_type for e in entries], [e.object_id for e in entries],
+             [json.dumps(e.data) for e in entries], [e.created_at for e in entries]],
+        )  # fmt: skip
+        rows = cursor.fetchall()
+    for entry, (pk, seq, prev_hash, entry_hash) in zip(entries, rows, strict=True):
+        entry.pk, entry.seq, entry.prev_hash, entry.hash = pk, seq, prev_hash, entry_hash
+        entry._state.adding, entry._state.db = False, connection.alias
+    return entries
 
 
 # The ``audit_in_transaction`` block holding this context's entries (None: no block is open).

@@ -189,5 +189,6 @@ def test_a_chat_turn_takes_a_fixed_few_statements(trained_org):
     conversation_reads = [s for s in statements if s.startswith('SELECT "tickets_conversation"."id"')]
     assert len(conversation_reads) == 2, conversation_reads  # one lock each transaction
     # receive: lock, client id, seq, insert, last seen; answer: message, scores, recent turns,
-    # passages, lock, answered?, sentiment and mood, seq, insert, audit (lock, last, insert)
-    assert len(statements) - len(savepoints) == 5 + 13, statements
+    # passages, lock, answered?, sentiment and mood, seq, insert, audit (one call: lock, last,
+    # insert in concierge_audit_append)
+    assert len(statements) - len(savepoints) == 5 + 11, statements

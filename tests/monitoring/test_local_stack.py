@@ -86,6 +86,11 @@ def test_runstack_serves_site_and_runs_worker_and_beat(tmp_path):
                                   "trailhead"], env=env, cwd=ROOT, capture_output=True, text=True)  # fmt: skip
         assert retract.returncode == 0 and "Unpublished" in retract.stdout, retract.stderr
         assert until(lambda: "alpaca" not in ask(port, widget_key), timeout=10)
+        # The turns' audit entries were chained by the Python path (PostgreSQL does it in one
+        # database call), and the chain checks out.
+        verify = subprocess.run([*manage, "audit_verify", "--org", "trailhead"], env=env, cwd=ROOT,
+                                capture_output=True, text=True)  # fmt: skip
+        assert verify.returncode == 0 and re.search(r"trailhead: ok, [1-9]\d* entries", verify.stdout), verify
 
         # Nothing has died so far; should something have, the stack started it again and served
         # on (what the product promises), and the run's warnings say which and how.
