@@ -127,8 +127,8 @@ def _append_in_database(
 ) -> list[AuditEntry]:
     """PostgreSQL: lock, read the last entry, hash and insert in one round trip
     (concierge_audit_append). The lock is held until the transaction commits, so every round
-    trip after taking it is time the organization's other appenders wait: three of them (lock,
-    read, insert) capped a ticket edit's throughput under load (bench/README.md, issue 14)."""
+    trip after taking it (three before: lock, read, insert) is time the organization's other
+    appenders, every chat turn and audited change, wait (bench/README.md, issue 14)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT entry_id, entry_seq, entry_prev, entry_hash FROM concierge_audit_append("

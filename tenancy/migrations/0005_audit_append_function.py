@@ -11,6 +11,8 @@ hash in Python, so the two can never drift apart unnoticed."""
 
 from django.db import migrations
 
+from config.migration_ops import postgresql_only
+
 CREATE = """
 CREATE OR REPLACE FUNCTION concierge_audit_append(
     p_organization bigint, p_heads text[], p_actor_ids integer[], p_labels text[], p_actions text[],
@@ -57,16 +59,6 @@ DROP FUNCTION IF EXISTS concierge_audit_append(bigint, text[], integer[], text[]
 """
 
 
-def forwards(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CREATE)
-
-
-def backwards(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP)
-
-
 class Migration(migrations.Migration):
     dependencies = [("tenancy", "0004_organization_sla_version"), ("tickets", "0008_audit_append_only")]
-    operations = [migrations.RunPython(forwards, backwards)]
+    operations = [postgresql_only(CREATE, DROP)]

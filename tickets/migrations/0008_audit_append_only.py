@@ -3,6 +3,8 @@
 
 from django.db import migrations
 
+from config.migration_ops import postgresql_only
+
 CREATE = """
 CREATE OR REPLACE FUNCTION concierge_audit_append_only() RETURNS trigger AS $$
 BEGIN
@@ -18,16 +20,6 @@ DROP FUNCTION IF EXISTS concierge_audit_append_only();
 """
 
 
-def forwards(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CREATE)
-
-
-def backwards(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP)
-
-
 class Migration(migrations.Migration):
     dependencies = [("tickets", "0007_audit_trail")]
-    operations = [migrations.RunPython(forwards, backwards)]
+    operations = [postgresql_only(CREATE, DROP)]
