@@ -55,13 +55,15 @@ def on_starting(server: Any) -> None:
 
 def when_ready(server: Any) -> None:
     """Before the first fork: load the read-only models (config.warmup.warm_shared) into the
-    master and move everything loaded so far out of the garbage collector's reach, so
-    collections in the workers do not touch (and copy) the shared pages."""
+    master, move everything loaded so far out of the garbage collector's reach, so
+    collections in the workers do not touch (and copy) the shared pages, and hand the memory
+    loading freed back to the system, so no worker inherits it."""
     if preload_app:
-        from config.warmup import warm_shared
+        from config.warmup import release_free_memory, warm_shared
 
         warm_shared()
         gc.freeze()
+        release_free_memory()
 
 
 def child_exit(server: Any, worker: Any) -> None:
