@@ -11,8 +11,10 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connections
-from django.test import AsyncClient
+from django.test import AsyncClient, override_settings
 from rest_framework.authtoken.models import Token
+
+from monitoring.models import RequestProfile
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,3 +76,33 @@ async def test_an_api_call_under_asgi_crosses_threads_six_times(agent, ticket, m
     # The test client's own signal send is not the server's.
     served = [name for name in crossings if not name.startswith("Signal.")]
     assert len(served) <= 6 and not [name for name in served if "Middleware.process_request" in name], served
+
+
+async def test_staff_language_and_time_zone_apply_under_asgi(agent, org):
+    def prefer() -> None:
+        org.timezone = "Asia/Shanghai"
+        org.save()
+        agent.staff_profile.language = "zh-hans"
+        agent.staff_profile.save()
+
+    await database_sync_to_async(prefer)()
+    desk = AsyncClient()
+    await desk.aforce_login(agent)
+    response = await desk.get("/admin/tickets/ticket/")
+    page = response.content.decode()
+    assert response.status_code == 200 and response["Content-Language"] == "zh-hans"
+    assert '<html lang="zh-hans"' in page and "选择 ticket 来修改" in page  # Django admin's catalogue
+    anonymous = await AsyncClient().get("/api/v1/widget/config?key=none")
+    assert "Content-Language" not in anonymous or anonymous["Content-Language"] != "zh-hans"
+
+
+async def test_a_profiled_request_under_asgi_samples_the_view(agent, ticket):
+    """The profiling middleware is sync and innermost: Django runs the view in its thread, the
+    one pyinstrument samples and the SQL meter watches."""
+    with override_settings(CONCIERGE_PROFILE_SAMPLE_RATE=1.0):
+        client = AsyncClient()
+        await client.aforce_login(agent)
+        assert (await client.get(f"/api/v1/tickets/{ticket.pk}/")).status_code == 200
+    profile = await RequestProfile.objects.aget()
+    assert (profile.reason, profile.view, profile.status) == ("sampled", "api/v1/tickets/<pk>/", 200)
+    assert profile.sql_count >= 2  # the view's queries ran in the thread the meter watched
