@@ -56,13 +56,10 @@ def release_free_memory() -> bool:
     production stack, a trim of the master and workers at 1,000 conversations took their PSS
     from 604 to 590 MB (bench/README.md, issue 14). False where the C library has no trim."""
     import ctypes
-    import ctypes.util
 
-    name = ctypes.util.find_library("c")
-    try:
-        trim = ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):  # not glibc (musl, macOS)
-        trim = None
+    # The C library is already loaded in the process: its symbols, without a search for the file
+    # (ctypes.util.find_library runs ldconfig in a subprocess).
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # not glibc (musl, macOS): none
     if trim is None:
         return False
     trim(0)
