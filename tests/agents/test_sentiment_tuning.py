@@ -52,7 +52,7 @@ def test_tuning_moves_the_layers_toward_the_labels_and_the_model_carries_them(pa
     again, _ = tune()
     assert all(np.array_equal(a[k], b[k]) for a, b in zip(tuned, again, strict=True) for k in a)
     assert any(np.abs(t[k] - p[k]).max() > 0 for t, p in zip(tuned, packaged_layers, strict=True) for k in ("q", "f"))
-    graph = model_prep.layers_model(tuned, dtype="float16")
+    graph = model_prep.layers_model(tuned, dtype="int8")  # as train_default_sentiment writes it
     spec = Spec(buckets=2**12, embedding_weight=4.0)
     model = LinearSentiment.train("en", texts, labels, spec, layers=graph, states=states)
     assert model.reads_states and model.layers == graph

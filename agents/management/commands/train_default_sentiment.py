@@ -132,7 +132,7 @@ class Command(BaseCommand):
                 progress=bar,
             )
         notes = {**tune, "rows": len(picked), "layers": len(layers), "losses": [round(x, 4) for x in losses]}
-        return model_prep.layers_model(layers, dtype="float16"), notes
+        return model_prep.layers_model(layers, dtype="int8"), notes
 
     def _train(
         self, language: str, spec: Spec, rows: list[tuple[str, str, float, str]], tune: dict[str, Any] | None = None
