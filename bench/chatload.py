@@ -45,12 +45,23 @@ class Conversation:
     refused: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     waits_ms: list[float] = field(default_factory=list)
+    replied_at: list[float] = field(default_factory=list)  # time.monotonic() of each reply, as latencies_ms
 
 
 @dataclass
 class LoadStats:
     conversations: list[Conversation] = field(default_factory=list)
     connect_failures: int = 0
+    until: float = 0.0  # when the conversations stopped asking (time.monotonic())
+
+    def latencies_between(self, start: float, end: float) -> list[float]:
+        """The bot-turn latencies of the replies that came between ``start`` and ``end``."""
+        return [
+            ms
+            for c in self.conversations
+            for at, ms in zip(c.replied_at, c.latencies_ms, strict=True)
+            if start <= at < end
+        ]
 
     def summary(self) -> dict[str, Any]:
         from bench.stack import percentile
@@ -147,6 +158,7 @@ async def converse(
                         if frame["role"] == "bot" and pending is not None:
                             conversation.replies += 1
                             conversation.latencies_ms.append((time.monotonic() - pending[2]) * 1000)
+                            conversation.replied_at.append(time.monotonic())
                             conversation.waits_ms.append((time.monotonic() - pending[3]) * 1000)
                             conversation.handoff = bool(frame.get("handoff"))
                             pending = None
@@ -174,7 +186,7 @@ async def run_load(
     think: tuple[float, float],
 ) -> LoadStats:
     stats = LoadStats(conversations=await open_sessions(base_url, widget_key, conversations))
-    until = time.monotonic() + ramp + duration
+    until = stats.until = time.monotonic() + ramp + duration
     await asyncio.gather(
         *(
             converse(base_url, c, until=until, think=think, start_after=ramp * n / max(1, conversations))
