@@ -52,11 +52,27 @@ def test_the_serving_copy_embeds_as_the_packaged_model_in_int8_whatever_the_batc
     matrices = [init for init in graph.initializer if len(init.dims) == 2 and init.dims[0] in (384, 1536)]
     assert len(matrices) == 6 * model_prep.LAYERS
     assert {init.data_type for init in matrices} == {onnx.TensorProto.INT8}
+    # Eight bits where the CPU has VNNI, seven elsewhere; the range is in the copy's name.
+    levels = model_prep.weight_levels()
+    assert {int(np.abs(onnx.numpy_helper.to_array(init)).max()) for init in matrices} == {levels}
+    other = model_prep.SAFE_LEVELS + model_prep.VNNI_LEVELS - levels
+    assert Path(served.model) == model_prep.prepared_path(packaged, tmp_path / "models", levels)
+    assert model_prep.prepared_path(packaged, tmp_path / "models", other) != Path(served.model)
     assert sum(node.op_type == "MatMulInteger" for node in graph.node) == 6 * model_prep.LAYERS
 
     # Made once: the next process finds it.
     assert embeddings.Embedder().model == served.model
     assert Path(served.model).stat().st_mtime_ns == made
+
+
+def test_full_range_int8_weights_only_where_the_cpu_has_vnni(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor : 0\nflags : fpu sse4_2 avx avx2 fma avx512f avx512bw\n")
+    assert model_prep.weight_levels(cpuinfo) == model_prep.SAFE_LEVELS == 63  # pairs summed in 16 bits
+    for flag in ("avx512_vnni", "avx_vnni"):
+        cpuinfo.write_text(f"processor : 0\nflags : fpu avx2 fma avx512f {flag} avx512bw\n")
+        assert model_prep.weight_levels(cpuinfo) == model_prep.VNNI_LEVELS == 127
+    assert model_prep.weight_levels(tmp_path / "missing") == model_prep.SAFE_LEVELS
 
 
 def test_a_copy_that_cannot_be_made_leaves_the_packaged_model_serving(tmp_path, settings, packaged, caplog):
@@ -94,11 +110,16 @@ def test_the_serving_copy_returns_the_token_states_the_last_layers_run_on(tmp_pa
     assert (rerun * vectors).sum(axis=1).min() > 0.99
     half = embeddings.TunedLayers(model_prep.layers_model(layers, dtype="float16")).vectors(states)
     assert 0 < np.abs(half - rerun).max() < 1e-2
-    # In int8, as the shipped sentiment model's tuned copies are: close, in under a third of the bytes.
+    # In int8, as the shipped sentiment model's tuned copies are: close, in under a third of the
+    # bytes, with seven-bit weights (a file that may run on any CPU).
     graph = model_prep.layers_model(layers, dtype="int8")
     quarter = embeddings.TunedLayers(graph).vectors(states)
-    assert (quarter * rerun).sum(axis=1).min() > 0.998 and np.abs(quarter - rerun).max() > 0
+    assert (quarter * rerun).sum(axis=1).min() > 0.995 and np.abs(quarter - rerun).max() > 0
     assert len(graph) < len(model_prep.layers_model(layers)) / 3
+    initializers = onnx.load_from_string(graph).graph.initializer
+    weights = [onnx.numpy_helper.to_array(init) for init in initializers if len(init.dims) == 2]
+    assert len(weights) == 6 * model_prep.TUNABLE
+    assert {int(np.abs(w).max()) for w in weights} == {model_prep.SAFE_LEVELS}
     # A graph's weights come back out (layers_weights), to be built again in another dtype.
     back = model_prep.layers_weights(model_prep.layers_model(layers))
     assert all(np.array_equal(a[k], b[k]) for a, b in zip(back, layers, strict=True) for k in model_prep.LAYER_KEYS)
@@ -126,8 +147,8 @@ def test_int8_products_that_would_move_the_vectors_are_refused(tmp_path, package
     # An int8 rewrite with a wrong scale must never replace anything either.
     rewrite = model_prep._int8_matmuls
 
-    def wrong(model):
-        count = rewrite(model)
+    def wrong(model, levels):
+        count = rewrite(model, levels)
         for init in model.graph.initializer:
             if init.name == "int8_0_ws":  # the first matrix's column scales, a third too large
                 array = onnx.numpy_helper.to_array(init) * 1.3
