@@ -17,9 +17,9 @@ and the model's own bytes. Prepared once here, the model
    them (``layers_model`` builds those as a small graph of their own; the shipped English
    sentiment model carries one). The check below runs the packaged last layers, built that way,
    on those states: they must give the model's own output;
-4. then multiplies its weight matrices in int8 (``_int8_matmuls``): each token's row is scaled to
+4. then multiplies its weight matrices in int8 (``knowledge.int8``): each token's row is scaled to
    int8 by its own largest value, each weight column by its own (eight bits where the CPU has
-   VNNI, seven elsewhere: ``weight_levels``), and onnxruntime's integer kernels do the products.
+   VNNI, seven elsewhere: ``int8.weight_levels``), and onnxruntime's integer kernels do the products.
    A 31-token message embeds in 4.1-4.3 ms instead of 8.6-9.5 on one thread here, the weights
    take 22 MB instead of 87, and a process ~50 MB for the model instead of ~90. The vectors move
    a little (cosine to the float32 ones at least 0.994, 0.998 on average over 400 TweetEval
@@ -47,6 +47,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from knowledge import int8
+
 logger = logging.getLogger(__name__)
 
 PREPARE_TIMEOUT = 180  # seconds; the copy takes ~3 s here
@@ -59,15 +61,6 @@ STATES_DIFFERENCE = 1e-4
 # weights, 0.983 with seven (on real text the sentence vectors' least is 0.994 and 0.993); one
 # column scale of one matrix a third off gave 0.93-0.95.
 MIN_COSINE = 0.97
-# The weights' int8 range. CPUs without VNNI (x86 before Cascade Lake and Zen 4) multiply uint8
-# by int8 in pairs summed into 16 bits, which overflows past 2 * 255 * 64, so full-range weights
-# could saturate there (onnxruntime's advice: seven-bit weights, its ``reduce_range``). Seven
-# bits are safe on every CPU: what a file that travels (a sentiment model's tuned layers) holds.
-# The encoder's copy is made on the machine that serves it, or made again there (its name
-# carries the range), and takes eight bits where VNNI sums into 32: closer to float32 (cosine
-# 0.9976 on average against 0.9956 over 400 tweets; SST-2 dev 0.867 against 0.859).
-SAFE_LEVELS = 63
-VNNI_LEVELS = 127
 STATES_OUTPUT = "token_states"
 # The encoder (all-MiniLM-L6-v2): six layers of 12 attention heads of 32; the states returned
 # are those after STATES_AFTER layers, so the last TUNABLE layers can be run again, tuned.
@@ -97,16 +90,6 @@ _LAYER_INITIALIZERS = {
 }
 
 
-def weight_levels(cpuinfo: Path = Path("/proc/cpuinfo")) -> int:
-    """The int8 range for the encoder's weights on this CPU: full where x86 VNNI sums the
-    products into 32 bits, seven bits anywhere else (see SAFE_LEVELS)."""
-    try:
-        flags = cpuinfo.read_text(errors="replace").split()
-    except OSError:
-        return SAFE_LEVELS
-    return VNNI_LEVELS if {"avx512_vnni", "avx_vnni"} & set(flags) else SAFE_LEVELS
-
-
 def prepared_path(source: Path, directory: Path, levels: int) -> Path:
     import onnxruntime
 
@@ -119,7 +102,7 @@ def prepared_path(source: Path, directory: Path, levels: int) -> Path:
 def serving_model(source: Path, directory: Path) -> Path:
     """The prepared copy of ``source`` in ``directory``, made now if missing; ``source`` itself
     when it cannot be made (logged)."""
-    levels = weight_levels()
+    levels = int8.weight_levels()
     target = prepared_path(source, directory, levels)
     if target.exists():
         return target
@@ -202,66 +185,6 @@ def _expose_states(model: Any) -> None:
     model.graph.output.append(helper.make_tensor_value_info(STATES_OUTPUT, TensorProto.FLOAT, None))
 
 
-def _int8_matmuls(model: Any, levels: int = SAFE_LEVELS) -> int:
-    """Rewrite each MatMul(x, W), W a float32 matrix among the initializers, as integer
-    products: each row of x (a token's state) scaled to -127..127 by its own largest magnitude
-    and held as uint8 around 128, each column of W by its own to -levels..levels as int8 (see
-    SAFE_LEVELS), and the int32 sums scaled back by the column's scale, then the row's. Returns
-    how many were rewritten.
-
-    The column's scale comes first on purpose: onnxruntime fuses MatMulInteger, its Cast and
-    the Mul after them into MatMulIntegerToFloat, which takes that Mul's scale as one per column
-    at most; with the row's scale in that place the fused graph gave wrong vectors (cosine 0.38
-    to the right ones, measured)."""
-    import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
-
-    graph = model.graph
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
-    matrices = {
-        init.name: init for init in graph.initializer if init.data_type == TensorProto.FLOAT and len(init.dims) == 2
-    }
-    constants = {"int8_limit": np.float32(127.0), "int8_floor": np.float32(1e-12), "int8_centre": np.float32(128.0)}
-    added = [numpy_helper.from_array(np.asarray(value), name) for name, value in constants.items()]
-    added.append(numpy_helper.from_array(np.asarray(128, dtype=np.uint8), "int8_zero_point"))
-    rebuilt, count = [], 0
-    for node in graph.node:
-        if node.op_type != "MatMul" or node.input[1] not in matrices or node.input[0] in matrices:
-            rebuilt.append(node)
-            continue
-        weights = numpy_helper.to_array(matrices[node.input[1]]).astype(np.float32)
-        column_scale = np.abs(weights).max(axis=0) / levels
-        column_scale[column_scale == 0] = 1.0
-        quantized = np.clip(np.round(weights / column_scale), -levels, levels).astype(np.int8)
-        p, x = f"int8_{count}", node.input[0]
-        added += [numpy_helper.from_array(quantized, f"{p}_w"), numpy_helper.from_array(column_scale, f"{p}_ws")]
-        if opset >= 18:  # ReduceMax's axes became an input
-            added.append(numpy_helper.from_array(np.asarray([-1], dtype=np.int64), f"{p}_axes"))
-            largest = helper.make_node("ReduceMax", [f"{p}_abs", f"{p}_axes"], [f"{p}_max"], keepdims=1)
-        else:
-            largest = helper.make_node("ReduceMax", [f"{p}_abs"], [f"{p}_max"], axes=[-1], keepdims=1)
-        rebuilt += [
-            helper.make_node("Abs", [x], [f"{p}_abs"]),
-            largest,
-            helper.make_node("Max", [f"{p}_max", "int8_floor"], [f"{p}_max1"]),
-            helper.make_node("Div", [f"{p}_max1", "int8_limit"], [f"{p}_xs"]),  # the row's scale
-            helper.make_node("Div", [x, f"{p}_xs"], [f"{p}_x"]),
-            helper.make_node("Round", [f"{p}_x"], [f"{p}_xr"]),
-            helper.make_node("Add", [f"{p}_xr", "int8_centre"], [f"{p}_xc"]),
-            helper.make_node("Cast", [f"{p}_xc"], [f"{p}_xq"], to=TensorProto.UINT8),
-            helper.make_node("MatMulInteger", [f"{p}_xq", f"{p}_w", "int8_zero_point"], [f"{p}_sum"]),
-            helper.make_node("Cast", [f"{p}_sum"], [f"{p}_sumf"], to=TensorProto.FLOAT),
-            helper.make_node("Mul", [f"{p}_sumf", f"{p}_ws"], [f"{p}_col"]),
-            helper.make_node("Mul", [f"{p}_col", f"{p}_xs"], [node.output[0]]),
-        ]
-        count += 1
-    del graph.node[:]
-    graph.node.extend(rebuilt)
-    graph.initializer.extend(added)
-    _drop_unused_initializers(model)
-    return count
-
-
 def _drop_unused_initializers(model: Any) -> None:
     used = {name for node in model.graph.node for name in node.input}
     kept = [init for init in model.graph.initializer if init.name in used]
@@ -333,7 +256,7 @@ def layers_model(layers: list[dict[str, Any]], dtype: str = "float32") -> bytes:
     tokens; 1 a token, 0 padding, as float), output ``hidden``, the last layer's token states.
     ``dtype`` "float16" stores the matrices in half the bytes (cast back as the model opens);
     "int8" stores them in a quarter and multiplies in int8 as the serving encoder does
-    (``_int8_matmuls``), with seven-bit weights, right on every CPU.
+    (``knowledge.int8``), with seven-bit weights, right on every CPU.
     BERT's post-norm layer as MiniLM has it: 12 heads of 32, exact GELU."""
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
@@ -408,7 +331,8 @@ def layers_model(layers: list[dict[str, Any]], dtype: str = "float32") -> bytes:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="concierge")
     if dtype == "int8":
-        _int8_matmuls(model)
+        int8.matmuls(model)
+        _drop_unused_initializers(model)
     return bytes(model.SerializeToString())
 
 
@@ -444,9 +368,9 @@ def _sample_feeds(session: Any) -> list[dict[str, Any]]:
     return feeds
 
 
-def prepare(source: Path, target: Path, levels: int = SAFE_LEVELS) -> str:
+def prepare(source: Path, target: Path, levels: int = int8.SAFE_LEVELS) -> str:
     """Write the serving copy of ``source`` to ``target`` (atomically) and say what was done;
-    ``levels``: the weights' int8 range (``weight_levels``)."""
+    ``levels``: the weights' int8 range (``int8.weight_levels``)."""
     import numpy as np
     import onnx
     import onnxruntime
@@ -488,7 +412,8 @@ def prepare(source: Path, target: Path, levels: int = SAFE_LEVELS) -> str:
             if gap > STATES_DIFFERENCE:
                 raise RuntimeError(f"the last layers run on the prepared model's states differ by {gap:.2e}")
         model = onnx.load(str(optimized))
-        products = _int8_matmuls(model, levels)
+        products = int8.matmuls(model, levels)
+        _drop_unused_initializers(model)
         integer = Path(work) / "int8.onnx"
         onnx.save(model, str(integer))
         del model
@@ -511,6 +436,10 @@ def prepare(source: Path, target: Path, levels: int = SAFE_LEVELS) -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (3, 4) or (len(sys.argv) == 4 and sys.argv[3] not in (str(SAFE_LEVELS), str(VNNI_LEVELS))):
-        sys.exit(f"usage: python -m knowledge.model_prep SOURCE.onnx TARGET.onnx [{SAFE_LEVELS}|{VNNI_LEVELS}]")
-    print(prepare(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) == 4 else SAFE_LEVELS))
+    if len(sys.argv) not in (3, 4) or (
+        len(sys.argv) == 4 and sys.argv[3] not in (str(int8.SAFE_LEVELS), str(int8.VNNI_LEVELS))
+    ):
+        sys.exit(
+            f"usage: python -m knowledge.model_prep SOURCE.onnx TARGET.onnx [{int8.SAFE_LEVELS}|{int8.VNNI_LEVELS}]"
+        )
+    print(prepare(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) == 4 else int8.SAFE_LEVELS))

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
-from knowledge import embeddings, model_prep
+from knowledge import embeddings, int8, model_prep
 
 TEXTS = ["How do I return a tent?", "退货需要多久", "my order never arrived and nobody answers " * 20]
 
@@ -53,9 +53,9 @@ def test_the_serving_copy_embeds_as_the_packaged_model_in_int8_whatever_the_batc
     assert len(matrices) == 6 * model_prep.LAYERS
     assert {init.data_type for init in matrices} == {onnx.TensorProto.INT8}
     # Eight bits where the CPU has VNNI, seven elsewhere; the range is in the copy's name.
-    levels = model_prep.weight_levels()
+    levels = int8.weight_levels()
     assert {int(np.abs(onnx.numpy_helper.to_array(init)).max()) for init in matrices} == {levels}
-    other = model_prep.SAFE_LEVELS + model_prep.VNNI_LEVELS - levels
+    other = int8.SAFE_LEVELS + int8.VNNI_LEVELS - levels
     assert Path(served.model) == model_prep.prepared_path(packaged, tmp_path / "models", levels)
     assert model_prep.prepared_path(packaged, tmp_path / "models", other) != Path(served.model)
     assert sum(node.op_type == "MatMulInteger" for node in graph.node) == 6 * model_prep.LAYERS
@@ -68,11 +68,11 @@ def test_the_serving_copy_embeds_as_the_packaged_model_in_int8_whatever_the_batc
 def test_full_range_int8_weights_only_where_the_cpu_has_vnni(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor : 0\nflags : fpu sse4_2 avx avx2 fma avx512f avx512bw\n")
-    assert model_prep.weight_levels(cpuinfo) == model_prep.SAFE_LEVELS == 63  # pairs summed in 16 bits
+    assert int8.weight_levels(cpuinfo) == int8.SAFE_LEVELS == 63  # pairs summed in 16 bits
     for flag in ("avx512_vnni", "avx_vnni"):
         cpuinfo.write_text(f"processor : 0\nflags : fpu avx2 fma avx512f {flag} avx512bw\n")
-        assert model_prep.weight_levels(cpuinfo) == model_prep.VNNI_LEVELS == 127
-    assert model_prep.weight_levels(tmp_path / "missing") == model_prep.SAFE_LEVELS
+        assert int8.weight_levels(cpuinfo) == int8.VNNI_LEVELS == 127
+    assert int8.weight_levels(tmp_path / "missing") == int8.SAFE_LEVELS
 
 
 def test_a_copy_that_cannot_be_made_leaves_the_packaged_model_serving(tmp_path, settings, packaged, caplog):
@@ -119,7 +119,7 @@ def test_the_serving_copy_returns_the_token_states_the_last_layers_run_on(tmp_pa
     initializers = onnx.load_from_string(graph).graph.initializer
     weights = [onnx.numpy_helper.to_array(init) for init in initializers if len(init.dims) == 2]
     assert len(weights) == 6 * model_prep.TUNABLE
-    assert {int(np.abs(w).max()) for w in weights} == {model_prep.SAFE_LEVELS}
+    assert {int(np.abs(w).max()) for w in weights} == {int8.SAFE_LEVELS}
     # A graph's weights come back out (layers_weights), to be built again in another dtype.
     back = model_prep.layers_weights(model_prep.layers_model(layers))
     assert all(np.array_equal(a[k], b[k]) for a, b in zip(back, layers, strict=True) for k in model_prep.LAYER_KEYS)
@@ -145,7 +145,7 @@ def test_a_model_that_would_change_the_vectors_is_refused(tmp_path, packaged, mo
 
 def test_int8_products_that_would_move_the_vectors_are_refused(tmp_path, packaged, monkeypatch):
     # An int8 rewrite with a wrong scale must never replace anything either.
-    rewrite = model_prep._int8_matmuls
+    rewrite = int8.matmuls
 
     def wrong(model, levels):
         count = rewrite(model, levels)
@@ -155,7 +155,7 @@ def test_int8_products_that_would_move_the_vectors_are_refused(tmp_path, package
                 init.CopyFrom(onnx.numpy_helper.from_array(array.astype(np.float32), init.name))
         return count
 
-    monkeypatch.setattr(model_prep, "_int8_matmuls", wrong)
+    monkeypatch.setattr(int8, "matmuls", wrong)
     target = tmp_path / "copy.onnx"
     with pytest.raises(RuntimeError, match="int8 products move the vectors too far"):
         model_prep.prepare(packaged, target)
