@@ -157,9 +157,10 @@ async def converse(
                         conversation.last_seq = max(conversation.last_seq, frame["seq"])
                         if frame["role"] == "bot" and pending is not None:
                             conversation.replies += 1
-                            conversation.latencies_ms.append((time.monotonic() - pending[2]) * 1000)
-                            conversation.replied_at.append(time.monotonic())
-                            conversation.waits_ms.append((time.monotonic() - pending[3]) * 1000)
+                            now = time.monotonic()
+                            conversation.latencies_ms.append((now - pending[2]) * 1000)
+                            conversation.replied_at.append(now)
+                            conversation.waits_ms.append((now - pending[3]) * 1000)
                             conversation.handoff = bool(frame.get("handoff"))
                             pending = None
                             next_at = time.monotonic() + random.uniform(*think)

@@ -194,16 +194,14 @@ def _drop_unused_initializers(model: Any) -> None:
 
 def _cosines(a: Any, b: Any, mask: Any) -> float:
     """The least cosine between ``a`` and ``b`` (batch, tokens, width) over the real tokens'
-    states and over the sentence vectors (their masked means)."""
+    states and over the sentence vectors made from them (``mask``: 1 a token, 0 padding)."""
     import numpy as np
 
-    def unit(x: Any) -> Any:
-        return x / np.clip(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12, None)
+    from knowledge.embeddings import mean_pooled
 
-    real = mask.astype(bool)
-    tokens = (unit(a) * unit(b)).sum(axis=-1)[real]
-    pooled = [(x * mask[..., None]).sum(axis=1) for x in (a, b)]
-    sentences = (unit(pooled[0]) * unit(pooled[1])).sum(axis=-1)
+    norms = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
+    tokens = ((a * b).sum(axis=-1) / np.clip(norms, 1e-12, None))[mask.astype(bool)]
+    sentences = (mean_pooled(a, mask) * mean_pooled(b, mask)).sum(axis=-1)
     return float(min(tokens.min(), sentences.min()))
 
 
@@ -401,8 +399,10 @@ def prepare(source: Path, target: Path, levels: int = int8.SAFE_LEVELS) -> str:
         last = onnxruntime.InferenceSession(
             layers_model(packaged_layers(source, STATES_AFTER)), plain, providers=["CPUExecutionProvider"]
         )
+        outputs = ["last_hidden_state", STATES_OUTPUT]
+        checked = []  # (feed, its mask, the float32 copy's outputs), for the int8 copy's check below
         for feed in _sample_feeds(reference):
-            output, states = candidate.run(["last_hidden_state", STATES_OUTPUT], feed)
+            output, states = candidate.run(outputs, feed)
             difference = float(np.abs(reference.run(None, feed)[0] - output).max())
             if difference > MAX_DIFFERENCE:
                 raise RuntimeError(f"the prepared model differs from the packaged one by {difference:.2e}")
@@ -411,6 +411,7 @@ def prepare(source: Path, target: Path, levels: int = int8.SAFE_LEVELS) -> str:
             gap = float(np.abs((rerun - output) * mask[..., None]).max())
             if gap > STATES_DIFFERENCE:
                 raise RuntimeError(f"the last layers run on the prepared model's states differ by {gap:.2e}")
+            checked.append((feed, mask, (output, states)))
         model = onnx.load(str(optimized))
         products = int8.matmuls(model, levels)
         _drop_unused_initializers(model)
@@ -420,11 +421,11 @@ def prepare(source: Path, target: Path, levels: int = int8.SAFE_LEVELS) -> str:
         final = Path(work) / "final.onnx"
         optimise(integer, final)
         served = onnxruntime.InferenceSession(str(final), plain, providers=["CPUExecutionProvider"])
-        worst = 1.0
-        for feed in _sample_feeds(reference):
-            names = ["last_hidden_state", STATES_OUTPUT]
-            for exact, near in zip(candidate.run(names, feed), served.run(names, feed), strict=True):
-                worst = min(worst, _cosines(exact, near, feed["attention_mask"]))
+        worst = min(
+            _cosines(exact, near, mask)
+            for feed, mask, float32 in checked
+            for exact, near in zip(float32, served.run(outputs, feed), strict=True)
+        )
         if worst < MIN_COSINE:
             raise RuntimeError(f"the int8 products move the vectors too far (cosine {worst:.4f} < {MIN_COSINE})")
         os.replace(final, target)
