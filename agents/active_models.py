@@ -4,7 +4,9 @@ shipped with Concierge), and, while an A/B test runs, the candidate version for 
 conversations in its arm. Each version is loaded once per process. Which rows are active and
 which tests run is read at most once every ACTIVE_CHECK_SECONDS per process (a query per chat
 turn was a tenth of the turn's database work): a change made in this process serves from the
-next message, one made in another process (admin, a command) within those seconds.
+next message, one made in another process (admin, a command) within those seconds; in a web
+worker, where PostgreSQL announces changes (config.changes), a value is kept until a change of
+its organization is announced, so a turn after a quiet spell does not read them all again.
 Loading happens beside the old model, which keeps serving until the new one is ready.
 
 Reading only: training, activation and tests are agents.services and agents.experiments; the
@@ -20,6 +22,7 @@ from django.db.models import Q
 
 from agents.intents import IntentClassifier
 from agents.models import IntentModel, ModelExperiment, ModelKind, SentimentModel, experiment_arm
+from config import changes
 
 ACTIVE_CHECK_SECONDS = 2.0
 
@@ -28,8 +31,8 @@ _loaded: dict[tuple[str, int], Any] = {}
 _loaded_lock = threading.Lock()
 _loading: dict[tuple[str, int], threading.Lock] = {}  # held while a version loads
 _served: dict[tuple[str, Any], tuple[int, int]] = {}  # (kind, key) -> (pk, version) answering last
-# what a query found, and when: (kind, key) -> (checked at, value)
-_checked: dict[tuple[str, Any], tuple[float, Any]] = {}
+# what a query found, and when: (kind, key) -> (checked at, value, config.changes token)
+_checked: dict[tuple[str, Any], tuple[float, Any, tuple[int, int]]] = {}
 
 
 def active_models_forget() -> None:
@@ -46,11 +49,17 @@ def models_unload() -> None:
 
 def _recent(kind: str, key: Any, read: Callable[[], Any]) -> Any:
     now = time.monotonic()
+    organization_id = key[0] if isinstance(key, tuple) else key
     checked = _checked.get((kind, key))
-    if checked is not None and now - checked[0] < ACTIVE_CHECK_SECONDS:
-        return checked[1]
+    if checked is not None:
+        age = now - checked[0]
+        if age < ACTIVE_CHECK_SECONDS or (
+            age < changes.TRUST_SECONDS and changes.unchanged(organization_id, checked[2])
+        ):
+            return checked[1]
+    since = changes.token(organization_id)
     value = read()
-    _checked[(kind, key)] = (now, value)
+    _checked[(kind, key)] = (now, value, since)
     return value
 
 

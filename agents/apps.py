@@ -61,15 +61,19 @@ class AgentsConfig(AppConfig):
         """The LLM client (when one is configured), what ``warm_shared`` loads (already there when
         the gunicorn master loaded it), and the assistant itself: each organization's intent
         model and keyword index, the reading stages run for each, then one whole turn through
-        the services, rolled back (``assistant_rehearse``)."""
+        the services, rolled back (``assistant_rehearse``), on each of the chat's turn threads
+        (``turns.turn_threads_warm``); and the turn's metric series."""
         from agents import llm, pipeline
         from agents.services import assistant_rehearse
+        from agents.turns import turn_threads_warm
+        from monitoring.metrics import chat_metrics_warm
+        from tickets.models import SentimentLabel
 
         llm.warm()
         self.warm_shared()
+        chat_metrics_warm([*(name for name, _ in pipeline.STAGES), "total"], SentimentLabel.values)
         try:
             warmed = pipeline.warm()
-            if warmed:
-                assistant_rehearse(organization_id=warmed[0])
+            turn_threads_warm((lambda: assistant_rehearse(organization_id=warmed[0])) if warmed else None)
         except Exception:  # a store down at boot: the first turns load what they need instead
             logger.warning("the assistant was not warmed; its first turns will be slower", exc_info=True)

@@ -433,7 +433,8 @@ def assistant_rehearse(*, organization_id: int) -> None:
     first turn took 84 ms against 47 ms for those after it. Nothing of it stays: its rows go with
     the transaction, and the broadcasts and tasks queued for the commit with them; it calls no
     organization's system, asks no LLM (``pipeline.REHEARSING``), counts in no metric and logs no
-    "bot turn" line. The organization's chat rate limit in Redis does count the one message."""
+    "bot turn" line. The organization's chat rate limit in Redis does count the one message (a
+    web worker rehearses once on each of its turn threads: ``turns.turn_threads_warm``)."""
     from agents.pipeline import REHEARSING
     from tickets import services as desk
 

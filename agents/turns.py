@@ -12,7 +12,6 @@ stored, with a ``busy`` error frame and ``retry_after``; the widget keeps it and
 then. A message that was accepted (acknowledged) is always answered. The expected wait is the
 turns in flight times the recent time a turn spends on a thread, shared among the threads."""
 
-import contextlib
 import math
 import os
 import threading
@@ -84,21 +83,34 @@ class TurnGate:
 
         return await self.run(call)
 
+    def on_each_thread(self, function: Callable[[], object], timeout: float = 10.0) -> None:
+        """Run ``function`` once on each of the pool's threads, starting those not started yet
+        (a barrier holds every thread until all have a task, so no thread takes two); the first
+        error of one of them is raised once all have ended."""
+        barrier = threading.Barrier(self.threads, timeout=timeout)
+
+        def here() -> None:
+            try:
+                barrier.wait()
+            finally:
+                function()
+
+        errors = []
+        for future in [self.executor.submit(here) for _ in range(self.threads)]:
+            try:
+                future.result(timeout=timeout + 5)
+            except threading.BrokenBarrierError:
+                continue
+            except Exception as exc:  # every thread's task ends before the first error is raised
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
     def close(self) -> None:
         """Close every pool thread's database connection and stop the threads (process exit, tests)."""
         from django.db import connections
 
-        barrier = threading.Barrier(self.threads, timeout=10)
-
-        def close_here() -> None:
-            try:
-                barrier.wait()  # one task on each thread
-            finally:
-                connections.close_all()
-
-        for future in [self.executor.submit(close_here) for _ in range(self.threads)]:
-            with contextlib.suppress(threading.BrokenBarrierError):
-                future.result(timeout=15)
+        self.on_each_thread(connections.close_all)
         self.executor.shutdown(wait=True)
 
 
@@ -116,6 +128,37 @@ def turn_gate() -> TurnGate:
 
                 _gate = TurnGate(_threads(), settings.CONCIERGE_BUSY_WAIT_SECONDS)
     return _gate
+
+
+def turn_threads_warm(work: Callable[[], object] | None = None) -> None:
+    """Start this process's turn threads before its first chat and run ``work`` on each (the
+    rehearsed turn, at boot), or else just make the thread's database connection object (a
+    connection from the pool, handed back) and its cache client. What a thread makes on its
+    first turn is then made: on a fresh worker, rehearsing on the lifespan thread alone left the
+    first turn's thread ~300 page faults and ~5 ms to pay (bench/cold_start.py, issue 14).
+    Each thread takes a pooled connection of its own before any runs ``work``, so as many
+    connections make their first queries (PostgreSQL reading its catalog) as there are threads.
+    Errors of ``work`` are raised here."""
+    from django.core.cache import caches
+    from django.db import connection, connections
+
+    gate = turn_gate()
+    held = threading.Barrier(gate.threads, timeout=10)
+
+    def warm() -> None:
+        caches["default"]  # made on first use in each thread
+        try:
+            connection.ensure_connection()
+            held.wait()  # every thread holds a connection of its own before any rehearses
+            if work is not None:
+                work()
+        except Exception:
+            held.abort()  # the others stop waiting
+            raise
+        finally:
+            connections.close_all()
+
+    gate.on_each_thread(warm)
 
 
 def turn_gate_close() -> None:

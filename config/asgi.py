@@ -16,6 +16,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from agents.routing import websocket_urlpatterns  # noqa: E402
 from agents.turns import turn_gate_close  # noqa: E402
+from config.changes import changes_stop  # noqa: E402
 from config.warmup import warm_channel_layer, warm_serving  # noqa: E402
 
 router = ProtocolTypeRouter(
@@ -39,5 +40,6 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await send({"type": "lifespan.startup.complete"})
         elif event["type"] == "lifespan.shutdown":
             await asyncio.to_thread(turn_gate_close)
+            await asyncio.to_thread(changes_stop)
             await send({"type": "lifespan.shutdown.complete"})
             return

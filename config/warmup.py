@@ -8,6 +8,7 @@ reports the dependency, and the client is made on first use once it is back."""
 
 import asyncio
 import contextvars
+import gc
 import importlib
 import logging
 import time
@@ -39,13 +40,19 @@ def warm_process() -> dict[str, float]:
 def warm_serving() -> dict[str, float]:
     """``warm_process`` on a thread of its own (an ASGI server's lifespan startup), then that
     thread's database connection handed back: with the pool, the warmed connection serves the
-    first requests instead of staying checked out by a thread that never runs again."""
+    first requests instead of staying checked out by a thread that never runs again. The
+    process listens for changes of the rows it caches (config.changes) from here on."""
     from django.db import connections
 
+    from config.changes import changes_listen
+
     try:
+        # Before warming: what the warm reads into the caches then stays until it changes.
+        changes_listen()
         return warm_process()
     finally:
         connections.close_all()
+        gc.collect()  # what warming left for the collector, before the trim hands free pages back
         release_free_memory()
 
 
@@ -128,6 +135,15 @@ def _build_urls() -> None:
 # ``warm_shared`` first so their code and module objects are pages the workers share instead of
 # each importing its own: the assistant's chain (LangChain, pydantic, httpx), the vector store's
 # client library (chromadb and its Rust bindings; the client itself, which runs threads, is made
-# in each worker) and the database pool. Importing them starts no thread (the master probe in
-# tests/deploy checks). Measured on the production stack: bench/README.md, issue 14.
-SHARED_IMPORTS = ("agents.pipeline", "agents.services", "chromadb", "chromadb_rust_bindings", "psycopg_pool")
+# in each worker), the database pool, and the LLM answer's grounding check (imported by the
+# first answer the LLM writes; a rehearsed turn asks no LLM). Importing them starts no thread
+# (the master probe in tests/deploy checks). Measured on the production stack: bench/README.md,
+# issue 14.
+SHARED_IMPORTS = (
+    "agents.grounding",
+    "agents.pipeline",
+    "agents.services",
+    "chromadb",
+    "chromadb_rust_bindings",
+    "psycopg_pool",
+)

@@ -22,6 +22,7 @@ import numpy as np
 from django.conf import settings
 from django.db.models import Count, Max
 
+from config import changes
 from config.clients import process_client
 
 
@@ -266,8 +267,9 @@ class _Index:
     retriever: Any
 
 
-# (organization id, corpus) -> (read at, fingerprint), for corpora with stamp_seconds.
-_stamps: dict[tuple[int, str], tuple[float, tuple[Any, ...]]] = {}
+# (organization id, corpus) -> (read at, fingerprint, config.changes token), for corpora with
+# stamp_seconds.
+_stamps: dict[tuple[int, str], tuple[float, tuple[Any, ...], tuple[int, int]]] = {}
 
 
 def stamps_forget(organization_id: int | None = None, corpus: str | None = None) -> None:
@@ -279,15 +281,22 @@ def stamps_forget(organization_id: int | None = None, corpus: str | None = None)
 
 
 def _stamp(organization_id: int, corpus: Corpus) -> tuple[Any, ...]:
+    """The corpus's fingerprint, read again after ``stamp_seconds``, or, where PostgreSQL
+    announces changes (config.changes), once a change of the organization was announced."""
     key = (organization_id, corpus.name)
     now = time.monotonic()
     if corpus.stamp_seconds:
         read = _stamps.get(key)
-        if read is not None and now - read[0] < corpus.stamp_seconds:
-            return read[1]
+        if read is not None:
+            age = now - read[0]
+            if age < corpus.stamp_seconds or (
+                age < changes.TRUST_SECONDS and changes.unchanged(organization_id, read[2])
+            ):
+                return read[1]
+    since = changes.token(organization_id)
     stamp = corpus.stamp(organization_id)
     if corpus.stamp_seconds:
-        _stamps[key] = (now, stamp)
+        _stamps[key] = (now, stamp, since)
     return stamp
 
 

@@ -188,3 +188,35 @@ async def test_the_turn_reaches_its_own_socket_once_and_other_tabs_through_redis
     assert [(f["seq"], f["role"]) for f in seen if f["type"] == "message"] == [(1, "customer"), (2, "bot")]
     await asking.disconnect()
     await other_tab.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_rehearses_once_on_each_turn_thread_each_with_its_own_connection(monkeypatch):
+    gate = TurnGate(threads=3, busy_wait=1.0)
+    monkeypatch.setattr(turns, "_gate", gate)
+    seen: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def rehearse() -> None:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        with lock:
+            seen.append((threading.current_thread().name, pid))
+
+    try:
+        turns.turn_threads_warm(rehearse)
+        names = {name for name, _ in seen}
+        assert len(seen) == 3 and len(names) == 3 and all(n.startswith("chat-turn") for n in names)
+        assert len({pid for _, pid in seen}) == 3  # at the same time: three pooled connections warmed
+
+        def fail() -> None:
+            raise RuntimeError("the database is down")
+
+        with pytest.raises(RuntimeError, match="down"):  # the caller logs it; the process serves
+            turns.turn_threads_warm(fail)
+        turns.turn_threads_warm()  # without a rehearsal: the threads' connections, handed back
+    finally:
+        gate.close()

@@ -207,3 +207,16 @@ def test_message_text_never_reaches_the_access_log(api, customer):
         api.post(f"/api/v1/conversations/{conversation.pk}/messages/", {"text": "my card is 4111"}, format="json")
     assert Message.objects.filter(conversation=conversation).count() == 1
     assert lines and not any("4111" in JsonFormatter().format(r) for r in lines)
+
+
+def test_a_worker_makes_its_chat_turn_series_at_zero_before_its_first_turn():
+    from monitoring.metrics import chat_metrics_warm
+
+    answered = REGISTRY.get_sample_value("concierge_chat_turns_total", {"outcome": "answered"})
+    assert REGISTRY.get_sample_value("concierge_pipeline_stage_seconds_count", {"stage": "warm-check"}) is None
+    chat_metrics_warm(["warm-check"], ["warm-label"])
+    assert REGISTRY.get_sample_value("concierge_pipeline_stage_seconds_count", {"stage": "warm-check"}) == 0
+    assert REGISTRY.get_sample_value("concierge_sentiment_total", {"label": "warm-label"}) == 0
+    assert REGISTRY.get_sample_value("concierge_chat_turns_total", {"outcome": "handoff"}) is not None
+    # Made, not counted: what was counted before stays as it was.
+    assert REGISTRY.get_sample_value("concierge_chat_turns_total", {"outcome": "answered"}) == (answered or 0)
