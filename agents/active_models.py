@@ -48,15 +48,11 @@ def models_unload() -> None:
 
 
 def _recent(kind: str, key: Any, read: Callable[[], Any]) -> Any:
-    now = time.monotonic()
     organization_id = key[0] if isinstance(key, tuple) else key
     checked = _checked.get((kind, key))
-    if checked is not None:
-        age = now - checked[0]
-        if age < ACTIVE_CHECK_SECONDS or (
-            age < changes.TRUST_SECONDS and changes.unchanged(organization_id, checked[2])
-        ):
-            return checked[1]
+    if checked is not None and changes.still_good(checked[0], ACTIVE_CHECK_SECONDS, organization_id, checked[2]):
+        return checked[1]
+    now = time.monotonic()
     since = changes.token(organization_id)
     value = read()
     _checked[(kind, key)] = (now, value, since)

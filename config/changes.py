@@ -3,7 +3,7 @@ they change.
 
 A chat turn reads several things that change a few times a day: the active intent and
 sentiment models, running A/B tests, intent policies, actions, the organization's profile, the
-knowledge base's fingerprint. Each process caches them and read them again every 1-2 s (a query
+knowledge base's fingerprint. Each process cached them and read them again every 1-2 s (a query
 per turn was a tenth of the turn's database work). After a quiet spell every one had expired,
 so the first turn paid for all the reads again: 37-39 ms against 27 ms back to back, and a
 fresh worker's first turn always came after one (bench/cold_start.py, issue 14).
@@ -12,8 +12,8 @@ Now triggers on the tables those reads come from (migration agents 0011) send a 
 notification on ``CHANNEL`` when a row is written, with the table and the row's organization,
 and each serving process listens on a connection of its own (``changes_listen``, started when
 a web worker warms). A cached value then stays good for as long as no change of its
-organization has been announced since it was read (``token`` before the read, ``unchanged``
-after), up to TRUST_SECONDS. A change without an organization (a model for every
+organization has been announced since it was read (``token`` before the read, ``still_good``
+on each use), up to TRUST_SECONDS. A change without an organization (a model for every
 organization, a table emptied) drops everything. While the listener is not connected (before
 it starts, after its connection drops, and always outside the web workers and without
 PostgreSQL) ``unchanged`` is False and the caches expire after their own seconds, as before;
@@ -68,6 +68,14 @@ def unchanged(organization_id: int | None, since: tuple[int, int]) -> bool:
     """True when the listener is connected and no change of this organization (or of every
     organization) was announced since ``since`` was taken."""
     return _listening.is_set() and token(organization_id) == since
+
+
+def still_good(read_at: float, seconds: float, organization_id: int | None, since: tuple[int, int]) -> bool:
+    """Whether a cached value read at ``read_at`` (``time.monotonic()``), with ``since`` taken
+    before the read, may serve now: younger than its own ``seconds``, or younger than
+    TRUST_SECONDS with no change of its organization announced since."""
+    age = time.monotonic() - read_at
+    return age < seconds or (age < TRUST_SECONDS and unchanged(organization_id, since))
 
 
 def changes_heard(payload: str) -> None:

@@ -287,12 +287,8 @@ def _stamp(organization_id: int, corpus: Corpus) -> tuple[Any, ...]:
     now = time.monotonic()
     if corpus.stamp_seconds:
         read = _stamps.get(key)
-        if read is not None:
-            age = now - read[0]
-            if age < corpus.stamp_seconds or (
-                age < changes.TRUST_SECONDS and changes.unchanged(organization_id, read[2])
-            ):
-                return read[1]
+        if read is not None and changes.still_good(read[0], corpus.stamp_seconds, organization_id, read[2]):
+            return read[1]
     since = changes.token(organization_id)
     stamp = corpus.stamp(organization_id)
     if corpus.stamp_seconds:
