@@ -44,16 +44,24 @@ WATCHED = (
     ("tenancy", "BusinessHours", "organization_id"),
     ("knowledge", "Chunk", "organization_id"),
 )
+# The staff API's callers (tenancy.authentication keeps tokens; tenancy migration 0006). Tokens
+# and users have no organization column (""): a change to one drops everything.
+WATCHED_CALLERS = (
+    ("authtoken", "Token", ""),
+    ("auth", "User", ""),
+    ("tenancy", "StaffProfile", "organization_id"),
+)
 
 
-def watched_tables(apps: Any) -> dict[str, str]:
+def watched_tables(apps: Any, watched: tuple[tuple[str, str, str], ...] = WATCHED) -> dict[str, str]:
     """table -> organization column, from an app registry (a migration's, or the live one)."""
-    return {apps.get_model(app, model)._meta.db_table: column for app, model, column in WATCHED}
+    return {apps.get_model(app, model)._meta.db_table: column for app, model, column in watched}
 
 
 _lock = threading.Lock()
 _epoch = 0  # moves when everything is dropped
 _generations: dict[int, int] = {}  # organization -> changes heard
+_heard = 0  # changes heard in all
 _listening = threading.Event()
 _listener: "Listener | None" = None
 
@@ -62,6 +70,14 @@ def token(organization_id: int | None) -> tuple[int, int]:
     """Take before reading what a cache keeps for this organization; ``unchanged`` compares."""
     with _lock:
         return _epoch, _generations.get(organization_id or 0, 0)
+
+
+def moment() -> tuple[int, int]:
+    """Take before a read whose organization is known only after it; if ``moment()`` is the
+    same after the read, nothing was announced meanwhile and ``token`` of that organization,
+    taken then, stands for the read."""
+    with _lock:
+        return _epoch, _heard
 
 
 def unchanged(organization_id: int | None, since: tuple[int, int]) -> bool:
@@ -80,9 +96,10 @@ def still_good(read_at: float, seconds: float, organization_id: int | None, sinc
 
 def changes_heard(payload: str) -> None:
     """One notification: ``table:organization id``, or ``table:`` for a change of all."""
-    global _epoch
+    global _epoch, _heard
     _, _, organization = payload.partition(":")
     with _lock:
+        _heard += 1
         if organization.isdigit():
             _generations[int(organization)] = _generations.get(int(organization), 0) + 1
         else:
@@ -212,9 +229,11 @@ CREATE TRIGGER concierge_change_truncate AFTER TRUNCATE ON {table}
     return function + "".join(triggers)
 
 
-def triggers_drop_sql(tables: dict[str, str]) -> str:
+def triggers_drop_sql(tables: dict[str, str], function: bool = True) -> str:
+    """Drop the triggers on ``tables``, and the trigger function unless ``function`` is False
+    (other tables' triggers still use it)."""
     drops = [
         f"DROP TRIGGER IF EXISTS concierge_change ON {t}; DROP TRIGGER IF EXISTS concierge_change_truncate ON {t};"
         for t in tables
     ]
-    return "\n".join(drops) + "\nDROP FUNCTION IF EXISTS concierge_notify_change();"
+    return "\n".join(drops) + ("\nDROP FUNCTION IF EXISTS concierge_notify_change();" if function else "")

@@ -28,16 +28,17 @@ def _generous_limits(settings):
 @pytest.fixture(autouse=True)
 def _fresh_process_caches():
     """Per-process caches outlive a test's rolled-back rows: each test reads its own (the active
-    models, the keyword index fingerprints, the API's permission copies), and none keeps the
+    models, the keyword index fingerprints, the API's permission copies and kept tokens), and none keeps the
     change listener of config.changes running after it."""
     from agents.active_models import active_models_forget, models_unload
     from knowledge.keyword import stamps_forget
-    from tenancy.authentication import permissions_forget
+    from tenancy.authentication import permissions_forget, tokens_forget
 
     active_models_forget()
     models_unload()
     stamps_forget()
     permissions_forget()
+    tokens_forget()
     yield
     # A test that warmed a serving process left its change listener (and its connection) running.
     from config.changes import changes_stop

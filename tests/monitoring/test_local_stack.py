@@ -24,9 +24,10 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def fetch(url: str) -> tuple[int, bytes]:
+def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback only)
+        request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 (loopback only)
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -68,6 +69,14 @@ def test_runstack_serves_site_and_runs_worker_and_beat(tmp_path):
         assert status == 200 and b"data-widget-key=" in body
         status, body = fetch(base + "/admin/login/")
         assert status == 200 and b"Concierge" in body
+        # The staff API on SQLite: a page's tags in a query of their own (PostgreSQL reads
+        # them in the rows' query), one ticket rendered as the list renders it.
+        made = subprocess.run([*manage, "drf_create_token", "agent"], env=env, cwd=ROOT, capture_output=True, text=True)
+        staff = {"Authorization": f"Token {made.stdout.split()[2]}"}
+        listed = json.loads(fetch(base + "/api/v1/tickets/?page_size=50", staff)[1])["results"]
+        tagged = [row for row in listed if row["tags"]]
+        assert ["damaged", "warranty"] in [row["tags"] for row in tagged] and len(tagged) < len(listed), listed
+        assert all(json.loads(fetch(base + f"/api/v1/tickets/{row['id']}/", staff)[1]) == row for row in tagged)
 
         # One vector store for every process: the stack serves var/chroma from a Chroma server.
         assert ready["checks"]["chroma"]["detail"].startswith("server 127.0.0.1:"), ready

@@ -1,14 +1,21 @@
-"""The staff API's caller: token, user and organization in one query; permissions from a
-per-process copy that follows changes made here at once and elsewhere within seconds."""
+"""The staff API's caller: token, user and organization in one query, then kept per process;
+permissions from a per-process copy. Both follow changes made here at once and elsewhere within
+seconds (the kept token within a notification's delay where the change listener runs)."""
+
+import threading
+import time
 
 import pytest
 from django.contrib.auth.models import Group
-from django.db import connection
+from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from config import changes
 from tenancy import authentication
+from tenancy.models import StaffProfile
+from tests.tickets.factories import CustomerFactory, TicketFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -19,14 +26,17 @@ def token_client(user) -> APIClient:
     return client
 
 
-def test_a_token_request_reads_token_user_and_organization_in_one_query(agent):
+def test_a_token_request_reads_token_user_and_organization_in_one_query_then_keeps_them(agent):
     client = token_client(agent)
-    assert client.get("/api/v1/tickets/").status_code == 200  # the permission copy is made
     with CaptureQueriesContext(connection) as queries:
-        assert client.get("/api/v1/tickets/").status_code == 200
+        assert client.get("/api/v1/tickets/").status_code == 200  # the permission copy is made
     reads = [q["sql"] for q in queries.captured_queries]
     assert sum("authtoken_token" in sql for sql in reads) == 1
     assert not [sql for sql in reads if "staffprofile" in sql and "authtoken_token" not in sql]
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/api/v1/tickets/").json()["count"] == 0
+    reads = [q["sql"] for q in queries.captured_queries]
+    assert not [sql for sql in reads if "authtoken_token" in sql or "staffprofile" in sql]
     assert not [sql for sql in reads if "auth_permission" in sql]
     bad = APIClient(HTTP_AUTHORIZATION="Token not-a-token").get("/api/v1/tickets/")
     assert bad.status_code == 403 and bad.json()["detail"] == "Invalid token."  # 403: session auth comes first
@@ -47,3 +57,69 @@ def test_permission_changes_apply_here_at_once_and_from_elsewhere_within_seconds
     monkeypatch.setattr(authentication.time, "monotonic", lambda: later)
     assert client.get("/api/v1/tickets/").status_code == 403
     assert Group.objects.filter(pk__in=[g.pk for g in groups]).count() == len(groups)
+
+
+def test_a_token_deleted_or_a_user_deactivated_here_is_refused_at_once(agent):
+    client = token_client(agent)
+    assert client.get("/api/v1/tickets/").status_code == 200
+    Token.objects.filter(user=agent).delete()
+    refused = client.get("/api/v1/tickets/")
+    assert refused.status_code == 403 and refused.json()["detail"] == "Invalid token."
+    client = token_client(agent)
+    assert client.get("/api/v1/tickets/").status_code == 200
+    agent.is_active = False
+    agent.save(update_fields=["is_active"])
+    assert client.get("/api/v1/tickets/").json()["detail"] == "User inactive or deleted."
+
+
+def test_another_process_deleting_a_token_is_refused_within_seconds(agent, monkeypatch):
+    client = token_client(agent)
+    assert client.get("/api/v1/tickets/").status_code == 200
+    with connection.cursor() as cursor:  # as another process would: no signal here
+        cursor.execute("DELETE FROM authtoken_token WHERE user_id = %s", [agent.pk])
+    assert client.get("/api/v1/tickets/").status_code == 200  # this process's copy, for now
+    later = authentication.time.monotonic() + authentication.TOKEN_SECONDS + 0.1
+    monkeypatch.setattr(authentication.time, "monotonic", lambda: later)
+    assert client.get("/api/v1/tickets/").status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_listening_process_keeps_a_token_until_a_change_is_announced(agent, org, other_org, monkeypatch):
+    """Real triggers (tenancy migration 0006) and the listener's own connection: the kept token
+    outlives TOKEN_SECONDS while nothing changes, and is read again once another connection
+    deletes it or moves its user to another organization."""
+    monkeypatch.setattr(authentication, "TOKEN_SECONDS", 0.05)
+    assert changes.changes_listen(wait=5)
+    try:
+        TicketFactory(customer=CustomerFactory(organization=org))
+        client = token_client(agent)
+        assert client.get("/api/v1/tickets/").json()["count"] == 1
+        time.sleep(0.3)  # the setup's own writes are heard (each drops what was kept): read again
+        assert client.get("/api/v1/tickets/").status_code == 200
+        time.sleep(0.1)  # past TOKEN_SECONDS
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get("/api/v1/tickets/").status_code == 200
+        assert not [q for q in queries.captured_queries if "authtoken_token" in q["sql"]]
+
+        _elsewhere(lambda: StaffProfile.objects.filter(user=agent).update(organization=other_org))
+        assert _until(lambda: client.get("/api/v1/tickets/").json()["count"] == 0)  # now other_org's desk
+        _elsewhere(lambda: Token.objects.filter(user=agent).delete())
+        assert _until(lambda: client.get("/api/v1/tickets/").status_code == 403)
+    finally:
+        changes.changes_stop()
+
+
+def _elsewhere(work) -> None:
+    """``work()`` committed on another thread's own connection, as in another process."""
+    thread = threading.Thread(target=lambda: (work(), connections.close_all()))
+    thread.start()
+    thread.join(10)
+
+
+def _until(condition, seconds: float = 3.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False

@@ -71,8 +71,9 @@ def ticket_lock(ticket: Ticket, organization_id: int | None = None) -> Ticket:
     ``organization_id``: only a ticket of that organization (Ticket.DoesNotExist otherwise), so
     an API call finds, scopes and locks its ticket in one query. Only the ticket's row is locked,
     not the customer's and organization's it reads with it: a lock on the organization would
-    make every change to any of its tickets (and its audit chain) wait for this one to commit."""
-    tickets = Ticket.objects.select_for_update(of=("self",)).select_related("customer", "organization")
+    make every change to any of its tickets (and its audit chain) wait for this one to commit.
+    The assignee is read with it too: every answer about a ticket names them."""
+    tickets = Ticket.objects.select_for_update(of=("self",)).select_related("customer", "organization", "assignee")
     if organization_id is not None:
         tickets = tickets.filter(organization_id=organization_id)
     return tickets.get(pk=ticket.pk)
