@@ -78,6 +78,30 @@ def until(predicate: Callable[[], Any], timeout: float = 60, every: float = 0.3)
     return predicate()
 
 
+def committed_elsewhere(work: Callable[[], Any]) -> None:
+    """``work()`` committed on another thread's own database connection, as another process
+    (admin, a worker) would commit it; its exception is raised here."""
+    import threading
+
+    from django.db import connections
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except Exception as exc:  # raised again on the test's thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
+    if errors:
+        raise errors[0]
+
+
 def http(url: str, data: dict[str, Any] | None = None) -> tuple[int, bytes]:
     request = urllib.request.Request(  # noqa: S310 (loopback only)
         url,

@@ -3,12 +3,11 @@ change of their organization (config.changes), instead of being read again every
 two: a turn after a quiet spell no longer reads them all again. Real PostgreSQL, real
 triggers (migration agents 0011), the listener's own connection."""
 
-import threading
 import time
 
 import psycopg
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from agents import active_models
@@ -17,36 +16,9 @@ from agents.models import IntentPolicy, PolicyAction
 from config import changes
 from knowledge import keyword
 from knowledge.models import Article, Chunk
+from tests.support import committed_elsewhere, until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _elsewhere(work):
-    """``work()`` committed on another thread's own connection, as admin in another process."""
-    errors = []
-
-    def run():
-        try:
-            work()
-        except Exception as exc:  # raised again on the test's thread
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(10)
-    if errors:
-        raise errors[0]
-
-
-def _until(condition, seconds=3.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def _queries(work):
@@ -85,13 +57,15 @@ def test_a_listening_process_keeps_what_it_read_until_its_organization_changes(o
     time.sleep(0.1)  # past ACTIVE_CHECK_SECONDS: without the listener both would be read again
     assert _queries(lambda: intent_policies(org.pk)) == ({}, 0)
 
-    _elsewhere(lambda: IntentPolicy.objects.create(organization=org, intent="refund", action=PolicyAction.HANDOFF))
-    assert _until(lambda: "refund" in intent_policies(org.pk))
+    committed_elsewhere(
+        lambda: IntentPolicy.objects.create(organization=org, intent="refund", action=PolicyAction.HANDOFF)
+    )
+    assert until(lambda: "refund" in intent_policies(org.pk), timeout=3, every=0.02)
     assert intent_policies(org.pk)["refund"].action == PolicyAction.HANDOFF
     assert _queries(lambda: intent_policies(other_org.pk)) == ({}, 0)  # another organization's change
 
 
-def test_the_knowledge_base_fingerprint_follows_chunks_written_elsewhere(org, listening, monkeypatch):
+def test_the_knowledge_base_fingerprint_follows_chunks_writtencommitted_elsewhere(org, listening, monkeypatch):
     corpus = keyword.CORPORA[keyword.KB]
     monkeypatch.setattr(keyword, "CORPORA", {keyword.KB: keyword.Corpus(corpus.name, corpus.rows, corpus.stamp, 0.05)})
     before, read = _queries(lambda: keyword._stamp(org.pk, keyword.CORPORA[keyword.KB]))
@@ -103,8 +77,8 @@ def test_the_knowledge_base_fingerprint_follows_chunks_written_elsewhere(org, li
         article = Article.objects.create(organization=org, title="Gift cards", slug="gift-cards", body="No expiry.")
         Chunk.objects.create(organization=org, article=article, ordinal=0, text="Gift cards never expire.")
 
-    _elsewhere(publish)
-    assert _until(lambda: keyword._stamp(org.pk, keyword.CORPORA[keyword.KB]) != before)
+    committed_elsewhere(publish)
+    assert until(lambda: keyword._stamp(org.pk, keyword.CORPORA[keyword.KB]) != before, timeout=3, every=0.02)
 
 
 def test_without_the_listener_values_expire_and_a_dropped_link_reconnects(org, listening):
@@ -114,10 +88,10 @@ def test_without_the_listener_values_expire_and_a_dropped_link_reconnects(org, l
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = %s", [f"LISTEN {changes.CHANNEL}"]
         )
         assert cursor.fetchone()[0] is True
-    assert _until(lambda: not changes.listening(), seconds=5)
+    assert until(lambda: not changes.listening(), timeout=5, every=0.02)
     time.sleep(0.1)
     assert _queries(lambda: intent_policies(org.pk))[1] == 1  # expired as before: read again
-    assert _until(changes.listening, seconds=5)  # and it listens again
+    assert until(changes.listening, timeout=5, every=0.02)  # and it listens again
     intent_policies(org.pk)
     time.sleep(0.1)
     assert _queries(lambda: intent_policies(org.pk))[1] == 0

@@ -2,12 +2,11 @@
 permissions from a per-process copy. Both follow changes made here at once and elsewhere within
 seconds (the kept token within a notification's delay where the change listener runs)."""
 
-import threading
 import time
 
 import pytest
 from django.contrib.auth.models import Group
-from django.db import connection, connections
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -15,6 +14,7 @@ from rest_framework.test import APIClient
 from config import changes
 from tenancy import authentication
 from tenancy.models import StaffProfile
+from tests.support import committed_elsewhere, until
 from tests.tickets.factories import CustomerFactory, TicketFactory
 
 pytestmark = pytest.mark.django_db
@@ -101,25 +101,11 @@ def test_a_listening_process_keeps_a_token_until_a_change_is_announced(agent, or
             assert client.get("/api/v1/tickets/").status_code == 200
         assert not [q for q in queries.captured_queries if "authtoken_token" in q["sql"]]
 
-        _elsewhere(lambda: StaffProfile.objects.filter(user=agent).update(organization=other_org))
-        assert _until(lambda: client.get("/api/v1/tickets/").json()["count"] == 0)  # now other_org's desk
-        _elsewhere(lambda: Token.objects.filter(user=agent).delete())
-        assert _until(lambda: client.get("/api/v1/tickets/").status_code == 403)
+        committed_elsewhere(lambda: StaffProfile.objects.filter(user=agent).update(organization=other_org))
+        assert until(
+            lambda: client.get("/api/v1/tickets/").json()["count"] == 0, timeout=3, every=0.02
+        )  # now other_org's desk
+        committed_elsewhere(lambda: Token.objects.filter(user=agent).delete())
+        assert until(lambda: client.get("/api/v1/tickets/").status_code == 403, timeout=3, every=0.02)
     finally:
         changes.changes_stop()
-
-
-def _elsewhere(work) -> None:
-    """``work()`` committed on another thread's own connection, as in another process."""
-    thread = threading.Thread(target=lambda: (work(), connections.close_all()))
-    thread.start()
-    thread.join(10)
-
-
-def _until(condition, seconds: float = 3.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
