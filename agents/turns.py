@@ -189,3 +189,28 @@ class Turn:
 
     async def run(self, function: Callable[..., T], /, **kwargs: Any) -> T:
         return await self.gate.timed(function, self.spent, **kwargs)
+
+
+async def turn_threads_hop_warm(timeout: float = 10.0) -> None:
+    """On the serving event loop (lifespan startup, after ``turn_threads_warm``): each turn
+    thread sends once through the channel layer as a turn's broadcasts after commit do, from the
+    thread back to this loop (async_to_sync). The rehearsal rolls back, so it never sends; a
+    fresh worker's first reply then waited ~2 ms longer for that hop than later ones
+    (bench/cold_start.py, issue 14). A failure is logged, and the process serves anyway."""
+    import asyncio
+    import logging
+
+    from tickets.transport import groups_send
+
+    gate = turn_gate()
+    barrier = threading.Barrier(gate.threads, timeout=timeout)
+    group = f"warmup.{os.getpid()}"
+
+    def send() -> None:
+        barrier.wait()  # one send on each thread
+        groups_send([(group, {"type": "warmup"}, "")])
+
+    try:
+        await asyncio.gather(*(gate.run(send) for _ in range(gate.threads)))
+    except Exception:
+        logging.getLogger(__name__).warning("the turn threads' sends were not warmed", exc_info=True)

@@ -15,7 +15,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from agents.routing import websocket_urlpatterns  # noqa: E402
-from agents.turns import turn_gate_close  # noqa: E402
+from agents.turns import turn_gate_close, turn_threads_hop_warm  # noqa: E402
 from config.changes import changes_stop  # noqa: E402
 from config.warmup import warm_channel_layer, warm_serving  # noqa: E402
 
@@ -37,6 +37,7 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if event["type"] == "lifespan.startup":
             await asyncio.to_thread(warm_serving)
             await warm_channel_layer()
+            await turn_threads_hop_warm()
             await send({"type": "lifespan.startup.complete"})
         elif event["type"] == "lifespan.shutdown":
             await asyncio.to_thread(turn_gate_close)

@@ -2,7 +2,9 @@
 frames sent straight to the customer's socket and through Redis to the others, and one
 embedding a turn, batched with other turns' queries."""
 
+import asyncio
 import json
+import os
 import threading
 
 import numpy as np
@@ -220,3 +222,34 @@ def test_a_worker_rehearses_once_on_each_turn_thread_each_with_its_own_connectio
         turns.turn_threads_warm()  # without a rehearsal: the threads' connections, handed back
     finally:
         gate.close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_at_startup_each_turn_thread_sends_once_through_the_channel_layer_to_the_serving_loop(monkeypatch):
+    """What a turn's broadcasts after commit do, done once per thread before the first chat:
+    the send runs on each of the gate's threads and arrives through the real channel layer."""
+    from channels.layers import get_channel_layer
+
+    from tickets import transport
+
+    gate = TurnGate(threads=3, busy_wait=1.0)
+    monkeypatch.setattr(turns, "_gate", gate)
+    senders: list[str] = []
+    send = transport.groups_send
+
+    def recorded(sends):
+        senders.append(threading.current_thread().name)
+        return send(sends)
+
+    monkeypatch.setattr(transport, "groups_send", recorded)
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(f"warmup.{os.getpid()}", channel)
+    try:
+        await turns.turn_threads_hop_warm()
+        received = [await asyncio.wait_for(layer.receive(channel), 5) for _ in range(3)]
+        assert [event["type"] for event in received] == ["warmup"] * 3
+        assert len(set(senders)) == 3 and all(name.startswith("chat-turn") for name in senders)
+    finally:
+        await layer.group_discard(f"warmup.{os.getpid()}", channel)
+        await database_sync_to_async(gate.close)()
