@@ -211,6 +211,7 @@ async def turn_threads_hop_warm(timeout: float = 10.0) -> None:
         groups_send([(group, {"type": "warmup"}, "")])
 
     try:
-        await asyncio.gather(*(gate.run(send) for _ in range(gate.threads)))
+        async with asyncio.timeout(timeout):  # the worker serves after it whatever happened
+            await asyncio.gather(*(gate.run(send) for _ in range(gate.threads)))
     except Exception:
         logging.getLogger(__name__).warning("the turn threads' sends were not warmed", exc_info=True)

@@ -36,8 +36,8 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
         event = await receive()
         if event["type"] == "lifespan.startup":
             await asyncio.to_thread(warm_serving)
-            await warm_channel_layer()
-            await turn_threads_hop_warm()
+            if await warm_channel_layer() is not None:  # Redis answers: the turn threads' sends too
+                await turn_threads_hop_warm()
             await send({"type": "lifespan.startup.complete"})
         elif event["type"] == "lifespan.shutdown":
             await asyncio.to_thread(turn_gate_close)
