@@ -296,12 +296,11 @@ class CustomerViewSet(
     @extend_schema(responses=TicketSerializer(many=True))
     @action(detail=True, methods=["get"])
     def tickets(self, request: Request, pk: str | None = None) -> Response:
-        """The customer's tickets, newest first, paginated like every list (the schema says so)."""
-        tickets = selectors.customer_history(customer=self.get_object()).order_by("-created_at")
-        page = self.paginate_queryset(tickets)
-        return self.get_paginated_response(
-            TicketSerializer(page, many=True, context=self.get_serializer_context()).data
-        )
+        """The customer's tickets, newest first, paginated like every list (the schema says so)
+        and rendered as the ticket list renders its rows."""
+        history = selectors.customer_history(customer=self.get_object()).order_by("-created_at")
+        page = self.paginate_queryset(selectors.ticket_values(history))
+        return self.get_paginated_response(selectors.ticket_rows(page or [], now=timezone.now()))
 
 
 # --- conversations -----------------------------------------------------------------------

@@ -278,6 +278,8 @@ def test_a_customers_tickets_are_paginated_as_the_schema_says(api, customer):
     second = TicketFactory(customer=customer, subject="Second problem")
     body = api.get(f"/api/v1/customers/{customer.pk}/tickets/").json()
     assert body["count"] == 2 and [t["id"] for t in body["results"]] == [second.pk, first.pk]
+    # Each rendered as the ticket's own URL renders it.
+    assert all(api.get(f"/api/v1/tickets/{row['id']}/").json() == row for row in body["results"])
 
 
 def test_a_detail_url_is_not_filtered_and_an_edit_reads_its_ticket_once(agent, org, django_assert_num_queries):
