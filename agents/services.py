@@ -18,6 +18,7 @@ from monitoring.context import conversation_context
 from monitoring.metrics import chat_turn_observe, sentiment_observe
 from tenancy.audit import audit_record
 from tenancy.models import Organization
+from tickets.selectors import conversation_lock, message_with_conversation, turns_before
 from tickets.transport import message_broadcast_on_commit, messages_broadcast_on_commit
 
 logger = logging.getLogger(__name__)
@@ -221,7 +222,7 @@ def customer_message_receive(
         )
     with transaction.atomic():
         # The conversation row read once, under the lock its next sequence number needs.
-        conversation = Conversation.objects.select_for_update().get(pk=conversation_id, organization_id=organization_id)
+        conversation = conversation_lock(conversation_id=conversation_id, organization_id=organization_id)
         # An ended chat opens again with this message, and the assistant answers there too.
         defer = (
             defer_broadcast
@@ -271,9 +272,9 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
     from agents.pipeline import REHEARSING, ConversationContext, run_pipeline
     from tickets import services as desk
     from tickets.attachments import attachments_none_known
-    from tickets.models import Conversation, Message, MessageRole, SentimentRecord
+    from tickets.models import Conversation, MessageRole, SentimentRecord
 
-    message = Message.objects.select_related("conversation__customer", "conversation__organization").get(pk=message_id)
+    message = message_with_conversation(message_id=message_id)
     conversation = message.conversation
     announce = [message] if announce_customer_message else []
     if announce_customer_message:  # deferred only for messages without a file
@@ -286,13 +287,7 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
         .order_by("message__seq")
         .values_list("score", flat=True)
     )
-    earlier = list(
-        Message.objects.filter(
-            conversation=conversation, role__in=[MessageRole.BOT, MessageRole.CUSTOMER], seq__lt=message.seq
-        )
-        .order_by("-seq")
-        .only("role", "seq", "text", "metadata")[:RECENT_TURNS]
-    )[::-1]
+    earlier = turns_before(conversation_id=conversation.pk, seq=message.seq, count=RECENT_TURNS)
     # A reply records the question it answered (resolved against the turns before it).
     resolved = {
         turn.metadata.get("in_reply_to"): str(turn.metadata.get("resolved_query", ""))
@@ -368,7 +363,7 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
     with transaction.atomic():
         # One reply per customer message: a retried turn, or two deliveries racing, find the
         # stored reply here (the conversation row lock orders them) and store nothing new.
-        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        locked = conversation_lock(conversation_id=conversation.pk, organization_id=conversation.organization_id)
         answered = assistant_reply_for(message)
         if answered is not None:
             messages_broadcast_on_commit(announce, conversation.organization_id)

@@ -10,6 +10,7 @@ from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, Wh
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from config.compiled import CompiledQuery
 from tenancy.models import Organization
 from tickets.crypto import blind_index
 from tickets.fields import EncryptedTextField
@@ -231,6 +232,71 @@ def conversation_transcript(*, conversation_id: int) -> QuerySet[Message]:
         .select_related("sentiment", "author", "email", "messaging")
         .order_by("seq")
     )
+
+
+# --- a chat turn's reads by id, compiled once per process (config.compiled) -------------------
+# Every turn runs these with new ids; building their SQL each time was about a tenth of a turn's
+# Python time (bench/README.md, "Scale work").
+
+_CONVERSATION_LOCK = CompiledQuery(
+    lambda pk, organization_id: Conversation.objects.select_for_update().filter(pk=pk, organization_id=organization_id),
+    pk=int,
+    organization_id=int,
+)
+_MESSAGE_BY_CLIENT_ID = CompiledQuery(
+    lambda conversation_id, client_message_id: Message.objects.filter(
+        conversation_id=conversation_id, client_message_id=client_message_id
+    ).order_by("pk")[:1],
+    conversation_id=int,
+    client_message_id=str,
+)
+_MESSAGE_WITH_CONVERSATION = CompiledQuery(
+    lambda pk: Message.objects.select_related("conversation__customer", "conversation__organization").filter(pk=pk),
+    pk=int,
+)
+_TURNS_BEFORE: dict[int, CompiledQuery[Message]] = {}
+
+
+def conversation_lock(*, conversation_id: int, organization_id: int) -> Conversation:
+    """The conversation's row under a lock (its messages' sequence numbers, and one reply per
+    customer message, are handed out one writer at a time). Conversation.DoesNotExist when it is
+    not this organization's."""
+    found = _CONVERSATION_LOCK.one(pk=conversation_id, organization_id=organization_id)
+    if found is None:
+        raise Conversation.DoesNotExist("Conversation matching query does not exist.")
+    return found
+
+
+def message_by_client_id(*, conversation_id: int, client_message_id: str) -> Message | None:
+    """The message a client already sent with this id (a resent message is stored once)."""
+    return _MESSAGE_BY_CLIENT_ID.one(conversation_id=conversation_id, client_message_id=client_message_id)
+
+
+def message_with_conversation(*, message_id: int) -> Message:
+    """A message with its conversation, the conversation's customer and organization."""
+    found = _MESSAGE_WITH_CONVERSATION.one(pk=message_id)
+    if found is None:
+        raise Message.DoesNotExist("Message matching query does not exist.")
+    return found
+
+
+def turns_before(*, conversation_id: int, seq: int, count: int) -> list[Message]:
+    """The last ``count`` customer and bot messages before ``seq``, oldest first (role, seq,
+    text and metadata only)."""
+    query = _TURNS_BEFORE.get(count)
+    if query is None:
+        query = _TURNS_BEFORE[count] = CompiledQuery(
+            lambda conversation_id, seq: (
+                Message.objects.filter(
+                    conversation_id=conversation_id, role__in=[MessageRole.BOT, MessageRole.CUSTOMER], seq__lt=seq
+                )
+                .order_by("-seq")
+                .only("role", "seq", "text", "metadata")[:count]
+            ),
+            conversation_id=int,
+            seq=int,
+        )
+    return query.rows(conversation_id=conversation_id, seq=seq)[::-1]
 
 
 def macro_list(*, organization: Organization) -> QuerySet[Macro]:

@@ -29,6 +29,7 @@ from tickets.rules import (
     VERY_POSITIVE_SENTIMENT,
 )
 from tickets.search import desk_message_index, desk_ticket_index
+from tickets.selectors import message_by_client_id
 from tickets.transport import message_broadcast_on_commit
 
 CUSTOMER_FIELDS = ("name", "email", "phone", "external_id", "vip_tier", "language")
@@ -191,7 +192,7 @@ def message_create(
         # Lock the conversation row: sequence numbers are handed out one writer at a time.
         locked = conversation if under_lock else Conversation.objects.select_for_update().get(pk=conversation.pk)
         if client_message_id:
-            existing = Message.objects.filter(conversation=locked, client_message_id=client_message_id).first()
+            existing = message_by_client_id(conversation_id=locked.pk, client_message_id=client_message_id)
             if existing:
                 return existing, False
         cap = settings.CONCIERGE_CONVERSATION_MAX_MESSAGES

@@ -1,0 +1,134 @@
+"""Hot model queries compiled to SQL once per process instead of on every call.
+
+Django builds the SQL of a queryset each time it runs. For a small query with joins that is most
+of its cost in Python: the staff API's ticket edit locks its ticket with its customer,
+organization and assignee in one query, and building that query took about a sixth of a web
+worker's time under edits (py-spy, bench/README.md "Scale work"). A ``CompiledQuery`` builds the
+queryset once per database (with marker values for its arguments), keeps the SQL, the parameters
+and Django's own description of the columns, and then only swaps the arguments in, runs the SQL
+through the connection's cursor (so query logging, timing and the connection's wrappers still
+apply) and makes the model instances the way Django's ModelIterable does, select_related objects
+included, with the fields' converters applied.
+
+Arguments are integers (ids) or strings compared as they are, and the querysets give model
+instances (``only()`` included; not ``values()`` or annotations): enough for the locks and lookups on
+the hot paths. The shape of the SQL must not depend on the values."""
+
+import copy
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Model, QuerySet
+from django.db.models.query import get_related_populators  # type: ignore[attr-defined]  # Django's own, unstubbed
+from django.db.transaction import TransactionManagementError
+
+# Marker values for the arguments while the queryset is built, one per argument, so each is found
+# at exactly one place among the parameters: integers inside a 32-bit column's range (Django turns
+# a comparison with a value past the range into a constant), texts no one sends.
+_MARKER_BASE = 2_146_000_000
+
+
+def _marker(n: int, kind: type) -> Any:
+    return _MARKER_BASE + n if kind is int else f"\x1fconfig.compiled argument {n}\x1f"
+
+
+ModelT = TypeVar("ModelT", bound=Model)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    sql: str
+    params: tuple[Any, ...]
+    slots: tuple[tuple[str, int], ...]  # (argument, its index among the parameters)
+    compiler: Any  # the compiler that built the SQL: its select and klass_info describe the row
+    populators: list[Any]  # select_related objects, as ModelIterable fills them
+    init_list: list[str]
+    model_slice: tuple[int, int]
+    for_update: bool
+
+
+class CompiledQuery(Generic[ModelT]):
+    """``build(**arguments)`` returns the queryset; ``rows(**arguments)`` runs it with those
+    values. ``arguments``: each argument's name and type, ``int`` or ``str``."""
+
+    def __init__(self, build: Callable[..., QuerySet[ModelT]], **arguments: type) -> None:
+        if set(arguments.values()) - {int, str}:
+            raise ValueError("arguments are int or str")
+        self.build = build
+        self.arguments = arguments
+        self._plans: dict[tuple[str, str], _Plan] = {}
+        self._lock = threading.Lock()
+
+    def _plan(self, alias: str) -> _Plan:
+        key = (alias, connections[alias].vendor)
+        plan = self._plans.get(key)
+        if plan is None:
+            with self._lock:
+                plan = self._plans.get(key) or self._prepare(alias)
+                self._plans[key] = plan
+        return plan
+
+    def _prepare(self, alias: str) -> _Plan:
+        markers = {name: _marker(n, kind) for n, (name, kind) in enumerate(self.arguments.items())}
+        queryset = self.build(**markers).using(alias)
+        compiler = queryset.query.get_compiler(using=alias)
+        sql, params = compiler.as_sql()
+        slots = []
+        for name, marker in markers.items():
+            # isinstance: PostgreSQL's comparisons pass an integer as a psycopg Int4 or Int8 (an int)
+            found = [n for n, value in enumerate(params) if isinstance(value, type(marker)) and value == marker]
+            if len(found) != 1:
+                raise ValueError(f"argument {name!r} appears {len(found)} times in the query's parameters")
+            slots.append((name, found[0]))
+        klass_info, select = compiler.klass_info, compiler.select
+        if compiler.annotation_col_map or getattr(queryset, "_known_related_objects", None):
+            raise ValueError("annotations and known related objects are not supported")
+        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        return _Plan(
+            sql=sql,
+            params=tuple(params),
+            slots=tuple(slots),
+            compiler=compiler,
+            populators=get_related_populators(klass_info, select, alias),
+            init_list=[column[0].target.attname for column in select[start:end]],
+            model_slice=(start, end),
+            # as Django checks it: only where the database has row locks (not SQLite)
+            for_update=bool(queryset.query.select_for_update) and connections[alias].features.has_select_for_update,
+        )
+
+    def rows(self, using: str = DEFAULT_DB_ALIAS, **values: int | str) -> list[ModelT]:
+        """The model instances the queryset built with these values would give."""
+        plan = self._plan(using)
+        connection = connections[using]
+        if plan.for_update and connection.get_autocommit():
+            raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
+        params = list(plan.params)
+        for name, index in plan.slots:
+            # the same type as the marker's parameter had (psycopg's Int4, say): the SQL expects it
+            params[index] = type(plan.params[index])(self.arguments[name](values[name]))
+        with connection.cursor() as cursor:
+            cursor.execute(plan.sql, params)
+            fetched = cursor.fetchall()
+        compiler = copy.copy(plan.compiler)
+        compiler.connection = connection  # converters take this thread's connection
+        fields = [column[0] for column in compiler.select[: compiler.col_count]]
+        converters = compiler.get_converters(fields)
+        if converters:
+            fetched = [list(row) for row in compiler.apply_converters(fetched, converters)]
+        model = plan.compiler.klass_info["model"]
+        start, end = plan.model_slice
+        found = []
+        for row in fetched:
+            instance = model.from_db(using, plan.init_list, row[start:end])
+            for populator in plan.populators:
+                populator.populate(row, instance)
+            found.append(instance)
+        return found
+
+    def one(self, using: str = DEFAULT_DB_ALIAS, **values: int | str) -> ModelT | None:
+        """The first instance, or None."""
+        found = self.rows(using, **values)
+        return found[0] if found else None

@@ -1,0 +1,144 @@
+"""config.compiled: a hot query built once per process gives what the ORM gives, every time."""
+
+import pytest
+from django.db import connection, transaction
+from django.db.transaction import TransactionManagementError
+from django.test.utils import CaptureQueriesContext
+
+from config.compiled import CompiledQuery
+from tests.tenancy.factories import OrganizationFactory
+from tests.tickets.factories import CustomerFactory, TicketFactory
+from tickets import services
+from tickets.models import Ticket
+
+
+def _values(instance):
+    return {field.attname: getattr(instance, field.attname) for field in instance._meta.concrete_fields}
+
+
+@pytest.mark.django_db
+def test_the_ticket_lock_gives_what_the_orm_gives_with_its_related_rows(agent, org, django_assert_num_queries):
+    tickets = [TicketFactory(customer=CustomerFactory(organization=org, email=f"c{n}@example.com")) for n in range(3)]
+    services.ticket_assign(ticket=tickets[1], assignee=agent, actor=agent)
+    expected = Ticket.objects.select_related("customer", "organization", "assignee")
+    for ticket in tickets:
+        with CaptureQueriesContext(connection) as captured:
+            locked = services.ticket_lock(ticket, organization_id=org.pk)
+        assert len(captured.captured_queries) == 1
+        assert "FOR UPDATE" in captured.captured_queries[0]["sql"]
+        orm = expected.get(pk=ticket.pk)
+        assert _values(locked) == _values(orm)
+        with django_assert_num_queries(0):  # the related rows came with it, converted (decrypted)
+            assert _values(locked.customer) == _values(orm.customer)
+            assert locked.customer.email == orm.customer.email and "@" in locked.customer.email
+            assert _values(locked.organization) == _values(orm.organization)
+            assert (locked.assignee and locked.assignee.username) == (orm.assignee and orm.assignee.username)
+        assert locked._state.db == "default" and not locked._state.adding
+    assert services.ticket_lock(tickets[0]).pk == tickets[0].pk  # the unscoped form
+
+
+@pytest.mark.django_db
+def test_the_ticket_lock_keeps_to_the_organization_asked_for(ticket):
+    other = OrganizationFactory()
+    with pytest.raises(Ticket.DoesNotExist):
+        services.ticket_lock(ticket, organization_id=other.pk)
+    with pytest.raises(Ticket.DoesNotExist):
+        services.ticket_lock(Ticket(pk=ticket.pk + 1000), organization_id=ticket.organization_id)
+    assert services.ticket_lock(ticket, organization_id=ticket.organization_id).pk == ticket.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_compiled_lock_refuses_to_run_outside_a_transaction(ticket):
+    with pytest.raises(TransactionManagementError):
+        services.ticket_lock(ticket)
+    with transaction.atomic():
+        assert services.ticket_lock(ticket).pk == ticket.pk
+
+
+@pytest.mark.django_db
+def test_the_query_is_built_once_and_runs_with_each_calls_ids(org):
+    built = []
+
+    def build(pk):
+        built.append(pk)
+        return Ticket.objects.select_related("customer").filter(pk=pk)
+
+    query = CompiledQuery(build, pk=int)
+    first, second = TicketFactory(customer=CustomerFactory(organization=org)), TicketFactory()
+    assert [t.pk for t in query.rows(pk=first.pk)] == [first.pk]
+    assert [t.customer.name for t in query.rows(pk=second.pk)] == [second.customer.name]
+    assert query.rows(pk=second.pk + 1000) == []
+    assert len(built) == 1  # with its marker, not any ticket's id
+    assert built[0] not in (first.pk, second.pk)
+
+
+@pytest.mark.django_db
+def test_an_argument_the_query_does_not_use_once_is_refused():
+    query = CompiledQuery(lambda pk: Ticket.objects.filter(pk=pk) | Ticket.objects.filter(customer_id=pk), pk=int)
+    with pytest.raises(ValueError, match="appears 2 times"):
+        query.rows(pk=1)
+    unused = CompiledQuery(lambda pk: Ticket.objects.all(), pk=int)
+    with pytest.raises(ValueError, match="appears 0 times"):
+        unused.rows(pk=1)
+
+
+@pytest.mark.django_db
+def test_a_chat_turns_compiled_reads_give_what_the_orm_gives(org, agent, django_assert_num_queries):
+    from tickets import selectors
+    from tickets.models import Conversation, Customer, Message, MessageRole
+
+    customer = Customer.objects.create(organization=org, name="Kim", email="kim@example.com")
+    conversation = Conversation.objects.create(organization=org, customer=customer)
+    said = [
+        (MessageRole.CUSTOMER, "Where is my order?"),
+        (MessageRole.BOT, "Which order number?"),
+        (MessageRole.AGENT, "I am looking at it."),
+        (MessageRole.CUSTOMER, "It is 88231."),
+        (MessageRole.BOT, "It left on Monday."),
+        (MessageRole.CUSTOMER, "Thanks!"),
+    ]
+    for n, (role, text) in enumerate(said):
+        services.message_create(
+            conversation=conversation,
+            role=role,
+            text=text,
+            client_message_id=f"c{n}",
+            metadata={"n": n},
+            author=agent if role == MessageRole.AGENT else None,
+        )
+    last = Message.objects.get(conversation=conversation, seq=6)
+
+    turns = selectors.turns_before(conversation_id=conversation.pk, seq=last.seq, count=3)
+    orm = list(
+        Message.objects.filter(
+            conversation=conversation, role__in=[MessageRole.BOT, MessageRole.CUSTOMER], seq__lt=last.seq
+        )
+        .order_by("-seq")
+        .only("role", "seq", "text", "metadata")[:3]
+    )[::-1]
+    assert [(m.pk, m.role, m.seq, m.text, m.metadata) for m in turns] == [
+        (m.pk, m.role, m.seq, m.text, m.metadata) for m in orm
+    ]
+    assert [m.text for m in turns] == ["Which order number?", "It is 88231.", "It left on Monday."]
+    assert (
+        turns[0].get_deferred_fields() == orm[0].get_deferred_fields() and "author_id" in turns[0].get_deferred_fields()
+    )
+
+    read = selectors.message_with_conversation(message_id=last.pk)
+    with django_assert_num_queries(0):
+        assert (read.text, read.conversation.customer.email, read.conversation.organization.slug) == (
+            "Thanks!",
+            "kim@example.com",
+            org.slug,
+        )
+    with pytest.raises(Message.DoesNotExist):
+        selectors.message_with_conversation(message_id=last.pk + 1000)
+
+    assert selectors.message_by_client_id(conversation_id=conversation.pk, client_message_id="c3").seq == 4
+    assert selectors.message_by_client_id(conversation_id=conversation.pk, client_message_id="c9") is None
+    elsewhere = Conversation.objects.create(organization=org, customer=customer)
+    assert selectors.message_by_client_id(conversation_id=elsewhere.pk, client_message_id="c3") is None
+
+    assert selectors.conversation_lock(conversation_id=conversation.pk, organization_id=org.pk).last_seq == 6
+    with pytest.raises(Conversation.DoesNotExist):
+        selectors.conversation_lock(conversation_id=conversation.pk, organization_id=OrganizationFactory().pk)
