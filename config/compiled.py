@@ -45,6 +45,8 @@ class _Plan:
     slots: tuple[tuple[str, int], ...]  # (argument, its index among the parameters)
     compiler: Any  # the compiler that built the SQL: its select and klass_info describe the row
     populators: list[Any]  # select_related objects, as ModelIterable fills them
+    model: Any
+    fields: list[Any]  # the row's columns, whose converters each call takes with its connection
     init_list: list[str]
     model_slice: tuple[int, int]
     for_update: bool
@@ -93,6 +95,8 @@ class CompiledQuery(Generic[ModelT]):
             slots=tuple(slots),
             compiler=compiler,
             populators=get_related_populators(klass_info, select, alias),
+            model=klass_info["model"],
+            fields=[column[0] for column in select[: compiler.col_count]],
             init_list=[column[0].target.attname for column in select[start:end]],
             model_slice=(start, end),
             # as Django checks it: only where the database has row locks (not SQLite)
@@ -114,15 +118,13 @@ class CompiledQuery(Generic[ModelT]):
             fetched = cursor.fetchall()
         compiler = copy.copy(plan.compiler)
         compiler.connection = connection  # converters take this thread's connection
-        fields = [column[0] for column in compiler.select[: compiler.col_count]]
-        converters = compiler.get_converters(fields)
+        converters = compiler.get_converters(plan.fields)
         if converters:
             fetched = [list(row) for row in compiler.apply_converters(fetched, converters)]
-        model = plan.compiler.klass_info["model"]
         start, end = plan.model_slice
         found = []
         for row in fetched:
-            instance = model.from_db(using, plan.init_list, row[start:end])
+            instance = plan.model.from_db(using, plan.init_list, row[start:end])
             for populator in plan.populators:
                 populator.populate(row, instance)
             found.append(instance)
@@ -132,3 +134,11 @@ class CompiledQuery(Generic[ModelT]):
         """The first instance, or None."""
         found = self.rows(using, **values)
         return found[0] if found else None
+
+    def get(self, using: str = DEFAULT_DB_ALIAS, **values: int | str) -> ModelT:
+        """The first instance; the model's DoesNotExist, as QuerySet.get raises it, when none."""
+        found = self.one(using, **values)
+        if found is None:
+            model = self._plan(using).model
+            raise model.DoesNotExist(f"{model._meta.object_name} matching query does not exist.")
+        return found

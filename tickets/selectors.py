@@ -261,10 +261,7 @@ def conversation_lock(*, conversation_id: int, organization_id: int) -> Conversa
     """The conversation's row under a lock (its messages' sequence numbers, and one reply per
     customer message, are handed out one writer at a time). Conversation.DoesNotExist when it is
     not this organization's."""
-    found = _CONVERSATION_LOCK.one(pk=conversation_id, organization_id=organization_id)
-    if found is None:
-        raise Conversation.DoesNotExist("Conversation matching query does not exist.")
-    return found
+    return _CONVERSATION_LOCK.get(pk=conversation_id, organization_id=organization_id)
 
 
 def message_by_client_id(*, conversation_id: int, client_message_id: str) -> Message | None:
@@ -274,10 +271,7 @@ def message_by_client_id(*, conversation_id: int, client_message_id: str) -> Mes
 
 def message_with_conversation(*, message_id: int) -> Message:
     """A message with its conversation, the conversation's customer and organization."""
-    found = _MESSAGE_WITH_CONVERSATION.one(pk=message_id)
-    if found is None:
-        raise Message.DoesNotExist("Message matching query does not exist.")
-    return found
+    return _MESSAGE_WITH_CONVERSATION.get(pk=message_id)
 
 
 def turns_before(*, conversation_id: int, seq: int, count: int) -> list[Message]:

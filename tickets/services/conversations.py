@@ -29,7 +29,7 @@ from tickets.rules import (
     VERY_POSITIVE_SENTIMENT,
 )
 from tickets.search import desk_message_index, desk_ticket_index
-from tickets.selectors import message_by_client_id
+from tickets.selectors import conversation_lock, message_by_client_id
 from tickets.transport import message_broadcast_on_commit
 
 CUSTOMER_FIELDS = ("name", "email", "phone", "external_id", "vip_tier", "language")
@@ -190,7 +190,11 @@ def message_create(
         raise DomainError("A client message id may hold at most 64 characters.")
     with transaction.atomic(savepoint=not under_lock):
         # Lock the conversation row: sequence numbers are handed out one writer at a time.
-        locked = conversation if under_lock else Conversation.objects.select_for_update().get(pk=conversation.pk)
+        locked = (
+            conversation
+            if under_lock
+            else conversation_lock(conversation_id=conversation.pk, organization_id=conversation.organization_id)
+        )
         if client_message_id:
             existing = message_by_client_id(conversation_id=locked.pk, client_message_id=client_message_id)
             if existing:

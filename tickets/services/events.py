@@ -77,12 +77,8 @@ def ticket_lock(ticket: Ticket, organization_id: int | None = None) -> Ticket:
     The assignee is read with it too: every answer about a ticket names them. The query is
     compiled once per process (config.compiled): building it was most of its cost."""
     if organization_id is None:
-        found = _TICKET_LOCK.rows(pk=ticket.pk)
-    else:
-        found = _TICKET_LOCK_IN.rows(pk=ticket.pk, organization_id=organization_id)
-    if not found:
-        raise Ticket.DoesNotExist("Ticket matching query does not exist.")
-    return found[0]
+        return _TICKET_LOCK.get(pk=ticket.pk)
+    return _TICKET_LOCK_IN.get(pk=ticket.pk, organization_id=organization_id)
 
 
 def _tickets_locked() -> QuerySet[Ticket]:
