@@ -68,7 +68,7 @@ class ConversationContext:
     organization_id: int
     organization_name: str = ""  # the assistant introduces itself as this organization's
     vip_tier: str = "none"
-    previous_scores: list[float] = field(default_factory=list)  # the customer's earlier messages
+    previous_scores: list[float] = field(default_factory=list)  # the customer's recent messages, oldest first
     previous_fallbacks: int = 0  # consecutive bot turns that could not answer, just before this one
     conversation_id: int | None = None  # places the conversation in an arm of a running A/B test
     recent: list[Turn] = field(default_factory=list)  # the conversation's last turns, oldest first

@@ -18,7 +18,7 @@ from monitoring.context import conversation_context
 from monitoring.metrics import chat_turn_observe, sentiment_observe
 from tenancy.audit import audit_record
 from tenancy.models import Organization
-from tickets.selectors import conversation_lock, message_with_conversation, turns_before
+from tickets.selectors import bot_reply_to, conversation_lock, message_with_conversation, turns_before
 from tickets.transport import message_broadcast_on_commit, messages_broadcast_on_commit
 
 logger = logging.getLogger(__name__)
@@ -253,11 +253,7 @@ def customer_message_receive(
 
 def assistant_reply_for(message: Any) -> Any:
     """The bot message answering this customer message, if one was stored."""
-    from tickets.models import Message, MessageRole
-
-    return Message.objects.filter(
-        conversation_id=message.conversation_id, role=MessageRole.BOT, metadata__in_reply_to=message.seq
-    ).first()
+    return bot_reply_to(conversation_id=message.conversation_id, seq=message.seq)
 
 
 def assistant_reply(*, message_id: int, announce_customer_message: bool = False) -> Any:
@@ -272,7 +268,7 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
     from agents.pipeline import REHEARSING, ConversationContext, run_pipeline
     from tickets import services as desk
     from tickets.attachments import attachments_none_known
-    from tickets.models import Conversation, MessageRole, SentimentRecord
+    from tickets.models import Conversation, MessageRole
 
     message = message_with_conversation(message_id=message_id)
     conversation = message.conversation
@@ -282,12 +278,14 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
     if conversation.status != Conversation.Status.OPEN:
         messages_broadcast_on_commit(announce, conversation.organization_id)
         return None
-    previous_scores = list(
-        SentimentRecord.objects.filter(message__conversation=conversation, message__seq__lt=message.seq)
-        .order_by("message__seq")
-        .values_list("score", flat=True)
-    )
     earlier = turns_before(conversation_id=conversation.pk, seq=message.seq, count=RECENT_TURNS)
+    # The mood of the customer's recent messages (the trend reads the last three), read with
+    # them: a query a turn fewer, and one that no longer reads the whole conversation's scores.
+    previous_scores = [
+        record.score
+        for turn in earlier
+        if turn.role == MessageRole.CUSTOMER and (record := getattr(turn, "sentiment", None)) is not None
+    ]
     # A reply records the question it answered (resolved against the turns before it).
     resolved = {
         turn.metadata.get("in_reply_to"): str(turn.metadata.get("resolved_query", ""))
@@ -370,10 +368,13 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
             return answered
         # The turn's writes share this one transaction, without savepoints (nothing here
         # catches an error halfway through).
-        desk.message_sentiment_record(message=message, score=max(-1.0, min(1.0, state["sentiment"])), savepoint=False)
+        # The conversation's new mood is written with the reply's sequence number (one UPDATE).
+        desk.message_sentiment_record(
+            message=message, score=max(-1.0, min(1.0, state["sentiment"])), savepoint=False, conversation=locked
+        )
         reply, _ = desk.message_create(
             conversation=locked, role=MessageRole.BOT, text=state["reply"], metadata=metadata, broadcast=False,
-            under_lock=True,
+            under_lock=True, update_fields=desk.MOOD_FIELDS,
         )  # fmt: skip
         conversation.last_seq = locked.last_seq
         messages_broadcast_on_commit([*announce, reply], conversation.organization_id)

@@ -11,8 +11,9 @@ apply) and makes the model instances the way Django's ModelIterable does, select
 included, with the fields' converters applied.
 
 Arguments are integers (ids) or strings compared as they are, and the querysets give model
-instances (``only()`` included; not ``values()`` or annotations): enough for the locks and lookups on
-the hot paths. The shape of the SQL must not depend on the values."""
+instances (``only()`` included; not annotations) or, built with ``values_list()``, tuples of
+those columns (``tuples()``): enough for the locks and lookups on the hot paths. The shape of the
+SQL must not depend on the values (a list of ids is as many arguments: a query for each length)."""
 
 import copy
 import threading
@@ -22,7 +23,7 @@ from typing import Any, Generic, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, QuerySet
-from django.db.models.query import get_related_populators  # type: ignore[attr-defined]  # Django's own, unstubbed
+from django.db.models.query import ModelIterable, ValuesListIterable, get_related_populators  # type: ignore[attr-defined]  # Django's own, unstubbed
 from django.db.transaction import TransactionManagementError
 
 # Marker values for the arguments while the queryset is built, one per argument, so each is found
@@ -45,7 +46,7 @@ class _Plan:
     slots: tuple[tuple[str, int], ...]  # (argument, its index among the parameters)
     compiler: Any  # the compiler that built the SQL: its select and klass_info describe the row
     populators: list[Any]  # select_related objects, as ModelIterable fills them
-    model: Any
+    model: Any  # None: a values_list() query, whose rows are tuples
     fields: list[Any]  # the row's columns, whose converters each call takes with its connection
     init_list: list[str]
     model_slice: tuple[int, int]
@@ -86,6 +87,12 @@ class CompiledQuery(Generic[ModelT]):
                 raise ValueError(f"argument {name!r} appears {len(found)} times in the query's parameters")
             slots.append((name, found[0]))
         klass_info, select = compiler.klass_info, compiler.select
+        if queryset._iterable_class is ValuesListIterable:  # the selected columns as they are, converted
+            return _Plan(sql=sql, params=tuple(params), slots=tuple(slots), compiler=compiler, populators=[],
+                         model=None, fields=[column[0] for column in select[: compiler.col_count]], init_list=[],
+                         model_slice=(0, 0), for_update=False)  # fmt: skip
+        if queryset._iterable_class is not ModelIterable:
+            raise ValueError("the querysets give model instances or, with values_list(), tuples")
         if compiler.annotation_col_map or getattr(queryset, "_known_related_objects", None):
             raise ValueError("annotations and known related objects are not supported")
         start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
@@ -106,6 +113,27 @@ class CompiledQuery(Generic[ModelT]):
     def rows(self, using: str = DEFAULT_DB_ALIAS, **values: int | str) -> list[ModelT]:
         """The model instances the queryset built with these values would give."""
         plan = self._plan(using)
+        if plan.model is None:
+            raise TypeError("a values_list() query gives tuples: call tuples()")
+        fetched = self._fetched(plan, using, values)
+        start, end = plan.model_slice
+        found = []
+        for row in fetched:
+            instance = plan.model.from_db(using, plan.init_list, row[start:end])
+            for populator in plan.populators:
+                populator.populate(row, instance)
+            found.append(instance)
+        return found
+
+    def tuples(self, using: str = DEFAULT_DB_ALIAS, **values: int | str) -> list[tuple[Any, ...]]:
+        """The rows a values_list() queryset built with these values would give."""
+        plan = self._plan(using)
+        if plan.model is not None:
+            raise TypeError("a model query gives instances: call rows()")
+        return [tuple(row) for row in self._fetched(plan, using, values)]
+
+    def _fetched(self, plan: _Plan, using: str, values: dict[str, int | str]) -> list[Any]:
+        """The plan's rows with these values, each column through its converters."""
         connection = connections[using]
         if plan.for_update and connection.get_autocommit():
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
@@ -121,14 +149,7 @@ class CompiledQuery(Generic[ModelT]):
         converters = compiler.get_converters(plan.fields)
         if converters:
             fetched = [list(row) for row in compiler.apply_converters(fetched, converters)]
-        start, end = plan.model_slice
-        found = []
-        for row in fetched:
-            instance = plan.model.from_db(using, plan.init_list, row[start:end])
-            for populator in plan.populators:
-                populator.populate(row, instance)
-            found.append(instance)
-        return found
+        return fetched
 
     def one(self, using: str = DEFAULT_DB_ALIAS, **values: int | str) -> ModelT | None:
         """The first instance, or None."""

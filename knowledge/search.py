@@ -10,6 +10,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import DEFAULT_DB_ALIAS
+
+from config.compiled import CompiledQuery
 from config.errors import DomainError
 from knowledge import embeddings, keyword, vectors
 from knowledge.models import Chunk
@@ -67,8 +70,31 @@ class _Passage:
 _PASSAGE_FIELDS = ("pk", "article_id", "text", "article__title", "article__url")
 
 
-def _passages(**filters: Any) -> list[_Passage]:
-    return [_Passage(*row) for row in Chunk.objects.filter(**filters).values_list(*_PASSAGE_FIELDS)]
+# The passages a search found, read every chat turn: the SQL built once per number of ids
+# (config.compiled; building it took ~0.6 ms of a turn's CPU, running it ~0.1 ms).
+_PASSAGES: dict[int, CompiledQuery[Chunk]] = {}
+
+
+def _passages(*, ids: list[int], organization_id: int) -> list[_Passage]:
+    """These passages, where they are this organization's, with their article's title and URL."""
+    ids = list(dict.fromkeys(ids))
+    if not ids:
+        return []
+    names = [f"id{n}" for n in range(len(ids))]
+    query = _PASSAGES.get(len(ids))
+    if query is None:
+        query = _PASSAGES.setdefault(
+            len(ids),
+            CompiledQuery(
+                lambda organization_id, **chunk_ids: Chunk.objects.filter(
+                    organization_id=organization_id, pk__in=list(chunk_ids.values())
+                ).values_list(*_PASSAGE_FIELDS),
+                organization_id=int,
+                **dict.fromkeys(names, int),
+            ),
+        )
+    rows = query.tuples(DEFAULT_DB_ALIAS, organization_id=organization_id, **dict(zip(names, ids, strict=True)))
+    return [_Passage(*row) for row in rows]
 
 
 def _body_passage(title_chunk: _Passage) -> _Passage:
@@ -111,7 +137,7 @@ def kb_search(
     best_keyword = max((score for _, score in sparse), default=0.0) or 1.0
     keyword_share = {cid: score / best_keyword for cid, score in sparse}
     # Only this organization's passages, whatever a vector collection still holds.
-    chunks = _passages(pk__in=list(cosine.keys() | keyword_share.keys()), organization_id=organization_id)
+    chunks = _passages(ids=sorted(cosine.keys() | keyword_share.keys()), organization_id=organization_id)
     chunk_score = {p.pk: cosine.get(p.pk, floor) + KEYWORD_WEIGHT * keyword_share.get(p.pk, 0.0) for p in chunks}
     article_cosine: dict[int, float] = {}
     article_keyword: dict[int, float] = {}

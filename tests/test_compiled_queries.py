@@ -107,6 +107,7 @@ def test_a_chat_turns_compiled_reads_give_what_the_orm_gives(org, agent, django_
             author=agent if role == MessageRole.AGENT else None,
         )
     last = Message.objects.get(conversation=conversation, seq=6)
+    services.message_sentiment_record(message=Message.objects.get(conversation=conversation, seq=4), score=0.25)
 
     turns = selectors.turns_before(conversation_id=conversation.pk, seq=last.seq, count=3)
     orm = list(
@@ -120,6 +121,8 @@ def test_a_chat_turns_compiled_reads_give_what_the_orm_gives(org, agent, django_
         (m.pk, m.role, m.seq, m.text, m.metadata) for m in orm
     ]
     assert [m.text for m in turns] == ["Which order number?", "It is 88231.", "It left on Monday."]
+    with django_assert_num_queries(0):  # each message's recorded sentiment came with it, or its absence
+        assert [getattr(m, "sentiment", None) and m.sentiment.score for m in turns] == [None, 0.25, None]
     assert (
         turns[0].get_deferred_fields() == orm[0].get_deferred_fields() and "author_id" in turns[0].get_deferred_fields()
     )
@@ -139,6 +142,43 @@ def test_a_chat_turns_compiled_reads_give_what_the_orm_gives(org, agent, django_
     elsewhere = Conversation.objects.create(organization=org, customer=customer)
     assert selectors.message_by_client_id(conversation_id=elsewhere.pk, client_message_id="c3") is None
 
-    assert selectors.conversation_lock(conversation_id=conversation.pk, organization_id=org.pk).last_seq == 6
+    services.message_create(
+        conversation=conversation, role=MessageRole.BOT, text="You are welcome.", metadata={"in_reply_to": 6}
+    )
+    assert selectors.bot_reply_to(conversation_id=conversation.pk, seq=6).text == "You are welcome."
+    assert selectors.bot_reply_to(conversation_id=conversation.pk, seq=4) is None  # answered by no bot message
+    assert selectors.bot_reply_to(conversation_id=elsewhere.pk, seq=6) is None
+
+    assert selectors.conversation_lock(conversation_id=conversation.pk, organization_id=org.pk).last_seq == 7
     with pytest.raises(Conversation.DoesNotExist):
         selectors.conversation_lock(conversation_id=conversation.pk, organization_id=OrganizationFactory().pk)
+
+
+@pytest.mark.django_db
+def test_a_values_list_query_gives_the_orms_tuples_converted(org):
+    from tickets.models import Customer
+
+    people = [Customer.objects.create(organization=org, name=f"P{n}", email=f"p{n}@example.com") for n in range(3)]
+    query = CompiledQuery(
+        lambda organization_id, a, b: (
+            Customer.objects.filter(organization_id=organization_id, pk__in=[a, b])
+            .order_by("pk")
+            .values_list("pk", "name", "email")
+        ),
+        organization_id=int,
+        a=int,
+        b=int,
+    )
+    found = query.tuples(organization_id=org.pk, a=people[2].pk, b=people[0].pk)
+    orm = list(
+        Customer.objects.filter(organization_id=org.pk, pk__in=[people[2].pk, people[0].pk])
+        .order_by("pk")
+        .values_list("pk", "name", "email")
+    )
+    assert found == orm == [(people[0].pk, "P0", "p0@example.com"), (people[2].pk, "P2", "p2@example.com")]
+    assert query.tuples(organization_id=OrganizationFactory().pk, a=people[0].pk, b=people[1].pk) == []
+    with pytest.raises(TypeError, match="tuples"):
+        query.rows(organization_id=org.pk, a=1, b=2)
+    dicts = CompiledQuery(lambda pk: Customer.objects.filter(pk=pk).values("pk"), pk=int)
+    with pytest.raises(ValueError, match="values_list"):
+        dicts.tuples(pk=people[0].pk)

@@ -99,8 +99,13 @@ def attachment_open(token: str) -> Attachment:
 
 def attachments_none_known(message: Message) -> None:
     """Mark a message known to have no files, so its broadcast frame (built once per message,
-    on the chat's hot path) needs no query to learn so."""
-    setattr(message, "_prefetched_objects_cache", {"attachments": Attachment.objects.none()})  # noqa: B010
+    on the chat's hot path) needs no query to learn so. The relation is left as Django's
+    prefetch_related leaves one, already evaluated: a fresh ``none()`` still built its SQL when
+    first read (~0.4 ms of CPU a message, twice a chat turn) before finding it empty."""
+    none = Attachment.objects.none()
+    none._result_cache = []
+    none._prefetch_done = True  # type: ignore[attr-defined]  # as prefetch_related sets it
+    setattr(message, "_prefetched_objects_cache", {"attachments": none})  # noqa: B010
 
 
 def attachments_frame(message: Message) -> list[dict[str, Any]]:

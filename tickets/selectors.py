@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from django.db import connections
 from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, When
+from django.db.models.fields.json import KT
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -254,6 +255,17 @@ _MESSAGE_WITH_CONVERSATION = CompiledQuery(
     lambda pk: Message.objects.select_related("conversation__customer", "conversation__organization").filter(pk=pk),
     pk=int,
 )
+_BOT_REPLY_TO = CompiledQuery(
+    # The reply's metadata records the customer message it answers; compared as text, so the
+    # number is an argument like any other.
+    lambda conversation_id, in_reply_to: (
+        Message.objects.alias(in_reply_to=KT("metadata__in_reply_to"))
+        .filter(conversation_id=conversation_id, role=MessageRole.BOT, in_reply_to=in_reply_to)
+        .order_by("seq")[:1]
+    ),
+    conversation_id=int,
+    in_reply_to=str,
+)
 _TURNS_BEFORE: dict[int, CompiledQuery[Message]] = {}
 
 
@@ -274,9 +286,16 @@ def message_with_conversation(*, message_id: int) -> Message:
     return _MESSAGE_WITH_CONVERSATION.get(pk=message_id)
 
 
+def bot_reply_to(*, conversation_id: int, seq: int) -> Message | None:
+    """The bot message answering the customer message ``seq`` of this conversation, if one was
+    stored (a chat turn asks, under the conversation's lock, before it answers)."""
+    return _BOT_REPLY_TO.one(conversation_id=conversation_id, in_reply_to=str(seq))
+
+
 def turns_before(*, conversation_id: int, seq: int, count: int) -> list[Message]:
     """The last ``count`` customer and bot messages before ``seq``, oldest first (role, seq,
-    text and metadata only)."""
+    text and metadata only), each customer message with its sentiment score where one was
+    recorded (``sentiment.score``, in the same query)."""
     query = _TURNS_BEFORE.get(count)
     if query is None:
         query = _TURNS_BEFORE[count] = CompiledQuery(
@@ -285,7 +304,8 @@ def turns_before(*, conversation_id: int, seq: int, count: int) -> list[Message]
                     conversation_id=conversation_id, role__in=[MessageRole.BOT, MessageRole.CUSTOMER], seq__lt=seq
                 )
                 .order_by("-seq")
-                .only("role", "seq", "text", "metadata")[:count]
+                .select_related("sentiment")
+                .only("role", "seq", "text", "metadata", "sentiment__score")[:count]
             ),
             conversation_id=int,
             seq=int,

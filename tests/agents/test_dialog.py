@@ -188,7 +188,36 @@ def test_a_chat_turn_takes_a_fixed_few_statements(trained_org):
     assert len(savepoints) == 4, savepoints
     conversation_reads = [s for s in statements if s.startswith('SELECT "tickets_conversation"."id"')]
     assert len(conversation_reads) == 2, conversation_reads  # one lock each transaction
-    # receive: lock, client id, seq, insert, last seen; answer: message, scores, recent turns,
-    # passages, lock, answered?, sentiment and mood, seq, insert, audit (one call: lock, last,
-    # insert in concierge_audit_append)
-    assert len(statements) - len(savepoints) == 5 + 11, statements
+    # receive: lock, client id, seq, insert, last seen; answer: message, recent turns with their
+    # scores, passages, lock, answered?, sentiment, seq and mood, insert, audit (one call: lock,
+    # last, insert in concierge_audit_append)
+    assert len(statements) - len(savepoints) == 5 + 9, statements
+
+
+def test_the_mood_trend_reads_the_recorded_scores_of_the_recent_turns(trained_org):
+    """The earlier scores come with the recent turns (one query): the trend of the fourth
+    message is the slope over the three recorded before it and its own, and a customer message
+    no score was recorded for (stored while no one answered) is left out, not read as zero."""
+    from agents.sentiment import sentiment_trend
+    from tickets import services as desk
+    from tickets.models import SentimentRecord
+
+    chat = Chat(trained_org)
+    for text in ("Thanks, you have been great!", "How long does delivery take?", "Can I rent skis?"):
+        chat.say(text)
+    desk.message_create(conversation=chat.conversation, role="customer", text="hello?", broadcast=False)
+    reply = chat.say("Where is my order?")
+    scores = list(
+        SentimentRecord.objects.filter(message__conversation=chat.conversation)
+        .order_by("message__seq")
+        .values_list("score", flat=True)
+    )
+    assert len(scores) == 4 and len(set(scores)) > 2
+    assert reply.metadata["sentiment_trend"] == round(sentiment_trend(scores), 4) != 0
+    # The conversation's mood, written with the reply's sequence number, is the last message's.
+    chat.conversation.refresh_from_db()
+    assert chat.conversation.last_seq == reply.seq
+    assert (chat.conversation.sentiment_score, chat.conversation.sentiment_label) == (
+        scores[-1],
+        desk.sentiment_label_for(scores[-1]),
+    )

@@ -5,6 +5,7 @@ ticket change writes a TicketEvent; a broken rule raises DomainError."""
 from config.errors import DomainError
 from tickets.services.conversations import (
     CUSTOMER_FIELDS,
+    MOOD_FIELDS,
     conversation_end,
     conversation_start,
     customer_create,
@@ -89,6 +90,7 @@ __all__ = [
     "CUSTOMER_FIELDS",
     "ESCALATION_BASE_PRIORITY",
     "MACRO_FIELDS",
+    "MOOD_FIELDS",
     "TICKET_TRANSITIONS",
     "UNSET",
     "VIP_RANK",

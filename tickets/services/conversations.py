@@ -167,6 +167,7 @@ def message_create(
     broadcast: bool = True,
     attachment: Any = None,
     under_lock: bool = False,
+    update_fields: tuple[str, ...] = (),
 ) -> tuple[Message, bool]:
     """Store one message with the conversation's next sequence number, with an image or PDF
     (an uploaded file, checked before anything is written) when one is given.
@@ -175,6 +176,8 @@ def message_create(
     ``under_lock``: the caller holds the conversation's row lock, in its own transaction, and
     passes the row it read under it: the row is not read again, and no savepoint is taken (two
     round trips fewer on a chat turn); an error then ends the caller's transaction.
+    ``update_fields``: with ``under_lock``, other fields of that row the caller set, written in
+    the same UPDATE as the sequence number (the reply's conversation mood: one statement fewer).
     """
     if role not in MessageRole.values:
         raise DomainError(f"Unknown message role {role!r}.")
@@ -203,7 +206,7 @@ def message_create(
         if role == MessageRole.CUSTOMER and locked.last_seq >= cap:
             raise ConversationFull(f"This conversation reached {cap} messages; please start a new chat.")
         locked.last_seq += 1
-        locked.save(update_fields=["last_seq"])
+        locked.save(update_fields=["last_seq", *(update_fields if under_lock else ())])
         conversation.last_seq = locked.last_seq
         message = Message.objects.create(
             conversation=locked,
@@ -244,9 +247,16 @@ def sentiment_label_for(score: float) -> str:
     return SentimentLabel.VERY_POSITIVE
 
 
-def message_sentiment_record(*, message: Message, score: float, savepoint: bool = True) -> SentimentRecord:
+MOOD_FIELDS = ("sentiment_score", "sentiment_label")
+
+
+def message_sentiment_record(
+    *, message: Message, score: float, savepoint: bool = True, conversation: Conversation | None = None
+) -> SentimentRecord:
     """Record a message's sentiment; a customer message also sets the conversation's latest mood.
-    ``savepoint=False``: the caller's transaction holds the write (see message_create)."""
+    ``savepoint=False``: the caller's transaction holds the write (see message_create).
+    ``conversation``: the message's conversation row, which the caller holds under its lock and
+    saves: the mood is set on it (``MOOD_FIELDS``) instead of written here."""
     if not -1.0 <= score <= 1.0:
         raise DomainError("A sentiment score lies between -1 and 1.")
     with transaction.atomic(savepoint=savepoint):
@@ -258,7 +268,9 @@ def message_sentiment_record(*, message: Message, score: float, savepoint: bool 
             unique_fields=["message"],
             update_fields=["score", "label"],
         )
-        if message.role == MessageRole.CUSTOMER:
+        if message.role == MessageRole.CUSTOMER and conversation is not None:
+            conversation.sentiment_score, conversation.sentiment_label = score, label
+        elif message.role == MessageRole.CUSTOMER:
             Conversation.objects.filter(pk=message.conversation_id).update(sentiment_score=score, sentiment_label=label)
         return record
 
