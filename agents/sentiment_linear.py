@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from scipy.sparse import csr_matrix, hstack
 
-from agents.text_features import NgramAnalyzer, hashed_counts
+from agents.text_features import NgramAnalyzer, bucket_of, hashed_counts
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 FORMAT = 1
@@ -119,10 +119,34 @@ class LinearSentiment:
         vectors = self.sentence_vectors(texts, vectors, states)
         return hstack([sparse, csr_matrix(np.asarray(vectors, dtype=np.float32) * self.spec.embedding_weight)]).tocsr()
 
+    def _logits_of_one(self, text: str, vectors: Any, states: Any) -> np.ndarray:
+        """``_features([text]) @ coef.T + intercept`` without building sparse matrices: for one
+        message (a chat turn's), SciPy's matrix construction cost more than the arithmetic
+        (~0.3 ms of the model's ~1.4 ms). The same n-gram counts, TF-IDF weights and length."""
+        counts: dict[int, int] = {}
+        cleaned, offset = normalise(text), 0
+        for analyzer in self._analyzers(self.spec):
+            for gram in analyzer(cleaned):
+                column = offset + bucket_of(gram, self.spec.buckets)
+                counts[column] = counts.get(column, 0) + 1
+            offset += self.spec.buckets
+        columns = np.fromiter(counts, dtype=np.int64, count=len(counts))
+        tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+        weights = (1.0 + np.log(tf)) * self.idf[columns]  # sublinear tf, as _tfidf
+        weights *= 1.0 / max(float(np.sqrt(np.dot(weights, weights))), 1e-12)
+        logits = self.coef[:, columns] @ weights + self.intercept
+        if self.spec.embedding_weight:
+            dense = np.asarray(self.sentence_vectors([text], vectors, states), dtype=np.float32)[0]
+            logits += self.coef[:, offset:] @ (dense * self.spec.embedding_weight)
+        return np.asarray(logits, dtype=np.float64)[None, :]
+
     def probabilities(self, texts: list[str], vectors: Any = None, states: Any = None) -> np.ndarray:
         """One row per text, one column per label (``self.labels``). ``vectors``: the texts'
         sentence vectors; ``states``: their token states, for a model with tuned layers."""
-        logits = np.asarray(self._features(texts, vectors, states) @ self.coef.T) + self.intercept
+        if len(texts) == 1:
+            logits = self._logits_of_one(texts[0], vectors, states)
+        else:
+            logits = np.asarray(self._features(texts, vectors, states) @ self.coef.T) + self.intercept
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)

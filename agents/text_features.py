@@ -134,9 +134,12 @@ def hashed_counts(texts: Sequence[str], analyzer: NgramAnalyzer, buckets: int) -
     escaped emoji half such as "\\ud83d" in a message decodes to) crashes the process, where
     scikit-learn raised UnicodeEncodeError; encoded with "surrogatepass" it gets a bucket like
     any other n-gram, and every other n-gram the bytes it always had."""
-    return _counted(
-        texts, analyzer, lambda gram: abs(mmh3.hash(gram.encode("utf-8", "surrogatepass"))) % buckets, buckets
-    )
+    return _counted(texts, analyzer, lambda gram: bucket_of(gram, buckets), buckets)
+
+
+def bucket_of(gram: str, buckets: int) -> int:
+    """The hash bucket of one n-gram (see hashed_counts)."""
+    return abs(mmh3.hash(gram.encode("utf-8", "surrogatepass"))) % buckets
 
 
 @dataclass

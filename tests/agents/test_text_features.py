@@ -91,6 +91,23 @@ def test_the_sentiment_models_counts_are_scikit_learns(texts):
     assert ours.shape == expected.shape and (ours != expected).nnz == 0
 
 
+def test_one_message_scores_as_in_a_batch(texts):
+    """A chat turn scores one message without sparse matrices: the shipped models (English with
+    its tuned layers on the encoder's token states, Chinese on n-grams alone) give it the
+    probabilities the batch path gives it, edge cases included."""
+    from agents.sentiment import sentiment_engine
+
+    sample = [t for t in texts[::8] if "\\u" not in t] + texts[-7:]
+    for language in ("en", "zh"):
+        model, engine = sentiment_engine(language)
+        assert engine.startswith("shipped") and (model.layers is not None) == (language == "en")
+        batch = model.probabilities(sample)
+        one_by_one = np.vstack([model.probabilities([text]) for text in sample])
+        assert batch.shape == one_by_one.shape == (len(sample), len(model.labels))
+        assert np.abs(batch - one_by_one).max() < 1e-5
+        assert (batch.argmax(axis=1) == one_by_one.argmax(axis=1)).all()
+
+
 def test_a_message_with_half_an_escaped_emoji_is_scored():
     """The public sets and some clients write emoji as escaped UTF-16 halves ("\\ud83d"), which
     normalise() decodes to lone surrogates; mmh3 crashed the process on such a str (a customer
