@@ -13,7 +13,8 @@ included, with the fields' converters applied.
 Arguments are integers (ids) or strings compared as they are, and the querysets give model
 instances (``only()`` included; not annotations) or, built with ``values_list()``, tuples of
 those columns (``tuples()``): enough for the locks and lookups on the hot paths. The shape of the
-SQL must not depend on the values (a list of ids is as many arguments: a query for each length)."""
+SQL must not depend on the values (a list of ids is as many arguments, so a fixed number of them:
+see knowledge.search._passages)."""
 
 import copy
 import threading
