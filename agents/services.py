@@ -358,6 +358,7 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
         "action": state.get("action"),
         "profile": state.get("profile", ""),
     }
+    mood = max(-1.0, min(1.0, state["sentiment"]))  # the message's score, as recorded
     with transaction.atomic():
         # One reply per customer message: a retried turn, or two deliveries racing, find the
         # stored reply here (the conversation row lock orders them) and store nothing new.
@@ -369,9 +370,7 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
         # The turn's writes share this one transaction, without savepoints (nothing here
         # catches an error halfway through).
         # The conversation's new mood is written with the reply's sequence number (one UPDATE).
-        desk.message_sentiment_record(
-            message=message, score=max(-1.0, min(1.0, state["sentiment"])), savepoint=False, conversation=locked
-        )
+        desk.message_sentiment_record(message=message, score=mood, savepoint=False, conversation=locked)
         reply, _ = desk.message_create(
             conversation=locked, role=MessageRole.BOT, text=state["reply"], metadata=metadata, broadcast=False,
             under_lock=True, update_fields=desk.MOOD_FIELDS,
@@ -413,7 +412,7 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
     if REHEARSING.get():  # a turn that never happened: no metric, no "bot turn" log line
         return reply
     chat_turn_observe(metadata)
-    sentiment_observe(desk.sentiment_label_for(max(-1.0, min(1.0, state["sentiment"]))))
+    sentiment_observe(desk.sentiment_label_for(mood))
     with conversation_context(conversation.pk):
         logger.info("bot turn: intent=%s answered=%s handoff=%s", state["intent"], state["answered"], state["handoff"])
     return reply

@@ -88,22 +88,20 @@ class CompiledQuery(Generic[ModelT]):
                 raise ValueError(f"argument {name!r} appears {len(found)} times in the query's parameters")
             slots.append((name, found[0]))
         klass_info, select = compiler.klass_info, compiler.select
-        if queryset._iterable_class is ValuesListIterable:  # the selected columns as they are, converted
-            return _Plan(sql=sql, params=tuple(params), slots=tuple(slots), compiler=compiler, populators=[],
-                         model=None, fields=[column[0] for column in select[: compiler.col_count]], init_list=[],
-                         model_slice=(0, 0), for_update=False)  # fmt: skip
-        if queryset._iterable_class is not ModelIterable:
+        instances = queryset._iterable_class is ModelIterable
+        if not instances and queryset._iterable_class is not ValuesListIterable:
             raise ValueError("the querysets give model instances or, with values_list(), tuples")
-        if compiler.annotation_col_map or getattr(queryset, "_known_related_objects", None):
+        if instances and (compiler.annotation_col_map or getattr(queryset, "_known_related_objects", None)):
             raise ValueError("annotations and known related objects are not supported")
-        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        # values_list(): the selected columns as they are, converted, with no model around them
+        start, end = (klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1) if instances else (0, 0)
         return _Plan(
             sql=sql,
             params=tuple(params),
             slots=tuple(slots),
             compiler=compiler,
-            populators=get_related_populators(klass_info, select, alias),
-            model=klass_info["model"],
+            populators=get_related_populators(klass_info, select, alias) if instances else [],
+            model=klass_info["model"] if instances else None,
             fields=[column[0] for column in select[: compiler.col_count]],
             init_list=[column[0].target.attname for column in select[start:end]],
             model_slice=(start, end),
