@@ -14,7 +14,13 @@ Arguments are integers (ids) or strings compared as they are, and the querysets 
 instances (``only()`` included; not annotations) or, built with ``values_list()``, tuples of
 those columns (``tuples()``): enough for the locks and lookups on the hot paths. The shape of the
 SQL must not depend on the values (a list of ids is as many arguments, so a fixed number of them:
-see knowledge.search._passages)."""
+see knowledge.search._passages).
+
+The writes of a chat turn's rows, likewise: ``row_insert`` (a new instance, as ``save()`` inserts
+it), ``fields_update`` (as ``save(update_fields=...)``) and ``row_update`` (as a ``QuerySet.update()``
+by primary key) keep each statement's SQL per model and fields, and prepare each value as Django
+does (``pre_save``, ``get_db_prep_save``: encrypted texts are encrypted). Django's save built the
+INSERT or UPDATE anew each time (py-spy, bench/README.md)."""
 
 import copy
 import threading
@@ -143,12 +149,22 @@ class CompiledQuery(Generic[ModelT]):
         with connection.cursor() as cursor:
             cursor.execute(plan.sql, params)
             fetched = cursor.fetchall()
-        compiler = copy.copy(plan.compiler)
-        compiler.connection = connection  # converters take this thread's connection
-        converters = compiler.get_converters(plan.fields)
+        compiler, converters = self._converters(plan, connection)
         if converters:
             fetched = [list(row) for row in compiler.apply_converters(fetched, converters)]
         return fetched
+
+    @staticmethod
+    def _converters(plan: _Plan, connection: Any) -> tuple[Any, Any]:
+        """The plan's compiler bound to this connection and the columns' converters, found once
+        per connection (a connection belongs to one thread, and so does what it keeps)."""
+        kept: dict[int, tuple[_Plan, Any, Any]] = connection.__dict__.setdefault("_compiled_converters", {})
+        found = kept.get(id(plan))
+        if found is None or found[0] is not plan:
+            compiler = copy.copy(plan.compiler)
+            compiler.connection = connection  # converters take this thread's connection
+            found = kept[id(plan)] = (plan, compiler, compiler.get_converters(plan.fields))
+        return found[1], found[2]
 
     def one(self, using: str = DEFAULT_DB_ALIAS, **values: int | str) -> ModelT | None:
         """The first instance, or None."""
@@ -162,3 +178,96 @@ class CompiledQuery(Generic[ModelT]):
             model = self._plan(using).model
             raise model.DoesNotExist(f"{model._meta.object_name} matching query does not exist.")
         return found
+
+
+# --- writes ------------------------------------------------------------------------------------
+
+# (kind, model, ..., database) -> (the SQL, or "" where the ORM writes it, the fields written)
+_write_sql: dict[tuple[Any, ...], tuple[str, list[Any]]] = {}
+
+
+def _plain_fields(model: type[Model], fields: list[Any]) -> bool:
+    """Whether Django writes these fields of the model as plain ``%s`` values in one table (what
+    these statements assume); else the ORM writes them."""
+    return not model._meta.parents and not any(
+        hasattr(field, "get_placeholder") or getattr(field, "generated", False) or field.has_db_default()
+        for field in fields
+    )
+
+
+def _signalled(model: type[Model]) -> bool:
+    """Whether a receiver listens to the model's saves (then the ORM saves it, and sends them)."""
+    from django.db.models import signals
+
+    return signals.pre_save.has_listeners(model) or signals.post_save.has_listeners(model)
+
+
+def row_update(model: type[Model], pk: Any, values: dict[str, Any], using: str = DEFAULT_DB_ALIAS) -> int:
+    """``UPDATE`` the row ``pk`` of ``model`` with ``values`` (field name -> value, prepared as
+    ``QuerySet.update`` prepares a plain value; no signals, as there), the SQL built once per
+    model, fields and database. Returns the rows updated."""
+    connection = connections[using]
+    key = ("update", model, tuple(values), using)
+    found = _write_sql.get(key)
+    if found is None:
+        meta, quote = model._meta, connection.ops.quote_name
+        fields: list[Any] = [meta.get_field(name) for name in values]
+        sets = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+        pk_column = quote(str(meta.pk.column))
+        sql = f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {pk_column} = %s"  # noqa: S608 (quoted names)
+        found = _write_sql[key] = (sql if _plain_fields(model, fields) else "", fields)
+    sql, fields = found
+    if not sql:
+        return model._base_manager.using(using).filter(pk=pk).update(**values)
+    params = [field.get_db_prep_save(value, connection) for field, value in zip(fields, values.values(), strict=True)]
+    params.append(model._meta.pk.get_db_prep_value(pk, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def fields_update(instance: Model, names: list[str] | tuple[str, ...], using: str = DEFAULT_DB_ALIAS) -> None:
+    """What ``instance.save(update_fields=names)`` writes (each field's ``pre_save`` included),
+    the SQL built once; the ORM's save where a receiver listens to the model's saves. Raises
+    DatabaseError when the row is gone, as Django's save does."""
+    from django.db import DatabaseError
+
+    if _signalled(type(instance)):
+        instance.save(update_fields=names, using=using)
+        return
+    fields: list[Any] = [instance._meta.get_field(name) for name in names]
+    values = {field.name: field.pre_save(instance, False) for field in fields}
+    if row_update(type(instance), instance.pk, values, using) != 1:
+        raise DatabaseError("Save with update_fields did not affect any rows.")
+
+
+def row_insert(instance: Model, using: str = DEFAULT_DB_ALIAS) -> None:
+    """``INSERT`` a new instance as ``instance.save(force_insert=True)`` does (each field's
+    ``pre_save``, an automatic primary key returned and set), with the SQL built once per model
+    and database; the ORM's save where that is not a plain statement (signal receivers, parents,
+    database defaults or generated columns)."""
+    model = type(instance)
+    meta = model._meta
+    connection = connections[using]
+    key = ("insert", model, instance.pk is None, using)
+    found = _write_sql.get(key)
+    if found is None:
+        fields = [f for f in meta.local_concrete_fields if not (instance.pk is None and f is meta.auto_field)]
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(f.column) for f in fields)
+        sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"  # noqa: S608
+        if instance.pk is None:
+            sql += f" RETURNING {quote(meta.pk.column)}"
+        plain = _plain_fields(model, fields) and connection.features.can_return_columns_from_insert
+        found = _write_sql[key] = (sql if plain and (instance.pk is not None or meta.auto_field) else "", fields)
+    sql, fields = found
+    if not sql or _signalled(model):
+        instance.save(force_insert=True, using=using)
+        return
+    params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if instance.pk is None:
+            instance.pk = cursor.fetchone()[0]
+    instance._state.adding = False
+    instance._state.db = using

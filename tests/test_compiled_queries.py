@@ -182,3 +182,90 @@ def test_a_values_list_query_gives_the_orms_tuples_converted(org):
     dicts = CompiledQuery(lambda pk: Customer.objects.filter(pk=pk).values("pk"), pk=int)
     with pytest.raises(ValueError, match="values_list"):
         dicts.tuples(pk=people[0].pk)
+
+
+def _stored(model, pk):
+    """The row as the database holds it, through a fresh ORM read."""
+    return _values(model.objects.get(pk=pk))
+
+
+@pytest.mark.django_db
+def test_a_compiled_insert_stores_what_save_stores(org):
+    from config.compiled import row_insert
+    from tickets.models import Conversation, Message
+
+    conversation = Conversation.objects.create(organization=org, customer=CustomerFactory(organization=org))
+    for n, metadata in enumerate(({}, {"in_reply_to": "1", "sources": [{"title": "Refunds"}]}), start=1):
+        compiled = Message(conversation=conversation, role="bot", text=f"Reply {n} with ü and 退款", seq=2 * n,
+                           client_message_id="", metadata=metadata)  # fmt: skip
+        with CaptureQueriesContext(connection) as captured:
+            row_insert(compiled)
+        assert len(captured.captured_queries) == 1 and captured.captured_queries[0]["sql"].startswith("INSERT")
+        saved = Message(conversation=conversation, role="bot", text=f"Reply {n} with ü and 退款", seq=2 * n + 1,
+                        client_message_id="", metadata=metadata)  # fmt: skip
+        saved.save()
+        assert compiled.pk and compiled.pk != saved.pk and compiled.created_at is not None
+        assert not compiled._state.adding and compiled._state.db == "default"
+        mine, theirs = _stored(Message, compiled.pk), _stored(Message, saved.pk)
+        for row in (mine, theirs):
+            row.pop("id"), row.pop("seq"), row.pop("created_at")
+        assert mine == theirs and mine["text"] == f"Reply {n} with ü and 退款"
+    with connection.cursor() as cursor:  # the text is stored encrypted, as save() stores it
+        cursor.execute("SELECT text FROM tickets_message WHERE id = %s", [compiled.pk])
+        assert cursor.fetchone()[0].startswith("fernet:")
+
+
+@pytest.mark.django_db
+def test_a_compiled_update_writes_the_fields_named_and_no_other(org):
+    from django.db import DatabaseError
+
+    from config.compiled import fields_update, row_update
+    from tickets.models import Conversation, Customer
+
+    customer = CustomerFactory(organization=org, email="first@example.com")
+    conversation = Conversation.objects.create(organization=org, customer=customer)
+    conversation.last_seq, conversation.sentiment_score, conversation.sentiment_label = 7, -0.5, "negative"
+    conversation.status = "ended"  # set here, not named: stays as stored
+    with CaptureQueriesContext(connection) as captured:
+        fields_update(conversation, ["last_seq", "sentiment_score", "sentiment_label"])
+    assert len(captured.captured_queries) == 1 and captured.captured_queries[0]["sql"].startswith("UPDATE")
+    stored = Conversation.objects.get(pk=conversation.pk)
+    written = (stored.last_seq, stored.sentiment_score, stored.sentiment_label, stored.status)
+    assert written == (7, -0.5, "negative", "open")
+    # An encrypted field is written encrypted, as QuerySet.update() writes it.
+    assert row_update(Customer, customer.pk, {"email": "second@example.com"}) == 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT email FROM tickets_customer WHERE id = %s", [customer.pk])
+        assert cursor.fetchone()[0].startswith("fernet:")
+    assert Customer.objects.get(pk=customer.pk).email == "second@example.com"
+    assert row_update(Customer, 10**9, {"email": "x@example.com"}) == 0
+    gone = Conversation(pk=10**9, organization=org, customer=customer, last_seq=1)
+    with pytest.raises(DatabaseError, match="did not affect any rows"):
+        fields_update(gone, ["last_seq"])
+
+
+@pytest.mark.django_db
+def test_a_model_whose_saves_someone_listens_to_is_saved_by_the_orm_with_its_signals(org):
+    from django.db.models.signals import post_save
+
+    from config.compiled import fields_update, row_insert
+    from tickets.models import Conversation, Message
+
+    conversation = Conversation.objects.create(organization=org, customer=CustomerFactory(organization=org))
+    heard = []
+
+    def listen(sender, instance, created, **kwargs):
+        heard.append((sender.__name__, created, kwargs.get("update_fields")))
+
+    post_save.connect(listen, sender=Message)
+    post_save.connect(listen, sender=Conversation)
+    try:
+        message = Message(conversation=conversation, role="customer", text="hello", seq=1)
+        row_insert(message)
+        conversation.last_seq = 1
+        fields_update(conversation, ["last_seq"])
+    finally:
+        post_save.disconnect(listen, sender=Message)
+        post_save.disconnect(listen, sender=Conversation)
+    assert heard == [("Message", True, None), ("Conversation", False, frozenset({"last_seq"}))]
+    assert Message.objects.get(pk=message.pk).text == "hello"

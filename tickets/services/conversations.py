@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from config.compiled import fields_update, row_insert, row_update
 from tenancy.models import Organization
 from tickets.attachments import attachment_inspect, attachment_store, attachments_none_known
 from tickets.errors import ConversationFull, DomainError
@@ -206,9 +207,9 @@ def message_create(
         if role == MessageRole.CUSTOMER and locked.last_seq >= cap:
             raise ConversationFull(f"This conversation reached {cap} messages; please start a new chat.")
         locked.last_seq += 1
-        locked.save(update_fields=["last_seq", *(update_fields if under_lock else ())])
+        fields_update(locked, ["last_seq", *(update_fields if under_lock else ())])
         conversation.last_seq = locked.last_seq
-        message = Message.objects.create(
+        message = Message(
             conversation=locked,
             role=role,
             text=text,
@@ -217,12 +218,13 @@ def message_create(
             metadata=metadata or {},
             author=author,
         )
+        row_insert(message)
         if attachment is not None:
             attachment_store(message=message, upload=attachment, content_type=content_type)
         else:
             attachments_none_known(message)
         if role == MessageRole.CUSTOMER:
-            Customer.objects.filter(pk=locked.customer_id).update(last_seen_at=message.created_at)
+            row_update(Customer, locked.customer_id, {"last_seen_at": message.created_at})
             if locked.status == Conversation.Status.ENDED:
                 # The customer came back: the chat is live again and the assistant answers.
                 locked.status = Conversation.Status.OPEN
