@@ -65,6 +65,26 @@ def test_keys_rotate_without_losing_data(settings, org, capsys):
         Message.objects.get(pk=message.pk)
 
 
+def test_texts_read_lately_are_not_decrypted_again_and_only_short_ones_are_kept(monkeypatch):
+    from tickets import crypto
+
+    calls = []
+    cipher = crypto.cipher()
+    decrypt = cipher.decrypt
+    monkeypatch.setattr(cipher, "decrypt", lambda token: calls.append(token) or decrypt(token))
+    stored = crypto.encrypt("when will I get my refund?")
+    assert crypto.decrypt(stored) == "when will I get my refund?" and calls == []  # kept as it was written
+    crypto._recent.clear()
+    assert [crypto.decrypt(stored), crypto.decrypt(stored)] == ["when will I get my refund?"] * 2
+    assert len(calls) == 1
+    long = crypto.encrypt("x" * 2000)
+    assert [crypto.decrypt(long), crypto.decrypt(long)] == ["x" * 2000] * 2 and len(calls) == 3  # never kept
+    monkeypatch.setattr(crypto._Recent, "SIZE", 3)
+    for n in range(5):
+        crypto.encrypt(f"text {n}")
+    assert len(crypto._recent.texts) == 3
+
+
 def test_a_malformed_key_is_a_startup_error(settings):
     settings.FIELD_ENCRYPTION_KEY = "not-a-key"
     assert "concierge.E001" in [e.id for e in run_checks()]
