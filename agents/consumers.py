@@ -62,12 +62,23 @@ def _replay(session: WidgetSession, after: int) -> list[dict[str, Any]]:
     return [message_frame(m) for m in selectors.conversation_messages(conversation=conversation, after_seq=after)]
 
 
-def _conversation_exists(session: WidgetSession) -> bool:
+def _chat_open(*, session: WidgetSession, origin: str, host: str) -> str:
+    """A socket's checks and presence in one hop to the turn threads: "" when it may chat (and
+    the customer now counts as online), else why not: "origin" (a website the organization does
+    not allow) or "gone" (the conversation no longer exists)."""
     from tickets.models import Conversation
 
-    return Conversation.objects.filter(
+    if not origin_allowed(organization_id=session.organization_id, origin=origin, host=host):
+        return "origin"
+    if not Conversation.objects.filter(
         pk=session.conversation_id, organization_id=session.organization_id, customer_id=session.customer_id
-    ).exists()
+    ).exists():
+        return "gone"
+    try:
+        chat_presence_join(conversation_id=session.conversation_id)
+    except Exception:  # presence is a hint (widget or email for CSAT), never a reason to refuse
+        logger.warning("chat presence not recorded", exc_info=True)
+    return ""
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -96,13 +107,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         headers = dict(self.scope.get("headers") or [])
         origin = headers.get(b"origin", b"").decode("latin-1")
         host = headers.get(b"host", b"").decode("latin-1")
-        gate = turn_gate()
-        allowed = await gate.run(origin_allowed, organization_id=session.organization_id, origin=origin, host=host)
-        if not allowed:
+        refused = await turn_gate().run(_chat_open, session=session, origin=origin, host=host)
+        if refused == "origin":
             await self.error("origin_not_allowed", f"The website {origin} is not allowed to embed this chat widget.")
             await self.close(code=CLOSE_ORIGIN_REFUSED)
             return
-        if not await gate.run(_conversation_exists, session=session):
+        if refused:
             await self.error("not_found", "This conversation no longer exists; start a new chat.")
             await self.close(code=CLOSE_GONE)
             return
@@ -110,10 +120,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.group = conversation_group_name(session.conversation_id)
         if not await self.live(self.channel_layer.group_add(self.group, self.channel_name)):
             await self.error("degraded", DEGRADED_MESSAGE)
-        try:
-            await gate.run(chat_presence_join, conversation_id=session.conversation_id)
-        except Exception:  # presence is a hint (widget or email for CSAT), never a reason to refuse
-            logger.warning("chat presence not recorded", exc_info=True)
         WEBSOCKETS_OPEN.labels(kind="chat").inc()
         self.counted = True
 

@@ -9,7 +9,9 @@ when Redis returns (a restarted Redis has lost them), before anything else is se
 
 Group sends take two round trips to Redis instead of four (channels_redis's own steps,
 pipelined: the group's members in one, the delivery in another) and one for an empty group;
-``group_send_except`` leaves out one member, the socket that delivers the frames itself."""
+``group_send_except`` leaves out one member, the socket that delivers the frames itself, and
+``groups_send_except`` makes several sends in those same two round trips (one when no one else
+listens)."""
 
 import asyncio
 import logging
@@ -91,26 +93,52 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
         """Send to every member of the group but ``exclude`` (a channel name)."""
         await self._watch(self._group_send(group, message, exclude=exclude))
 
+    async def groups_send_except(self, sends: list[tuple[str, dict[str, Any], str]]) -> None:
+        """Several group sends, each leaving out one member (or none: ""), together: every
+        group's members in one round trip per Redis connection, then every delivery in one
+        (a chat turn's two sends, to a conversation and a console no one else watches, are
+        one round trip)."""
+        await self._watch(self._groups_send(sends))
+
     async def _group_send(self, group: str, message: dict[str, Any], exclude: str) -> None:
-        assert self.require_valid_group_name(group), "Group name not valid"
-        key = self._group_key(group)
-        pipe = self.connection(self.consistent_hash(group)).pipeline(transaction=False)
-        pipe.zremrangebyscore(key, min=0, max=int(time.time()) - self.group_expiry)
-        pipe.zrange(key, 0, -1)
-        _, members = await pipe.execute()
-        channel_names = [name for name in (m.decode("utf8") for m in members) if name != exclude]
-        if not channel_names:
-            return
-        by_connection, messages, capacities = self._map_channel_keys_to_connection(channel_names, message)
-        for index, channel_keys in by_connection.items():
+        await self._groups_send([(group, message, exclude)])
+
+    async def _groups_send(self, sends: list[tuple[str, dict[str, Any], str]]) -> None:
+        by_index: dict[int, list[int]] = {}  # connection -> the sends whose group lives there
+        for n, (group, _, _) in enumerate(sends):
+            assert self.require_valid_group_name(group), "Group name not valid"
+            by_index.setdefault(self.consistent_hash(group), []).append(n)
+        members: dict[int, list[str]] = {}
+        for index, numbers in by_index.items():
             pipe = self.connection(index).pipeline(transaction=False)
-            for channel_key in channel_keys:  # drop messages nobody received in time
-                pipe.zremrangebyscore(channel_key, min=0, max=int(time.time()) - int(self.expiry))
-            args = [messages[k] for k in channel_keys] + [capacities[k] for k in channel_keys]
-            pipe.eval(GROUP_SEND_LUA, len(channel_keys), *channel_keys, *args, time.time(), self.expiry)
-            over_capacity = (await pipe.execute())[-1]
-            if over_capacity:
-                logger.info("%s of %s channels over capacity in group %s", over_capacity, len(channel_names), group)
+            for n in numbers:
+                key = self._group_key(sends[n][0])
+                pipe.zremrangebyscore(key, min=0, max=int(time.time()) - self.group_expiry)
+                pipe.zrange(key, 0, -1)
+            found = await pipe.execute()
+            for place, n in enumerate(numbers):
+                exclude = sends[n][2]
+                members[n] = [name for name in (m.decode("utf8") for m in found[2 * place + 1]) if name != exclude]
+        deliveries: dict[int, list[tuple[str, list[str], list[Any]]]] = {}  # connection -> (group, keys, args)
+        for n, (group, message, _) in enumerate(sends):
+            if not members[n]:
+                continue
+            by_connection, messages, capacities = self._map_channel_keys_to_connection(members[n], message)
+            for index, channel_keys in by_connection.items():
+                args = [messages[k] for k in channel_keys] + [capacities[k] for k in channel_keys]
+                deliveries.setdefault(index, []).append((group, channel_keys, args))
+        for index, batch in deliveries.items():
+            pipe = self.connection(index).pipeline(transaction=False)
+            for _, channel_keys, args in batch:
+                for channel_key in channel_keys:  # drop messages nobody received in time
+                    pipe.zremrangebyscore(channel_key, min=0, max=int(time.time()) - int(self.expiry))
+                pipe.eval(GROUP_SEND_LUA, len(channel_keys), *channel_keys, *args, time.time(), self.expiry)
+            outcomes = await pipe.execute()
+            at = 0
+            for group, channel_keys, _ in batch:
+                at += len(channel_keys) + 1
+                if over := outcomes[at - 1]:
+                    logger.info("%s of %s channels over capacity in group %s", over, len(channel_keys), group)
 
     async def _watch(self, operation: Any) -> None:
         try:

@@ -125,9 +125,10 @@ def group_send(group: str, event: dict[str, Any]) -> bool:
 
 def groups_send(sends: list[tuple[str, dict[str, Any], str]]) -> list[bool]:
     """Several (group, event, channel left out) sends at once, in one hop to the event loop (a
-    chat turn's broadcasts go to the conversation and the console together); one result per
-    send, False where it failed. A layer without ``group_send_except`` sends to everyone, and
-    the left-out consumer drops the event by its ``sender``."""
+    chat turn's broadcasts go to the conversation and the console together), and through a
+    layer with ``groups_send_except`` in one go; one result per send, False where it failed. A
+    layer without ``group_send_except`` sends to everyone, and the left-out consumer drops the
+    event by its ``sender``."""
     layer = get_channel_layer()
     if layer is None:
         return [False] * len(sends)
@@ -138,6 +139,12 @@ def groups_send(sends: list[tuple[str, dict[str, Any], str]]) -> list[bool]:
         return layer.group_send(group, event)
 
     async def send_all() -> list[Any]:
+        if hasattr(layer, "groups_send_except"):  # all of them in one go (config.channel_layer)
+            try:
+                await layer.groups_send_except(sends)
+            except Exception as exc:
+                return [exc] * len(sends)
+            return [None] * len(sends)
         return await asyncio.gather(*(one(*send) for send in sends), return_exceptions=True)
 
     try:
@@ -201,6 +208,10 @@ def _presence_key(conversation_id: int) -> str:
 
 def chat_presence_join(*, conversation_id: int) -> None:
     key = _presence_key(conversation_id)
+    counter_add = getattr(cache, "counter_add", None)  # Redis (config.cache): one round trip
+    if counter_add is not None:
+        counter_add(key, 1, PRESENCE_TTL_SECONDS)
+        return
     cache.add(key, 0, timeout=PRESENCE_TTL_SECONDS)
     try:
         cache.incr(key)

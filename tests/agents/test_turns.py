@@ -253,3 +253,31 @@ async def test_at_startup_each_turn_thread_sends_once_through_the_channel_layer_
     finally:
         await layer.group_discard(f"warmup.{os.getpid()}", channel)
         await database_sync_to_async(gate.close)()
+
+
+async def test_several_group_sends_go_together_each_reaching_its_members_but_the_one_left_out(settings):
+    """config.channel_layer.groups_send_except against the real Redis: a member left out of one
+    group still gets another group's event, and an empty group is no error."""
+    from config.channel_layer import ResilientRedisChannelLayer
+
+    layer = ResilientRedisChannelLayer(**settings.CHANNEL_LAYERS["default"]["CONFIG"])
+    asking, other_tab, console = [await layer.new_channel() for _ in range(3)]
+    tag = os.urandom(4).hex()
+    chat, staff, nobody = f"chat-{tag}", f"console-{tag}", f"empty-{tag}"
+    for group, channel in ((chat, asking), (chat, other_tab), (staff, console), (staff, asking)):
+        await layer.group_add(group, channel)
+    await layer.groups_send_except(
+        [
+            (chat, {"type": "chat.message", "n": 1}, asking),
+            (staff, {"type": "console.message", "n": 2}, ""),
+            (nobody, {"type": "chat.message", "n": 3}, ""),
+        ]
+    )
+    assert (await layer.receive(other_tab))["n"] == 1
+    assert (await layer.receive(console))["n"] == 2
+    assert (await layer.receive(asking))["n"] == 2  # the console's event; not the chat's
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.5):
+            await layer.receive(asking)
+    for group, channel in ((chat, asking), (chat, other_tab), (staff, console), (staff, asking)):
+        await layer.group_discard(group, channel)

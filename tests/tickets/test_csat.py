@@ -74,6 +74,22 @@ def test_customer_in_the_chat_is_asked_there_not_by_email(
     assert Ticket.objects.get(pk=ticket.pk).csat_request_channel == "widget"
 
 
+def test_two_tabs_keep_a_customer_online_until_both_leave_and_the_count_expires_on_its_own(customer):
+    from django.core.cache import cache
+
+    from tickets.transport import PRESENCE_TTL_SECONDS, chat_is_online
+
+    conversation = services.conversation_start(customer=customer)
+    chat_presence_join(conversation_id=conversation.pk)
+    chat_presence_join(conversation_id=conversation.pk)
+    key = cache.make_and_validate_key(f"chat-presence:{conversation.pk}")
+    assert 0 < cache._cache.get_client(key).ttl(key) <= PRESENCE_TTL_SECONDS  # a crashed process's count goes
+    chat_presence_leave(conversation_id=conversation.pk)
+    assert chat_is_online(conversation_id=conversation.pk)
+    chat_presence_leave(conversation_id=conversation.pk)
+    assert not chat_is_online(conversation_id=conversation.pk)
+
+
 def test_a_chat_the_bot_handled_alone_can_be_rated_but_not_while_a_person_works_it(customer):
     conversation = services.conversation_start(customer=customer)
     rated = services.conversation_csat_record(conversation=conversation, score=5, comment="  Helpful bot ")
