@@ -19,6 +19,7 @@ from agents.widget import (
 )
 from config.asgi import application
 from config.errors import DomainError
+from tests.agents.test_chat import joined
 from tickets import services
 from tickets.models import Conversation, Customer
 
@@ -211,6 +212,7 @@ async def test_typing_frames_are_passed_on_at_most_once_per_two_seconds(org):
     assert connected
     other_tab, connected = await _open(session["token"], b"http://testserver")  # sees the typing
     assert connected
+    await joined(other_tab)  # accepted before it joins the conversation's group: wait until it has
     for _ in range(5):
         await typist.send_to(text_data=json.dumps({"type": "typing"}))
     frames = []
