@@ -9,9 +9,8 @@ when Redis returns (a restarted Redis has lost them), before anything else is se
 
 Group sends take two round trips to Redis instead of four (channels_redis's own steps,
 pipelined: the group's members in one, the delivery in another) and one for an empty group;
-``group_send_except`` leaves out one member, the socket that delivers the frames itself, and
 ``groups_send_except`` makes several sends in those same two round trips (one when no one else
-listens)."""
+listens), each leaving out one member: the socket that delivers the frames itself."""
 
 import asyncio
 import logging
@@ -87,11 +86,7 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
         await self._watch(super().group_discard(group, channel))
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
-        await self._watch(self._group_send(group, message, exclude=""))
-
-    async def group_send_except(self, group: str, message: dict[str, Any], exclude: str) -> None:
-        """Send to every member of the group but ``exclude`` (a channel name)."""
-        await self._watch(self._group_send(group, message, exclude=exclude))
+        await self.groups_send_except([(group, message, "")])
 
     async def groups_send_except(self, sends: list[tuple[str, dict[str, Any], str]]) -> None:
         """Several group sends, each leaving out one member (or none: ""), together: every
@@ -99,9 +94,6 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
         (a chat turn's two sends, to a conversation and a console no one else watches, are
         one round trip)."""
         await self._watch(self._groups_send(sends))
-
-    async def _group_send(self, group: str, message: dict[str, Any], exclude: str) -> None:
-        await self._groups_send([(group, message, exclude)])
 
     async def _groups_send(self, sends: list[tuple[str, dict[str, Any], str]]) -> None:
         by_index: dict[int, list[int]] = {}  # connection -> the sends whose group lives there

@@ -126,17 +126,12 @@ def group_send(group: str, event: dict[str, Any]) -> bool:
 def groups_send(sends: list[tuple[str, dict[str, Any], str]]) -> list[bool]:
     """Several (group, event, channel left out) sends at once, in one hop to the event loop (a
     chat turn's broadcasts go to the conversation and the console together), and through a
-    layer with ``groups_send_except`` in one go; one result per send, False where it failed. A
-    layer without ``group_send_except`` sends to everyone, and the left-out consumer drops the
-    event by its ``sender``."""
+    layer with ``groups_send_except`` in one go, each leaving its channel out; one result per
+    send, False where it failed. Another layer sends to everyone, and the left-out consumer drops
+    the event by its ``sender``."""
     layer = get_channel_layer()
     if layer is None:
         return [False] * len(sends)
-
-    def one(group: str, event: dict[str, Any], exclude: str) -> Any:
-        if exclude and hasattr(layer, "group_send_except"):
-            return layer.group_send_except(group, event, exclude)
-        return layer.group_send(group, event)
 
     async def send_all() -> list[Any]:
         if hasattr(layer, "groups_send_except"):  # all of them in one go (config.channel_layer)
@@ -145,7 +140,9 @@ def groups_send(sends: list[tuple[str, dict[str, Any], str]]) -> list[bool]:
             except Exception as exc:
                 return [exc] * len(sends)
             return [None] * len(sends)
-        return await asyncio.gather(*(one(*send) for send in sends), return_exceptions=True)
+        return await asyncio.gather(
+            *(layer.group_send(group, event) for group, event, _ in sends), return_exceptions=True
+        )
 
     try:
         outcomes = async_to_sync(send_all)()
