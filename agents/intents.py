@@ -89,6 +89,20 @@ class IntentClassifier:
         assert self.words is not None and self.chars is not None, "the model is not fitted"
         return _stacked(self.words.transform(texts), self.chars.transform(texts), vectors)
 
+    def _regression_of_one(self, text: str, vector: Any) -> Any:
+        """``model.predict_proba(_features([text], [vector]))`` without sparse matrices: SciPy's
+        construction and stacking of them cost more than the arithmetic for one message (a chat
+        turn's; bench/README.md, issue 14). The same columns and weights."""
+        assert self.words is not None and self.chars is not None and self.model is not None, "not fitted"
+        word_columns, word_weights = self.words.row(text)
+        char_columns, char_weights = self.chars.row(text)
+        chars_at = len(self.words.idf)
+        columns = np.concatenate([word_columns, char_columns + chars_at])
+        dense = np.asarray(vector, dtype=np.float64).ravel() * EMBEDDING_WEIGHT
+        return self.model.predict_proba_one(
+            columns, np.concatenate([word_weights, char_weights]), dense, chars_at + len(self.chars.idf)
+        )
+
     def fit(self, texts: list[str], labels: list[str], progress: Any = None) -> "IntentClassifier":
         """``progress``: advanced by one per text embedded (config.progress)."""
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -167,7 +181,10 @@ class IntentClassifier:
         trained before that have no ``neighbours``)."""
         vectors = self._vectors(texts, vectors)
         assert self.model is not None, "the model is not fitted"
-        regression = self.model.predict_proba(self._features(texts, vectors))
+        if len(texts) == 1:  # a chat turn's message
+            regression = self._regression_of_one(texts[0], vectors[0])
+        else:
+            regression = self.model.predict_proba(self._features(texts, vectors))
         weight = getattr(self, "knn_weight", 0.0)
         if not weight or getattr(self, "neighbours", None) is None:
             return regression, regression

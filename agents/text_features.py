@@ -113,11 +113,7 @@ def _counted(
     indices: list[int] = []
     data: list[float] = []
     for n, text in enumerate(texts):
-        row: dict[int, float] = {}
-        for gram in analyzer(text):
-            at = column(gram)
-            if at is not None:
-                row[at] = 1.0 if binary else row.get(at, 0.0) + 1.0
+        row = _row_counted(text, analyzer, column, binary)
         columns = sorted(row)
         indices += columns
         data += [row[at] for at in columns]
@@ -125,6 +121,18 @@ def _counted(
     return csr_matrix(
         (np.array(data, dtype=np.float64), np.array(indices, dtype=np.int32), indptr), shape=(len(texts), width)
     )
+
+
+def _row_counted(
+    text: str, analyzer: NgramAnalyzer, column: Callable[[str], int | None], binary: bool
+) -> dict[int, float]:
+    """One text's counts by column (see _counted), in the order the n-grams first occur."""
+    row: dict[int, float] = {}
+    for gram in analyzer(text):
+        at = column(gram)
+        if at is not None:
+            row[at] = 1.0 if binary else row.get(at, 0.0) + 1.0
+    return row
 
 
 def hashed_counts(texts: Sequence[str], analyzer: NgramAnalyzer, buckets: int) -> csr_matrix:
@@ -181,6 +189,22 @@ class TfidfFeatures:
             matrix.data /= np.repeat(norms, lengths)
         return matrix
 
+    def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """``transform([text])`` as (its columns, their weights), without a sparse matrix: for one
+        message (a chat turn's), SciPy's matrix construction cost more than the arithmetic."""
+        counts = _row_counted(text, self.analyzer, self.vocabulary.get, self.binary)
+        columns = np.fromiter(counts, dtype=np.int64, count=len(counts))
+        weights = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+        if self.sublinear_tf:
+            np.log(weights, weights)
+            weights += 1.0
+        weights *= self.idf[columns]
+        if self.norm == "l2":
+            length = float(np.sqrt(np.dot(weights, weights)))
+            if length:  # an empty row stays empty
+                weights /= length
+        return columns, weights
+
 
 @dataclass
 class LinearClassifier:
@@ -197,7 +221,18 @@ class LinearClassifier:
         return cls(coef=np.asarray(model.coef_), intercept=np.asarray(model.intercept_), classes=model.classes_)
 
     def predict_proba(self, features: Any) -> np.ndarray:
-        decision = np.asarray(features @ self.coef.T) + self.intercept
+        return self._probabilities(np.asarray(features @ self.coef.T) + self.intercept)
+
+    def predict_proba_one(
+        self, columns: np.ndarray, weights: np.ndarray, dense: np.ndarray, dense_at: int
+    ) -> np.ndarray:
+        """``predict_proba`` of one row given as its sparse part (``columns``, ``weights``) and a
+        dense part that fills the columns from ``dense_at`` on; a 1 x labels array."""
+        decision = self.coef[:, columns] @ weights + self.intercept
+        decision += self.coef[:, dense_at : dense_at + len(dense)] @ dense
+        return self._probabilities(decision[None, :])
+
+    def _probabilities(self, decision: np.ndarray) -> np.ndarray:
         if len(self.classes) <= 2:
             with np.errstate(over="ignore"):  # exp overflows to inf for a sure negative: 0, as expit
                 positive = 1.0 / (1.0 + np.exp(-decision[:, 0]))

@@ -72,6 +72,14 @@ def test_tfidf_features_and_probabilities_equal_scikit_learns(texts):
         ours = TfidfFeatures.of(vectorizer).transform(texts)
         assert ours.shape == matrix.shape and abs(ours - matrix).max() < 1e-12
         assert (ours != 0).nnz == (matrix != 0).nnz
+        # one text at a time (a chat turn's): the same columns and weights, without a sparse matrix
+        features = TfidfFeatures.of(vectorizer)
+        for n in range(0, len(texts), 3):
+            columns, weights = features.row(texts[n])
+            row = np.zeros(matrix.shape[1])
+            row[columns] = weights
+            assert len(set(columns.tolist())) == len(columns) == matrix[n].nnz
+            assert np.abs(row - matrix[n].toarray()[0]).max() < 1e-12
     for classes in (labels, [str(n % 2) for n in range(len(texts))]):  # two classes: one-vs-rest's logistic
         model = LogisticRegression(C=20, max_iter=50).fit(matrix, classes)
         assert np.abs(LinearClassifier.of(model).predict_proba(matrix) - model.predict_proba(matrix)).max() < 1e-12
@@ -156,7 +164,17 @@ def test_a_saved_intent_model_scores_in_a_process_without_scikit_learn(tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     scored = json.loads(result.stdout.strip().splitlines()[-1])
     assert scored["sklearn"] == []
-    assert np.abs(np.array(scored["probabilities"]) - classifier.probabilities(rows[500:], vectors[500:])).max() < 1e-12
+    batch = classifier.probabilities(rows[500:], vectors[500:])
+    assert np.abs(np.array(scored["probabilities"]) - batch).max() < 1e-12
+    # One message (a chat turn's) is scored without sparse matrices: the same probabilities and intents.
+    # (The regression's to 1e-12; the blend with the neighbours' float32 similarities to 1e-6.)
+    singles = [classifier._scored([text], vectors[500 + n][None, :]) for n, text in enumerate(rows[500:])]
+    regression = classifier._scored(rows[500:], vectors[500:])[0]
+    assert np.abs(np.vstack([one[0] for one in singles]) - regression).max() < 1e-12
+    assert np.abs(np.vstack([one[1] for one in singles]) - batch).max() < 1e-6
+    assert [classifier.predict(text, vectors[500 + n]).intent for n, text in enumerate(rows[500:])] == [
+        p.intent for p in classifier.predict_many(rows[500:], vectors[500:])
+    ]
 
     # A model saved before (scikit-learn's own fitted objects in the pickle) loads and scores the same.
     old = IntentClassifier()
@@ -169,3 +187,4 @@ def test_a_saved_intent_model_scores_in_a_process_without_scikit_learn(tmp_path)
     loaded = IntentClassifier.loads(pickle.dumps(old))
     assert isinstance(loaded.words, TfidfFeatures) and isinstance(loaded.model, LinearClassifier)
     assert np.abs(loaded._scored(rows[500:], vectors[500:])[0] - expected).max() < 1e-12
+    assert np.abs(loaded._scored(rows[550:551], vectors[550:551])[0] - expected[50:51]).max() < 1e-12
