@@ -50,6 +50,29 @@ async def test_api_calls_share_the_process_redis_connections(agent, ticket):
     assert _redis_connections() - before <= 1
 
 
+async def test_the_cache_keeps_one_redis_client_for_its_pool(monkeypatch):
+    """Django's Redis cache made a new redis.Redis (and its table of response callbacks) for
+    every get, add and incr; ours keeps one per pool, and a command still reaches Redis."""
+    if not getattr(settings, "REDIS_URL", ""):
+        pytest.skip("the cache is Redis only with REDIS_URL set (make test sets it)")
+    from django.core.cache import cache
+
+    made = []
+    real = redis.Redis.__init__
+
+    def counted(self, *args, **kwargs):
+        made.append(kwargs.get("connection_pool"))
+        real(self, *args, **kwargs)
+
+    await sync_to_async(cache.set)("shared-client", 1)  # the process's client, made once
+    monkeypatch.setattr(redis.Redis, "__init__", counted)
+    for n in range(5):
+        await sync_to_async(cache.incr)("shared-client")
+        await sync_to_async(cache.add)(f"shared-client-{n}", n, 30)
+    assert await sync_to_async(cache.get)("shared-client") == 6
+    assert made == []
+
+
 async def test_an_api_call_under_asgi_crosses_threads_six_times(agent, ticket, monkeypatch):
     """The middleware runs in sync mode, in one thread: Django's handler moves the request into
     it, back to the event loop for the view's handler, then into the thread for the CSRF check's
