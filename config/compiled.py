@@ -10,11 +10,11 @@ through the connection's cursor (so query logging, timing and the connection's w
 apply) and makes the model instances the way Django's ModelIterable does, select_related objects
 included, with the fields' converters applied.
 
-Arguments are integers (ids) or strings compared as they are, and the querysets give model
-instances (``only()`` included; not annotations) or, built with ``values_list()``, tuples of
-those columns (``tuples()``): enough for the locks and lookups on the hot paths. The shape of the
-SQL must not depend on the values (a list of ids is as many arguments, so a fixed number of them:
-see knowledge.search._passages).
+Arguments are integers (ids), strings compared as they are, or lists of integers compared with
+``AnyOf`` (one parameter however many there are), and the querysets give model instances
+(``only()`` included; not annotations) or, built with ``values_list()``, tuples of those columns
+(``tuples()``): enough for the locks and lookups on the hot paths. The shape of the SQL must not
+depend on the values (``pk__in`` makes a parameter of each id: use ``AnyOf``).
 
 The writes of a chat turn's rows, likewise: ``row_insert`` (a new instance, as ``save()`` inserts
 it), ``fields_update`` (as ``save(update_fields=...)``) and ``row_update`` (as a ``QuerySet.update()``
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Model, QuerySet
+from django.db.models import Lookup, Model, QuerySet
 from django.db.models.query import ModelIterable, ValuesListIterable, get_related_populators  # type: ignore[attr-defined]  # Django's own, unstubbed
 from django.db.transaction import TransactionManagementError
 
@@ -40,7 +40,34 @@ _MARKER_BASE = 2_146_000_000
 
 
 def _marker(n: int, kind: type) -> Any:
+    if kind is list:
+        return [_MARKER_BASE + n]
     return _MARKER_BASE + n if kind is int else f"\x1fconfig.compiled argument {n}\x1f"
+
+
+class AnyOf(Lookup):
+    """``AnyOf(F("pk"), ids)``: the column is one of a list of integers, passed as one parameter,
+    a text (PostgreSQL ``= ANY(%s::bigint[])`` with ``{1,2}``; SQLite ``IN (SELECT value FROM
+    json_each(%s))`` with ``[1,2]``). ``pk__in`` makes a parameter of each id, so its SQL changes
+    with their number, and psycopg parses anew, on every call, a statement of more than 50
+    parameters (knowledge.search's passages by id: 61 of them); psycopg's array dumper, in Python,
+    took longer than the text does."""
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+
+    @staticmethod
+    def parameter(values: list[int], vendor: str) -> str:
+        listed = ",".join(str(int(value)) for value in values)
+        return f"{{{listed}}}" if vendor == "postgresql" else f"[{listed}]"
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        parameter = self.parameter(self.rhs, connection.vendor)
+        if connection.vendor == "postgresql":
+            return f"{lhs} = ANY(%s::bigint[])", [*lhs_params, parameter]
+        # the column's SQL as Django compiled it, not a value: the values are the parameter
+        return f"{lhs} IN (SELECT value FROM json_each(%s))", [*lhs_params, parameter]  # noqa: S608
 
 
 ModelT = TypeVar("ModelT", bound=Model)
@@ -62,11 +89,12 @@ class _Plan:
 
 class CompiledQuery(Generic[ModelT]):
     """``build(**arguments)`` returns the queryset; ``rows(**arguments)`` runs it with those
-    values. ``arguments``: each argument's name and type, ``int`` or ``str``."""
+    values. ``arguments``: each argument's name and type, ``int``, ``str`` or ``list`` (of
+    integers, compared with ``AnyOf``)."""
 
     def __init__(self, build: Callable[..., QuerySet[ModelT]], **arguments: type) -> None:
-        if set(arguments.values()) - {int, str}:
-            raise ValueError("arguments are int or str")
+        if set(arguments.values()) - {int, str, list}:
+            raise ValueError("arguments are int, str or list")
         self.build = build
         self.arguments = arguments
         self._plans: dict[tuple[str, str], _Plan] = {}
@@ -89,6 +117,8 @@ class CompiledQuery(Generic[ModelT]):
         slots = []
         for name, marker in markers.items():
             # isinstance: PostgreSQL's comparisons pass an integer as a psycopg Int4 or Int8 (an int)
+            if isinstance(marker, list):  # one parameter, a text (see AnyOf)
+                marker = AnyOf.parameter(marker, connections[alias].vendor)
             found = [n for n, value in enumerate(params) if isinstance(value, type(marker)) and value == marker]
             if len(found) != 1:
                 raise ValueError(f"argument {name!r} appears {len(found)} times in the query's parameters")
@@ -115,7 +145,7 @@ class CompiledQuery(Generic[ModelT]):
             for_update=bool(queryset.query.select_for_update) and connections[alias].features.has_select_for_update,
         )
 
-    def rows(self, using: str = DEFAULT_DB_ALIAS, **values: int | str) -> list[ModelT]:
+    def rows(self, using: str = DEFAULT_DB_ALIAS, **values: int | str | list[int]) -> list[ModelT]:
         """The model instances the queryset built with these values would give."""
         plan = self._plan(using)
         if plan.model is None:
@@ -130,22 +160,26 @@ class CompiledQuery(Generic[ModelT]):
             found.append(instance)
         return found
 
-    def tuples(self, using: str = DEFAULT_DB_ALIAS, **values: int | str) -> list[tuple[Any, ...]]:
+    def tuples(self, using: str = DEFAULT_DB_ALIAS, **values: int | str | list[int]) -> list[tuple[Any, ...]]:
         """The rows a values_list() queryset built with these values would give."""
         plan = self._plan(using)
         if plan.model is not None:
             raise TypeError("a model query gives instances: call rows()")
         return [tuple(row) for row in self._fetched(plan, using, values)]
 
-    def _fetched(self, plan: _Plan, using: str, values: dict[str, int | str]) -> list[Any]:
+    def _fetched(self, plan: _Plan, using: str, values: dict[str, int | str | list[int]]) -> list[Any]:
         """The plan's rows with these values, each column through its converters."""
         connection = connections[using]
         if plan.for_update and connection.get_autocommit():
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         params = list(plan.params)
         for name, index in plan.slots:
-            # the same type as the marker's parameter had (psycopg's Int4, say): the SQL expects it
-            params[index] = type(plan.params[index])(self.arguments[name](values[name]))
+            value = values[name]
+            if isinstance(value, list):
+                params[index] = AnyOf.parameter(value, connection.vendor)
+            else:
+                # the same type as the marker's parameter had (psycopg's Int4, say): the SQL expects it
+                params[index] = type(plan.params[index])(self.arguments[name](value))
         with connection.cursor() as cursor:
             cursor.execute(plan.sql, params)
             fetched = cursor.fetchall()
@@ -166,12 +200,12 @@ class CompiledQuery(Generic[ModelT]):
             found = kept[id(plan)] = (plan, compiler, compiler.get_converters(plan.fields))
         return found[1], found[2]
 
-    def one(self, using: str = DEFAULT_DB_ALIAS, **values: int | str) -> ModelT | None:
+    def one(self, using: str = DEFAULT_DB_ALIAS, **values: int | str | list[int]) -> ModelT | None:
         """The first instance, or None."""
         found = self.rows(using, **values)
         return found[0] if found else None
 
-    def get(self, using: str = DEFAULT_DB_ALIAS, **values: int | str) -> ModelT:
+    def get(self, using: str = DEFAULT_DB_ALIAS, **values: int | str | list[int]) -> ModelT:
         """The first instance; the model's DoesNotExist, as QuerySet.get raises it, when none."""
         found = self.one(using, **values)
         if found is None:

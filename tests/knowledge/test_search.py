@@ -49,17 +49,27 @@ def test_search_is_scoped_to_the_organization(demo_kb, other_org):
 
 
 def test_the_found_passages_are_read_as_the_orm_reads_them_however_many(demo_kb, other_org):
-    """One query built once, with room for every candidate of both legs (more ids go in batches):
-    each passage with its article's title and URL, only this organization's."""
-    from knowledge.search import _PASSAGE_SLOTS, _passages
+    """One query built once, its ids one parameter however many: each passage with its article's
+    title and URL, only this organization's."""
+    from django.db import connection
+
+    from knowledge.search import _passages
 
     chunks = list(Chunk.objects.filter(organization=demo_kb).order_by("pk"))
-    unknown = list(range(10**9, 10**9 + len(_PASSAGE_SLOTS)))
+    unknown = list(range(10**9, 10**9 + 70))
+    statements = []
+
+    def seen(execute, sql, params, many, context):
+        statements.append((sql, len(params)))
+        return execute(sql, params, many, context)
+
     for ids in ([chunks[3].pk], [c.pk for c in chunks[:7]], [c.pk for c in chunks]):
-        # a repeat, and more unknown ids than one query has room for: the rest go in a second one
-        found = _passages(ids=[*ids, ids[0], *unknown], organization_id=demo_kb.pk)
+        # a repeat, and more unknown ids than both legs' candidates
+        with connection.execute_wrapper(seen):
+            found = _passages(ids=[*ids, ids[0], *unknown], organization_id=demo_kb.pk)
         orm = Chunk.objects.filter(pk__in=ids).values_list("pk", "article_id", "text", "article__title", "article__url")
         assert sorted((p.pk, p.article_id, p.text, p.title, p.url) for p in found) == sorted(orm) == sorted(set(orm))
+    assert len(statements) == 3 and len(set(statements)) == 1 and statements[0][1] == 2, statements
     assert _passages(ids=[*unknown, chunks[5].pk], organization_id=demo_kb.pk)[0].pk == chunks[5].pk
     assert _passages(ids=[chunks[0].pk], organization_id=other_org.pk) == []
     assert _passages(ids=[], organization_id=demo_kb.pk) == []
