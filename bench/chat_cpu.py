@@ -38,12 +38,13 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def postgres_pids() -> list[int]:
+def pids_running(name: bytes) -> list[int]:
+    """The processes whose command line starts with ``name`` in its first 200 bytes."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if b"postgres" in (entry / "cmdline").read_bytes()[:200]:
+                if name in (entry / "cmdline").read_bytes()[:200]:
                     found.append(int(entry.name))
             except (FileNotFoundError, ProcessLookupError, PermissionError):
                 continue
@@ -77,11 +78,12 @@ def main() -> None:
         for n in range(args.rounds):
             stats = LoadStats(conversations=asyncio.run(open_sessions(stack.base_url, stack.widget_key,
                                                                      args.conversations)))  # fmt: skip
-            web_pids, pg_pids = stack.web_pids(), postgres_pids()
-            web, pg, started = cpu_seconds(web_pids), cpu_seconds(pg_pids), time.perf_counter()
+            web_pids, pg_pids, redis_pids = stack.web_pids(), pids_running(b"postgres"), pids_running(b"redis-server")
+            web, pg, redis = cpu_seconds(web_pids), cpu_seconds(pg_pids), cpu_seconds(redis_pids)
+            client, started = time.process_time(), time.perf_counter()
             asyncio.run(window(stack, stats, args.rate, args.seconds))
-            elapsed = time.perf_counter() - started
-            web, pg = cpu_seconds(web_pids) - web, cpu_seconds(pg_pids) - pg
+            elapsed, client = time.perf_counter() - started, time.process_time() - client
+            web, pg, redis = cpu_seconds(web_pids) - web, cpu_seconds(pg_pids) - pg, cpu_seconds(redis_pids) - redis
             summary = stats.summary()
             turns = summary["bot_replies"]
             row = {
@@ -89,13 +91,17 @@ def main() -> None:
                 "turns_per_second": round(turns / elapsed, 1),
                 "web_cpu_ms_per_turn": round(web / max(1, turns) * 1000, 2),
                 "postgres_cpu_ms_per_turn": round(pg / max(1, turns) * 1000, 2),
+                "redis_cpu_ms_per_turn": round(redis / max(1, turns) * 1000, 2),
+                "load_client_cpu_ms_per_turn": round(client / max(1, turns) * 1000, 2),
                 "turn_ms": summary["turn_ms"],
                 "errors": summary["errors"],
                 "refused_busy": summary["refused_busy"],
             }
             rounds.append(row)
             print(f"round {n + 1}: {turns} turns at {row['turns_per_second']}/s; web workers "
-                  f"{row['web_cpu_ms_per_turn']} ms CPU a turn, PostgreSQL {row['postgres_cpu_ms_per_turn']} ms; "
+                  f"{row['web_cpu_ms_per_turn']} ms CPU a turn, PostgreSQL {row['postgres_cpu_ms_per_turn']} ms, "
+                  f"Redis {row['redis_cpu_ms_per_turn']} ms, "
+                  f"the load client {row['load_client_cpu_ms_per_turn']} ms; "
                   f"turn p50 {summary['turn_ms']['p50']} ms p95 {summary['turn_ms']['p95']} ms, errors "
                   f"{summary['errors']}, refused busy {summary['refused_busy']}", flush=True)  # fmt: skip
     result = {
