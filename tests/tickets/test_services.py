@@ -183,6 +183,37 @@ def test_message_create_is_idempotent_on_client_id(customer):
     assert Conversation.objects.get(pk=conversation.pk).last_seq == 2
 
 
+def test_a_customers_last_seen_is_kept_to_the_minute(customer, org, monkeypatch):
+    """A customer's message moves their last_seen_at, written at most once a minute by a process
+    (one UPDATE a chat turn fewer); another customer's is their own."""
+    from tickets.models import Customer
+    from tickets.services import conversations
+
+    clock = [1000.0]
+    monkeypatch.setattr(conversations.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(conversations, "_last_seen_written", {})
+    conversation = services.conversation_start(customer=customer)
+    Customer.objects.filter(pk=customer.pk).update(last_seen_at=None)
+
+    def said(text, conversation=conversation):
+        return services.message_create(conversation=conversation, role="customer", text=text)[0]
+
+    def seen(person=customer):
+        return Customer.objects.get(pk=person.pk).last_seen_at
+
+    first = said("hello")
+    assert seen() == first.created_at
+    clock[0] += 59
+    said("still there?")
+    assert seen() == first.created_at  # within the minute: not written again
+    clock[0] += 2
+    third = said("hello again")
+    assert seen() == third.created_at > first.created_at
+    other = CustomerFactory(organization=org)
+    theirs = said("me too", services.conversation_start(customer=other))
+    assert seen(other) == theirs.created_at and seen() == third.created_at
+
+
 @pytest.mark.parametrize("text", ["", "   ", "x" * 10_001])
 def test_message_create_rejects_empty_or_oversize_text(customer, text):
     conversation = services.conversation_start(customer=customer)

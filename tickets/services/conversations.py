@@ -2,6 +2,7 @@
 conversation's next sequence number under a row lock and are idempotent on the client's id."""
 
 import os
+import time
 from typing import Any
 
 from django.conf import settings
@@ -157,6 +158,24 @@ def conversation_end(*, conversation: Conversation) -> Conversation:
     return conversation
 
 
+# A customer's last_seen_at is written at most once a minute by each process: staff read it to
+# the minute ("last seen"), and its UPDATE was one of a chat turn's fourteen statements.
+LAST_SEEN_PRECISION_SECONDS = 60.0
+_last_seen_written: dict[int, float] = {}  # customer id -> when this process last wrote it (monotonic)
+
+
+def _last_seen_due(customer_id: int) -> bool:
+    """Whether this customer's last_seen_at is to be written now (and noted as written)."""
+    now = time.monotonic()
+    written = _last_seen_written.get(customer_id)
+    if written is not None and now - written < LAST_SEEN_PRECISION_SECONDS:
+        return False
+    if len(_last_seen_written) >= 10_000:  # bounded: forgetting only costs an early write
+        _last_seen_written.clear()
+    _last_seen_written[customer_id] = now
+    return True
+
+
 def message_create(
     *,
     conversation: Conversation,
@@ -224,7 +243,8 @@ def message_create(
         else:
             attachments_none_known(message)
         if role == MessageRole.CUSTOMER:
-            row_update(Customer, locked.customer_id, {"last_seen_at": message.created_at})
+            if _last_seen_due(locked.customer_id):
+                row_update(Customer, locked.customer_id, {"last_seen_at": message.created_at})
             if locked.status == Conversation.Status.ENDED:
                 # The customer came back: the chat is live again and the assistant answers.
                 locked.status = Conversation.Status.OPEN
