@@ -188,10 +188,12 @@ def test_a_chat_turn_takes_a_fixed_few_statements(trained_org):
     assert len(savepoints) == 4, savepoints
     conversation_reads = [s for s in statements if s.startswith('SELECT "tickets_conversation"."id"')]
     assert len(conversation_reads) == 2, conversation_reads  # one lock each transaction
-    # receive: lock, client id, seq, insert, last seen; answer: message, recent turns with their
+    # receive: lock, client id, seq, insert (the customer's last seen was written by the first
+    # message, and is written at most once a minute); answer: message, recent turns with their
     # scores, passages, lock, answered?, sentiment, seq and mood, insert, audit (one call: lock,
     # last, insert in concierge_audit_append)
-    assert len(statements) - len(savepoints) == 5 + 9, statements
+    assert len(statements) - len(savepoints) == 4 + 9, statements
+    assert not [s for s in statements if s.startswith('UPDATE "tickets_customer"')]
 
 
 def test_the_mood_trend_reads_the_recorded_scores_of_the_recent_turns(trained_org):
