@@ -73,6 +73,28 @@ def test_the_query_is_built_once_and_runs_with_each_calls_ids(org):
 
 
 @pytest.mark.django_db
+def test_a_statement_run_again_is_prepared_on_its_connection(org):
+    """PostgreSQL binds the parameters, and a statement a connection runs a fifth time stays
+    prepared on it (DATABASE_PREPARED): a chat turn's statements are not parsed and planned
+    every time. Each run gives its own row still."""
+    from tickets.selectors import conversation_lock
+    from tickets.services import conversation_start
+
+    def prepared():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements")
+            return [row[0] for row in cursor.fetchall()]
+
+    conversations = [conversation_start(customer=CustomerFactory(organization=org)) for _ in range(6)]
+    assert not [sql for sql in prepared() if '"tickets_conversation"."last_seq"' in sql and "FOR UPDATE" in sql]
+    with transaction.atomic():
+        locked = [conversation_lock(conversation_id=c.pk, organization_id=org.pk) for c in conversations]
+    assert [c.pk for c in locked] == [c.pk for c in conversations]
+    statements = [sql for sql in prepared() if '"tickets_conversation"."last_seq"' in sql and "FOR UPDATE" in sql]
+    assert len(statements) == 1 and "$1" in statements[0], prepared()
+
+
+@pytest.mark.django_db
 def test_an_argument_the_query_does_not_use_once_is_refused():
     query = CompiledQuery(lambda pk: Ticket.objects.filter(pk=pk) | Ticket.objects.filter(customer_id=pk), pk=int)
     with pytest.raises(ValueError, match="appears 2 times"):
