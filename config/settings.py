@@ -135,12 +135,14 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3" and env.bool("DATABASE_PREPARED", default=True):
     # Parameters bound by PostgreSQL instead of quoted into the SQL by psycopg, and a statement
-    # a connection runs a fifth time kept prepared on it (psycopg's threshold; Django turns it
-    # off for transaction-mode PgBouncer, which the deploy kit does not use): a chat turn's
-    # fourteen statements are no longer parsed and planned each time. In one process: the
-    # database's CPU a turn 3.7-4.0 -> 2.1-2.7 ms (bench/README.md, issue 14).
+    # a connection has run twice prepared on it the third time, and kept (psycopg's threshold;
+    # Django turns it off for transaction-mode PgBouncer, which the deploy kit does not use): a
+    # chat turn's statements are no longer parsed and planned each time. In one process: the
+    # database's CPU a turn 3.7-4.0 -> 2.1-2.7 ms (bench/README.md, issue 14). psycopg forgets a
+    # connection's prepared statements at every ROLLBACK (the boot's rehearsed turn rolls back),
+    # so a fresh connection's first two turns run unprepared.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        server_side_binding=True, prepare_threshold=env.int("DATABASE_PREPARE_THRESHOLD", default=5)
+        server_side_binding=True, prepare_threshold=env.int("DATABASE_PREPARE_THRESHOLD", default=2)
     )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

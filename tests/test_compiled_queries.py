@@ -74,9 +74,9 @@ def test_the_query_is_built_once_and_runs_with_each_calls_ids(org):
 
 @pytest.mark.django_db
 def test_a_statement_run_again_is_prepared_on_its_connection(org):
-    """PostgreSQL binds the parameters, and a statement a connection runs a fifth time stays
-    prepared on it (DATABASE_PREPARED): a chat turn's statements are not parsed and planned
-    every time. Each run gives its own row still."""
+    """PostgreSQL binds the parameters, and a statement a connection has run twice is prepared on
+    it and kept (DATABASE_PREPARED): a chat turn's statements are not parsed and planned every
+    time. Each run gives its own row still."""
     from tickets.selectors import conversation_lock
     from tickets.services import conversation_start
 
