@@ -174,12 +174,12 @@ class CompiledQuery(Generic[ModelT]):
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         params = list(plan.params)
         for name, index in plan.slots:
-            value = values[name]
-            if isinstance(value, list):
-                params[index] = AnyOf.parameter(value, connection.vendor)
+            kind, value = self.arguments[name], values[name]
+            if kind is list:  # as AnyOf passes it
+                params[index] = AnyOf.parameter(value, connection.vendor)  # type: ignore[arg-type]
             else:
                 # the same type as the marker's parameter had (psycopg's Int4, say): the SQL expects it
-                params[index] = type(plan.params[index])(self.arguments[name](value))
+                params[index] = type(plan.params[index])(kind(value))
         with connection.cursor() as cursor:
             cursor.execute(plan.sql, params)
             fetched = cursor.fetchall()
