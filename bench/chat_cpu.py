@@ -1,10 +1,10 @@
-"""CPU a chat turn costs on the production stack at a fixed load below capacity: the web workers'
-and PostgreSQL's user + system time (from /proc) over windows in which N conversations ask R
-turns a second in all, divided by the turns answered. The capacity steps (chat_load.py) swing
-with the machine's other work; the CPU a turn costs moves far less, so two checkouts compare
-best by this figure, run one after the other (or alternating) on the same machine. Each window
-includes its conversations opening their websockets (not their sessions: those open before).
-Writes bench/results/chat_cpu.json.
+"""CPU a chat turn costs on the production stack at a fixed load below capacity: the user + system
+time (from /proc) of the web workers, the stack's PostgreSQL and Redis, and the load client, over
+windows in which N conversations ask R turns a second in all, divided by the turns answered. The
+capacity steps (chat_load.py) swing with the machine's other work; the CPU a turn costs moves far
+less, so two checkouts compare best by this figure, run one after the other (or alternating) on
+the same machine. Each window includes its conversations opening their websockets (not their
+sessions: those open before). Writes bench/results/chat_cpu.json.
 
     .venv/bin/python bench/chat_cpu.py [--conversations 300] [--rate 40] [--seconds 40] [--rounds 2]
 """
@@ -38,19 +38,6 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def pids_running(name: bytes) -> list[int]:
-    """The processes whose command line starts with ``name`` in its first 200 bytes."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if name in (entry / "cmdline").read_bytes()[:200]:
-                    found.append(int(entry.name))
-            except (FileNotFoundError, ProcessLookupError, PermissionError):
-                continue
-    return found
-
-
 async def window(stack: ProductionStack, stats: LoadStats, rate: float, seconds: float) -> None:
     count = len(stats.conversations)
     think = count / rate
@@ -78,7 +65,8 @@ def main() -> None:
         for n in range(args.rounds):
             stats = LoadStats(conversations=asyncio.run(open_sessions(stack.base_url, stack.widget_key,
                                                                      args.conversations)))  # fmt: skip
-            web_pids, pg_pids, redis_pids = stack.web_pids(), pids_running(b"postgres"), pids_running(b"redis-server")
+            services = stack.service_pids()
+            web_pids, pg_pids, redis_pids = stack.web_pids(), services["postgres"], services["redis"]
             web, pg, redis = cpu_seconds(web_pids), cpu_seconds(pg_pids), cpu_seconds(redis_pids)
             client, started = time.process_time(), time.perf_counter()
             asyncio.run(window(stack, stats, args.rate, args.seconds))

@@ -245,6 +245,20 @@ class ProductionStack:
         master = self.processes["web"].pid
         return [master, *_children(master)]
 
+    def service_pids(self) -> dict[str, list[int]]:
+        """This stack's PostgreSQL (the postmaster and its backends) and Redis, from their pid
+        files; not another PostgreSQL or Redis on the machine (the test services')."""
+        found: dict[str, list[int]] = {}
+        pidfiles = {"postgres": f"{SERVICES_DIR}/pg/postmaster.pid", "redis": f"{SERVICES_DIR}/redis.pid"}
+        for name, pidfile in pidfiles.items():
+            try:
+                pid = int(Path(pidfile).read_text().split()[0])
+            except (FileNotFoundError, IndexError, ValueError):
+                found[name] = []
+                continue
+            found[name] = [pid, *_children(pid)]
+        return found
+
     def rss_mb(self) -> dict[str, float]:
         """Web processes (master and workers) in all, as RSS and as PSS; the Celery worker's RSS."""
         pids = self.web_pids()
