@@ -428,26 +428,37 @@ def assistant_rehearse(*, organization_id: int) -> None:
     first turn took 84 ms against 47 ms for those after it. Nothing of it stays: its rows go with
     the transaction, and the broadcasts and tasks queued for the commit with them; it calls no
     organization's system, asks no LLM (``pipeline.REHEARSING``), counts in no metric and logs no
-    "bot turn" line. The organization's chat rate limit in Redis does count the one message (a
-    web worker rehearses once on each of its turn threads: ``turns.turn_threads_warm``)."""
+    "bot turn" line. With statements prepared (``DATABASE_PREPARED``) the turn is rehearsed as
+    many times as a statement runs before it is prepared (three), each rolled back keeping them
+    (``config.compiled.prepared_kept``): the first customer's turn runs them prepared, as every
+    later one does. The organization's chat rate limit in Redis does count the rehearsed messages
+    (a web worker rehearses on each of its turn threads: ``turns.turn_threads_warm``)."""
     from agents.pipeline import REHEARSING
-    from tickets import services as desk
+    from config.compiled import prepared_kept
 
     organization = Organization.objects.get(pk=organization_id)
     token = REHEARSING.set(True)
     try:
-        with transaction.atomic():
-            customer = desk.customer_create(organization=organization, name="rehearsal")
-            conversation = desk.conversation_start(customer=customer)
-            received = customer_message_receive(
-                conversation_id=conversation.pk,
-                organization_id=organization_id,
-                text=REHEARSAL_TEXT,
-                client_message_id="rehearsal",
-                defer_broadcast=True,
-            )
-            assistant_reply(message_id=received.message.pk, announce_customer_message=received.broadcast_deferred)
-            transaction.set_rollback(True)
+        with prepared_kept() as runs:
+            for _ in range(max(1, runs)):
+                _rehearse_once(organization)
     finally:
         REHEARSING.reset(token)
-    logger.info("rehearsed one chat turn of organization %s (rolled back)", organization_id)
+    logger.info("rehearsed one chat turn of organization %s, %d times (rolled back)", organization_id, max(1, runs))
+
+
+def _rehearse_once(organization: Organization) -> None:
+    from tickets import services as desk
+
+    with transaction.atomic():
+        customer = desk.customer_create(organization=organization, name="rehearsal")
+        conversation = desk.conversation_start(customer=customer)
+        received = customer_message_receive(
+            conversation_id=conversation.pk,
+            organization_id=organization.pk,
+            text=REHEARSAL_TEXT,
+            client_message_id="rehearsal",
+            defer_broadcast=True,
+        )
+        assistant_reply(message_id=received.message.pk, announce_customer_message=received.broadcast_deferred)
+        transaction.set_rollback(True)

@@ -24,7 +24,8 @@ INSERT or UPDATE anew each time (py-spy, bench/README.md)."""
 
 import copy
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -305,3 +306,31 @@ def row_insert(instance: Model, using: str = DEFAULT_DB_ALIAS) -> None:
             instance.pk = cursor.fetchone()[0]
     instance._state.adding = False
     instance._state.db = using
+
+
+@contextmanager
+def prepared_kept(using: str = DEFAULT_DB_ALIAS) -> Iterator[int]:
+    """Inside the block, a rollback on the connection keeps the statements it has prepared
+    (``DATABASE_PREPARED``); gives the number of runs after which a statement is prepared (0
+    where nothing is). psycopg forgets and deallocates all of them at any ROLLBACK (a savepoint's
+    too), in case the rollback undid a DROP or an ALTER a kept plan depends on; PostgreSQL's
+    prepared statements are not transactional, so a block that changes no schema can keep them.
+    The boot's rehearsed chat turn (``agents.services.assistant_rehearse``) rolls back: with this
+    its statements stay prepared on the turn threads' connections, and a fresh worker's first
+    customer no longer runs them unprepared (bench/cold_start.py, issue 14)."""
+    connection = connections[using]
+    connection.ensure_connection()
+    manager = getattr(connection.connection, "_prepared", None)  # psycopg's PrepareManager (pinned)
+    threshold = getattr(manager, "prepare_threshold", None)
+    if connection.vendor != "postgresql" or threshold is None:
+        yield 0
+        return
+    manager.clear = _keep  # type: ignore[union-attr]  # the instance's own, for this block
+    try:
+        yield threshold + 1
+    finally:
+        del manager.clear  # type: ignore[union-attr]
+
+
+def _keep() -> bool:
+    return False  # as psycopg's clear() answers when it had nothing to forget

@@ -139,8 +139,8 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3" and env.bool("
     # Django turns it off for transaction-mode PgBouncer, which the deploy kit does not use): a
     # chat turn's statements are no longer parsed and planned each time. In one process: the
     # database's CPU a turn 3.7-4.0 -> 2.1-2.7 ms (bench/README.md, issue 14). psycopg forgets a
-    # connection's prepared statements at every ROLLBACK (the boot's rehearsed turn rolls back),
-    # so a fresh connection's first two turns run unprepared.
+    # connection's prepared statements at every ROLLBACK; the boot's rehearsed turn, run three
+    # times on each turn thread's connection, rolls back keeping them (config.compiled.prepared_kept).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         server_side_binding=True, prepare_threshold=env.int("DATABASE_PREPARE_THRESHOLD", default=2)
     )

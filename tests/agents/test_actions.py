@@ -20,7 +20,7 @@ from agents.dialog import TEXTS
 from agents.services import assistant_reply, customer_message_receive
 from tenancy.audit import audit_verify
 from tenancy.models import AuditEntry
-from tickets.models import Conversation, Customer, Ticket
+from tickets.models import Conversation, Customer, Message, Ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -313,7 +313,7 @@ def test_a_rehearsed_turn_calls_no_system_asks_no_llm_and_leaves_nothing(trained
     from agents.services import assistant_rehearse
     from monitoring.metrics import CHAT_TURNS
     from tests.agents.llm_server import FakeChatCompletions
-    from tickets.models import Message, SentimentRecord
+    from tickets.models import SentimentRecord
 
     order_action(trained_org, shop)
     with override_settings(LLM_BASE_URL=llm_server, LLM_MODEL="tiny", LLM_API_KEY="k"):
@@ -344,3 +344,28 @@ def test_a_rehearsed_turn_calls_no_system_asks_no_llm_and_leaves_nothing(trained
     assert len(shop.requests) == 1 and len(FakeChatCompletions.requests) == 1
     assert not REHEARSING.get()
     assert audit_verify(organization=trained_org).problems == []
+
+
+def test_the_rehearsed_turns_leave_their_statements_prepared_for_the_first_customer(trained_org):
+    """A fresh worker's first customer runs the turn's statements prepared: the rehearsal runs
+    the turn as many times as a statement runs before it is prepared, and its rollbacks keep
+    them (psycopg forgets them at a rollback otherwise)."""
+    from django.db import connection
+
+    from agents.services import assistant_rehearse
+
+    def prepared():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements")
+            return [row[0] for row in cursor.fetchall()]
+
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    assistant_rehearse(organization_id=trained_org.pk)
+    kept = prepared()
+    # The conversation's lock, the message's insert and the reply's reads, each with PostgreSQL's
+    # own placeholders.
+    assert [sql for sql in kept if "FOR UPDATE" in sql and '"tickets_conversation"' in sql and "$1" in sql], kept
+    assert [sql for sql in kept if sql.startswith('INSERT INTO "tickets_message"') and "$1" in sql], kept
+    assert len([sql for sql in kept if sql.startswith("SELECT")]) >= 5, kept
+    assert Message.objects.filter(conversation__customer__name="rehearsal").count() == 0
