@@ -282,9 +282,9 @@ def assistant_reply(*, message_id: int, announce_customer_message: bool = False)
     # The mood of the customer's recent messages (the trend reads the last three), read with
     # them: a query a turn fewer, and one that no longer reads the whole conversation's scores.
     previous_scores = [
-        record.score
+        turn.sentiment_score
         for turn in earlier
-        if turn.role == MessageRole.CUSTOMER and (record := getattr(turn, "sentiment", None)) is not None
+        if turn.role == MessageRole.CUSTOMER and turn.sentiment_score is not None
     ]
     # A reply records the question it answered (resolved against the turns before it).
     resolved = {

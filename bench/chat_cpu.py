@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.chatload import LoadStats, converse, open_sessions
+from bench.chatload import LoadStats, converse, open_sessions, run
 from bench.stack import ProductionStack, write_result
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -63,13 +63,13 @@ def main() -> None:
     with ProductionStack(web_workers=2) as stack:
         time.sleep(3)
         for n in range(args.rounds):
-            stats = LoadStats(conversations=asyncio.run(open_sessions(stack.base_url, stack.widget_key,
+            stats = LoadStats(conversations=run(open_sessions(stack.base_url, stack.widget_key,
                                                                      args.conversations)))  # fmt: skip
             services = stack.service_pids()
             web_pids, pg_pids, redis_pids = stack.web_pids(), services["postgres"], services["redis"]
             web, pg, redis = cpu_seconds(web_pids), cpu_seconds(pg_pids), cpu_seconds(redis_pids)
             client, started = time.process_time(), time.perf_counter()
-            asyncio.run(window(stack, stats, args.rate, args.seconds))
+            run(window(stack, stats, args.rate, args.seconds))
             elapsed, client = time.perf_counter() - started, time.process_time() - client
             web, pg, redis = cpu_seconds(web_pids) - web, cpu_seconds(pg_pids) - pg, cpu_seconds(redis_pids) - redis
             summary = stats.summary()

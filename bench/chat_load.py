@@ -19,7 +19,6 @@ be lost.
 """
 
 import argparse
-import asyncio
 import sys
 import threading
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.chatload import lost_messages, run_load
+from bench.chatload import lost_messages, run, run_load
 from bench.stack import ProductionStack, percentile, write_result
 
 
@@ -58,7 +57,7 @@ def main() -> None:
             sampler = threading.Thread(target=sample_rss, args=(stack, stop, samples), daemon=True)
             sampler.start()
             started = time.perf_counter()
-            stats = asyncio.run(
+            stats = run(
                 run_load(stack.base_url, stack.widget_key, conversations=level, duration=args.duration,
                          ramp=args.ramp, think=(think[0], think[1]))
             )  # fmt: skip
@@ -109,7 +108,7 @@ def capacity_step(stack: ProductionStack, rate: float, seconds: float) -> dict[s
     """CAPACITY_CONVERSATIONS conversations asking ``rate`` turns a second in all."""
     mean_think = CAPACITY_CONVERSATIONS / rate
     started = time.perf_counter()
-    stats = asyncio.run(
+    stats = run(
         run_load(stack.base_url, stack.widget_key, conversations=CAPACITY_CONVERSATIONS, duration=seconds,
                  ramp=5, think=(0.5 * mean_think, 1.5 * mean_think))
     )  # fmt: skip

@@ -13,7 +13,6 @@ every 10 s. Writes bench/results/soak.json.
 """
 
 import argparse
-import asyncio
 import sys
 import threading
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.chatload import lost_messages, run_load
+from bench.chatload import lost_messages, run, run_load
 from bench.stack import ProductionStack, write_result
 
 
@@ -58,7 +57,7 @@ def main() -> None:
         threads = [threading.Thread(target=disturb, daemon=True), threading.Thread(target=sample, daemon=True)]
         for thread in threads:
             thread.start()
-        stats = asyncio.run(
+        stats = run(
             run_load(stack.base_url, stack.widget_key, conversations=args.conversations, duration=duration,
                      ramp=ramp, think=(think[0], think[1]))
         )  # fmt: skip

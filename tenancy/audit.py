@@ -134,15 +134,29 @@ def _append_in_database(
             "SELECT entry_id, entry_seq, entry_prev, entry_hash FROM concierge_audit_append("
             "%s::bigint, %s::text[], %s::integer[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
             "%s::timestamptz[])",
-            [organization_id, heads, [e.actor_user_id for e in entries], [e.actor_label for e in entries],
-             [e.action for e in entries], [e.object_type for e in entries], [e.object_id for e in entries],
-             [json.dumps(e.data) for e in entries], [e.created_at for e in entries]],
+            [organization_id, *(_array_literal(values) for values in (
+                heads, [e.actor_user_id for e in entries], [e.actor_label for e in entries],
+                [e.action for e in entries], [e.object_type for e in entries], [e.object_id for e in entries],
+                [json.dumps(e.data) for e in entries], [e.created_at.isoformat() for e in entries],
+            ))],
         )  # fmt: skip
         rows = cursor.fetchall()
     for entry, (pk, seq, prev_hash, entry_hash) in zip(entries, rows, strict=True):
         entry.pk, entry.seq, entry.prev_hash, entry.hash = pk, seq, prev_hash, entry_hash
         entry._state.adding, entry._state.db = False, connection.alias
     return entries
+
+
+def _array_literal(values: list[Any] | list[str]) -> str:
+    """A PostgreSQL array's text form (``{"a","b \\"c\\"",NULL}``), cast by the statement to
+    its array type. psycopg's list dumper escapes each element with a regular expression that
+    calls back into Python at every quote, and an entry's data is JSON, all quotes: dumping the
+    eight arrays took ~0.4 ms of a chat turn (cProfile, issue 14)."""
+    items = (
+        "NULL" if value is None else '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        for value in values
+    )
+    return "{" + ",".join(items) + "}"
 
 
 # The ``audit_in_transaction`` block holding this context's entries (None: no block is open).

@@ -3,7 +3,7 @@
 from collections.abc import Iterable
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from django.db import connections
 from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, When
@@ -292,10 +292,21 @@ def bot_reply_to(*, conversation_id: int, seq: int) -> Message | None:
     return _BOT_REPLY_TO.one(conversation_id=conversation_id, in_reply_to=str(seq))
 
 
-def turns_before(*, conversation_id: int, seq: int, count: int) -> list[Message]:
+class EarlierTurn(NamedTuple):
+    """A message before the one being answered, as the assistant reads it (``turns_before``)."""
+
+    role: str
+    seq: int
+    text: str
+    metadata: dict[str, Any] | None
+    sentiment_score: float | None  # the customer message's recorded sentiment, if any
+
+
+def turns_before(*, conversation_id: int, seq: int, count: int) -> list[EarlierTurn]:
     """The last ``count`` customer and bot messages before ``seq``, oldest first (role, seq,
-    text and metadata only), each customer message with its sentiment score where one was
-    recorded (``sentiment.score``, in the same query)."""
+    text and metadata), each customer message with its sentiment score where one was recorded
+    (in the same query). Tuples, not instances: up to sixteen model instances a chat turn (each
+    message and its sentiment record) were made only to be read once."""
     query = _TURNS_BEFORE.get(count)
     if query is None:
         query = _TURNS_BEFORE[count] = CompiledQuery(
@@ -304,13 +315,12 @@ def turns_before(*, conversation_id: int, seq: int, count: int) -> list[Message]
                     conversation_id=conversation_id, role__in=[MessageRole.BOT, MessageRole.CUSTOMER], seq__lt=seq
                 )
                 .order_by("-seq")
-                .select_related("sentiment")
-                .only("role", "seq", "text", "metadata", "sentiment__score")[:count]
+                .values_list(*EarlierTurn._fields[:-1], "sentiment__score")[:count]
             ),
             conversation_id=int,
             seq=int,
         )
-    return query.rows(conversation_id=conversation_id, seq=seq)[::-1]
+    return [EarlierTurn(*row) for row in reversed(query.tuples(conversation_id=conversation_id, seq=seq))]
 
 
 def macro_list(*, organization: Organization) -> QuerySet[Macro]:

@@ -150,3 +150,31 @@ def test_inside_a_longer_transaction_the_entries_wait_for_its_commit(org, agent,
     assert AuditEntry.objects.filter(action="ticket.status", object_id=str(ticket.pk)).exists()
     with pytest.raises(transaction.TransactionManagementError):
         services.ticket_edit(ticket=ticket, actor=agent, locked=True, priority="high")  # no transaction holds a lock
+
+
+@pytest.mark.django_db
+def test_entries_with_quotes_backslashes_and_braces_are_stored_as_given_and_chain(org, agent):
+    """The entries reach the database as array literals of their own making: every character
+    an array's text form treats specially comes back as it went in, and the chain verifies."""
+    awkward = [
+        'say "hi"',
+        "C:\\path\\",
+        "{a,b}",
+        "NULL",
+        "",
+        "comma, and 'quote'",
+        "naïve 雨 \U0001f600",
+        'back\\"slash',
+    ]
+    for n, text in enumerate(awkward):
+        actor = agent if n % 2 else "system"
+        data = {"text": text, "list": [text, None], "n": n}
+        audit_record(
+            organization_id=org.pk, actor=actor, action=f"act.{n}", object_type="Thing", object_id=text, data=data
+        )
+    entries = list(AuditEntry.objects.filter(organization=org, action__startswith="act.").order_by("seq"))
+    assert [e.object_id for e in entries] == awkward
+    assert [e.data for e in entries] == [{"text": t, "list": [t, None], "n": n} for n, t in enumerate(awkward)]
+    assert [e.actor_user_id for e in entries] == [None if n % 2 == 0 else agent.pk for n in range(len(awkward))]
+    assert [e.actor_label for e in entries][:2] == ["system", entries[1].actor_label] and entries[1].actor_label
+    assert audit_verify(organization=org).problems == []
