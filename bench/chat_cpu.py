@@ -63,8 +63,7 @@ def main() -> None:
     with ProductionStack(web_workers=2) as stack:
         time.sleep(3)
         for n in range(args.rounds):
-            stats = LoadStats(conversations=run(open_sessions(stack.base_url, stack.widget_key,
-                                                                     args.conversations)))  # fmt: skip
+            stats = LoadStats(conversations=run(open_sessions(stack.base_url, stack.widget_key, args.conversations)))
             services = stack.service_pids()
             web_pids, pg_pids, redis_pids = stack.web_pids(), services["postgres"], services["redis"]
             web, pg, redis = cpu_seconds(web_pids), cpu_seconds(pg_pids), cpu_seconds(redis_pids)
