@@ -150,8 +150,8 @@ def _append_in_database(
 def _array_literal(values: list[Any] | list[str]) -> str:
     """A PostgreSQL array's text form (``{"a","b \\"c\\"",NULL}``), cast by the statement to
     its array type. psycopg's list dumper escapes each element with a regular expression that
-    calls back into Python at every quote, and an entry's data is JSON, all quotes: dumping the
-    eight arrays took ~0.4 ms of a chat turn (cProfile, issue 14)."""
+    calls back into Python at every quote, and an entry's data is JSON, all quotes: in a cProfile
+    of 123 chat turns, dumping each turn's eight arrays took 0.16 s (issue 14)."""
     items = (
         "NULL" if value is None else '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
         for value in values
