@@ -97,31 +97,42 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def connect(self) -> None:
+        """The socket's checks, presence and group come before the handshake is accepted, so a
+        widget that sends as soon as its socket opens (a queued message after a reconnect, a
+        first question typed before it opened) is not answered after them: the first turn of a
+        new conversation took 1.2-1.3x the same question a turn later (bench/cold_start.py's
+        controls, issue 14). A refused socket is accepted first, to carry the error frame and the
+        close code the widget acts on."""
         query = parse_qs(self.scope.get("query_string", b"").decode("utf-8", "replace"))
         session = widget_token_read((query.get("token") or [""])[0])
-        await self.accept()
         if session is None:
-            await self.error("bad_token", "The session token is missing, invalid or expired; start a new chat.")
-            await self.close(code=CLOSE_BAD_TOKEN)
+            await self.refuse("bad_token", "The session token is missing, invalid or expired; start a new chat.",
+                              CLOSE_BAD_TOKEN)  # fmt: skip
             return
         headers = dict(self.scope.get("headers") or [])
         origin = headers.get(b"origin", b"").decode("latin-1")
         host = headers.get(b"host", b"").decode("latin-1")
         refused = await turn_gate().run(_chat_open, session=session, origin=origin, host=host)
         if refused == "origin":
-            await self.error("origin_not_allowed", f"The website {origin} is not allowed to embed this chat widget.")
-            await self.close(code=CLOSE_ORIGIN_REFUSED)
+            await self.refuse("origin_not_allowed", f"The website {origin} is not allowed to embed this chat widget.",
+                              CLOSE_ORIGIN_REFUSED)  # fmt: skip
             return
         if refused:
-            await self.error("not_found", "This conversation no longer exists; start a new chat.")
-            await self.close(code=CLOSE_GONE)
+            await self.refuse("not_found", "This conversation no longer exists; start a new chat.", CLOSE_GONE)
             return
         self.session = session
         self.group = conversation_group_name(session.conversation_id)
-        if not await self.live(self.channel_layer.group_add(self.group, self.channel_name)):
+        joined = await self.live(self.channel_layer.group_add(self.group, self.channel_name))
+        await self.accept()
+        if not joined:
             await self.error("degraded", DEGRADED_MESSAGE)
         WEBSOCKETS_OPEN.labels(kind="chat").inc()
         self.counted = True
+
+    async def refuse(self, code: str, message: str, close_code: int) -> None:
+        await self.accept()
+        await self.error(code, message)
+        await self.close(code=close_code)
 
     async def disconnect(self, code: int) -> None:
         if self.group:

@@ -33,8 +33,7 @@ async def connect(token):
 
 
 async def joined(communicator):
-    """Wait until a socket is in its conversation's group. A socket is accepted before it joins;
-    a consumer handles frames only after connect returns, so an answered frame shows it has."""
+    """Wait until the socket's consumer handles frames (an answered frame shows it does)."""
     await communicator.send_to(text_data=json.dumps({"type": "ping"}))
     assert json.loads(await communicator.receive_from(timeout=5))["code"] == "unknown_type"
 
@@ -176,6 +175,25 @@ async def test_a_retried_turn_whose_first_delivery_died_is_answered_once(trained
         lambda: list(Message.objects.filter(conversation_id=session["conversation_id"]).values_list("role", flat=True))
     )()
     assert roles == ["customer", "bot"]
+    await chat.disconnect()
+
+
+async def test_a_socket_is_in_its_group_and_online_when_its_handshake_completes(trained_org):
+    """The socket's checks, presence and group come before the handshake is accepted: a message
+    sent the moment the socket opens is not answered after them, and what is sent to the
+    conversation from then on reaches it."""
+    from channels.layers import get_channel_layer
+
+    from tickets.transport import chat_is_online, conversation_group_name
+
+    session = await database_sync_to_async(start_session)(trained_org)
+    chat = await connect(session["token"])
+    assert await database_sync_to_async(chat_is_online)(conversation_id=session["conversation_id"])
+    frame = {"type": "message", "role": "agent", "seq": 7, "text": "Hello from the desk"}
+    await get_channel_layer().group_send(
+        conversation_group_name(session["conversation_id"]), {"type": "chat.message", "frame": frame}
+    )
+    assert json.loads(await chat.receive_from(timeout=5)) == frame
     await chat.disconnect()
 
 

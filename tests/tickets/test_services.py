@@ -184,15 +184,16 @@ def test_message_create_is_idempotent_on_client_id(customer):
 
 
 def test_a_customers_last_seen_is_kept_to_the_minute(customer, org, monkeypatch):
-    """A customer's message moves their last_seen_at, written at most once a minute by a process
-    (one UPDATE a chat turn fewer); another customer's is their own."""
+    """Starting a conversation and a customer's message move their last_seen_at, written at most
+    once a minute by a process (one UPDATE a chat turn fewer, and none on a conversation's first
+    message); another customer's is their own."""
     from tickets.models import Customer
     from tickets.services import conversations
 
     written = {}
     monkeypatch.setattr(conversations, "_last_seen_written", written)
-    conversation = services.conversation_start(customer=customer)
     Customer.objects.filter(pk=customer.pk).update(last_seen_at=None)
+    conversation = services.conversation_start(customer=customer)
 
     def said(text, conversation=conversation):
         return services.message_create(conversation=conversation, role="customer", text=text)[0]
@@ -200,17 +201,22 @@ def test_a_customers_last_seen_is_kept_to_the_minute(customer, org, monkeypatch)
     def seen(person=customer):
         return Customer.objects.get(pk=person.pk).last_seen_at
 
+    assert seen() == conversation.started_at
     first = said("hello")
-    assert seen() == first.created_at
+    assert seen() == conversation.started_at < first.created_at  # within the minute: not written again
+    written[customer.pk] -= conversations.LAST_SEEN_PRECISION_SECONDS + 1  # 61 s ago
+    second = said("still there?")
+    assert seen() == second.created_at
     written[customer.pk] -= conversations.LAST_SEEN_PRECISION_SECONDS - 1  # 59 s ago
-    said("still there?")
-    assert seen() == first.created_at  # within the minute: not written again
+    said("hello?")
+    assert seen() == second.created_at
     written[customer.pk] -= 2  # 61 s ago
     third = said("hello again")
-    assert seen() == third.created_at > first.created_at
+    assert seen() == third.created_at > second.created_at
     other = CustomerFactory(organization=org)
-    theirs = said("me too", services.conversation_start(customer=other))
-    assert seen(other) == theirs.created_at and seen() == third.created_at
+    theirs = services.conversation_start(customer=other)
+    said("me too", theirs)
+    assert seen(other) == theirs.started_at and seen() == third.created_at
 
 
 @pytest.mark.parametrize("text", ["", "   ", "x" * 10_001])

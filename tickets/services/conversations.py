@@ -145,7 +145,8 @@ def conversation_start(*, customer: Customer, channel: str = Channel.WEB) -> Con
     if channel not in Channel.values:
         raise DomainError(f"Unknown channel {channel!r}.")
     conversation = Conversation.objects.create(organization=customer.organization, customer=customer, channel=channel)
-    Customer.objects.filter(pk=customer.pk).update(last_seen_at=timezone.now())
+    if _last_seen_due(customer.pk):  # noted: the conversation's first message does not write it again
+        Customer.objects.filter(pk=customer.pk).update(last_seen_at=conversation.started_at)
     return conversation
 
 
@@ -158,8 +159,9 @@ def conversation_end(*, conversation: Conversation) -> Conversation:
     return conversation
 
 
-# A customer's last_seen_at is written at most once a minute by each process: staff read it to
-# the minute ("last seen"), and its UPDATE was one of a chat turn's fourteen statements.
+# A customer's last_seen_at is written at most once a minute by each process, when a conversation
+# starts or a message comes: staff read it to the minute ("last seen"), and its UPDATE was one of
+# a chat turn's fourteen statements (and a conversation's first message wrote it again).
 LAST_SEEN_PRECISION_SECONDS = 60.0
 _last_seen_written: dict[int, float] = {}  # customer id -> when this process last wrote it (monotonic)
 
