@@ -99,10 +99,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         """The socket's checks, presence and group come before the handshake is accepted, so a
         widget that sends as soon as its socket opens (a queued message after a reconnect, a
-        first question typed before it opened) is not answered after them: the first turn of a
-        new conversation took 1.2-1.3x the same question a turn later (bench/cold_start.py's
-        controls, issue 14). A refused socket is accepted first, to carry the error frame and the
-        close code the widget acts on."""
+        first question typed before it opened) does not wait behind them, a hop to the turn
+        threads and a Redis round trip (bench/cold_start.py's first turns, issue 14). A refused
+        socket is accepted first, to carry the error frame and the close code the widget acts on."""
         query = parse_qs(self.scope.get("query_string", b"").decode("utf-8", "replace"))
         session = widget_token_read((query.get("token") or [""])[0])
         if session is None:
