@@ -440,11 +440,12 @@ def assistant_rehearse(*, organization_id: int) -> None:
     token = REHEARSING.set(True)
     try:
         with prepared_kept() as runs:
-            for _ in range(max(1, runs)):
+            times = max(1, runs)  # once where nothing is prepared
+            for _ in range(times):
                 _rehearse_once(organization)
     finally:
         REHEARSING.reset(token)
-    logger.info("rehearsed one chat turn of organization %s, %d times (rolled back)", organization_id, max(1, runs))
+    logger.info("rehearsed one chat turn of organization %s, %d times (rolled back)", organization_id, times)
 
 
 def _rehearse_once(organization: Organization) -> None:

@@ -3,6 +3,7 @@ conversation's next sequence number under a row lock and are idempotent on the c
 
 import os
 import time
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -145,8 +146,7 @@ def conversation_start(*, customer: Customer, channel: str = Channel.WEB) -> Con
     if channel not in Channel.values:
         raise DomainError(f"Unknown channel {channel!r}.")
     conversation = Conversation.objects.create(organization=customer.organization, customer=customer, channel=channel)
-    if _last_seen_due(customer.pk):  # noted: the conversation's first message does not write it again
-        Customer.objects.filter(pk=customer.pk).update(last_seen_at=conversation.started_at)
+    _last_seen_note(customer.pk, conversation.started_at)  # its first message does not write it again
     return conversation
 
 
@@ -166,16 +166,16 @@ LAST_SEEN_PRECISION_SECONDS = 60.0
 _last_seen_written: dict[int, float] = {}  # customer id -> when this process last wrote it (monotonic)
 
 
-def _last_seen_due(customer_id: int) -> bool:
-    """Whether this customer's last_seen_at is to be written now (and noted as written)."""
+def _last_seen_note(customer_id: int, at: datetime) -> None:
+    """The customer was seen ``at``: written unless this process wrote it within the minute."""
     now = time.monotonic()
     written = _last_seen_written.get(customer_id)
     if written is not None and now - written < LAST_SEEN_PRECISION_SECONDS:
-        return False
+        return
     if len(_last_seen_written) >= 10_000:  # bounded: forgetting only costs an early write
         _last_seen_written.clear()
     _last_seen_written[customer_id] = now
-    return True
+    row_update(Customer, customer_id, {"last_seen_at": at})
 
 
 def message_create(
@@ -245,8 +245,7 @@ def message_create(
         else:
             attachments_none_known(message)
         if role == MessageRole.CUSTOMER:
-            if _last_seen_due(locked.customer_id):
-                row_update(Customer, locked.customer_id, {"last_seen_at": message.created_at})
+            _last_seen_note(locked.customer_id, message.created_at)
             if locked.status == Conversation.Status.ENDED:
                 # The customer came back: the chat is live again and the assistant answers.
                 locked.status = Conversation.Status.OPEN
