@@ -61,6 +61,19 @@ def unreachable_pool(timeout: float = 0.3) -> Any:
         pool.close()
 
 
+def prepared_statements() -> list[str]:
+    """The statements PostgreSQL holds prepared on the default connection."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def prepared_statements_forget() -> None:
+    """DEALLOCATE ALL on the default connection (psycopg forgets its own record of them too)."""
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -6,6 +6,7 @@ from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
 from config.compiled import CompiledQuery, prepared_kept
+from tests.support import prepared_statements, prepared_statements_forget
 from tests.tenancy.factories import OrganizationFactory
 from tests.tickets.factories import CustomerFactory, TicketFactory
 from tickets import services
@@ -72,10 +73,9 @@ def test_the_query_is_built_once_and_runs_with_each_calls_ids(org):
     assert built[0] not in (first.pk, second.pk)
 
 
-def _prepared_statements():
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT statement FROM pg_prepared_statements")
-        return [row[0] for row in cursor.fetchall()]
+def _conversation_locks_prepared():
+    """The conversation lock's statements (``selectors.conversation_lock``) held prepared."""
+    return [sql for sql in prepared_statements() if '"tickets_conversation"."last_seq"' in sql and "FOR UPDATE" in sql]
 
 
 @pytest.mark.django_db
@@ -86,14 +86,13 @@ def test_a_statement_run_again_is_prepared_on_its_connection(org):
     from tickets.selectors import conversation_lock
     from tickets.services import conversation_start
 
-    prepared = _prepared_statements
     conversations = [conversation_start(customer=CustomerFactory(organization=org)) for _ in range(6)]
-    assert not [sql for sql in prepared() if '"tickets_conversation"."last_seq"' in sql and "FOR UPDATE" in sql]
+    assert not _conversation_locks_prepared()
     with transaction.atomic():
         locked = [conversation_lock(conversation_id=c.pk, organization_id=org.pk) for c in conversations]
     assert [c.pk for c in locked] == [c.pk for c in conversations]
-    statements = [sql for sql in prepared() if '"tickets_conversation"."last_seq"' in sql and "FOR UPDATE" in sql]
-    assert len(statements) == 1 and "$1" in statements[0], prepared()
+    statements = _conversation_locks_prepared()
+    assert len(statements) == 1 and "$1" in statements[0], prepared_statements()
 
 
 @pytest.mark.django_db
@@ -104,28 +103,22 @@ def test_a_rollback_inside_prepared_kept_keeps_the_statements_prepared(org):
     from tickets.selectors import conversation_lock
     from tickets.services import conversation_start
 
-    def locked():
-        return [
-            sql for sql in _prepared_statements() if '"tickets_conversation"."last_seq"' in sql and "FOR UPDATE" in sql
-        ]
-
     conversations = [conversation_start(customer=CustomerFactory(organization=org)) for _ in range(4)]
-    with connection.cursor() as cursor:
-        cursor.execute("DEALLOCATE ALL")  # and psycopg forgets its own record of them
+    prepared_statements_forget()
     with prepared_kept() as runs:
         assert runs == connection.connection.prepare_threshold + 1 == 3
         for conversation in conversations[:runs]:
             with transaction.atomic():
                 assert conversation_lock(conversation_id=conversation.pk, organization_id=org.pk).pk == conversation.pk
                 transaction.set_rollback(True)
-        assert len(locked()) == 1
-    assert len(locked()) == 1
+        assert len(_conversation_locks_prepared()) == 1
+    assert len(_conversation_locks_prepared()) == 1
     # Prepared and kept: the next run uses it and gives its own row.
     assert conversation_lock(conversation_id=conversations[3].pk, organization_id=org.pk).pk == conversations[3].pk
     with transaction.atomic():
         conversation_lock(conversation_id=conversations[0].pk, organization_id=org.pk)
         transaction.set_rollback(True)
-    assert locked() == []
+    assert _conversation_locks_prepared() == []
 
 
 @pytest.mark.django_db

@@ -350,19 +350,12 @@ def test_the_rehearsed_turns_leave_their_statements_prepared_for_the_first_custo
     """A fresh worker's first customer runs the turn's statements prepared: the rehearsal runs
     the turn as many times as a statement runs before it is prepared, and its rollbacks keep
     them (psycopg forgets them at a rollback otherwise)."""
-    from django.db import connection
-
     from agents.services import assistant_rehearse
+    from tests.support import prepared_statements, prepared_statements_forget
 
-    def prepared():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT statement FROM pg_prepared_statements")
-            return [row[0] for row in cursor.fetchall()]
-
-    with connection.cursor() as cursor:
-        cursor.execute("DEALLOCATE ALL")
+    prepared_statements_forget()
     assistant_rehearse(organization_id=trained_org.pk)
-    kept = prepared()
+    kept = prepared_statements()
     # The conversation's lock, the message's insert and the reply's reads, each with PostgreSQL's
     # own placeholders.
     assert [sql for sql in kept if "FOR UPDATE" in sql and '"tickets_conversation"' in sql and "$1" in sql], kept
