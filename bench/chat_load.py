@@ -6,16 +6,16 @@ with the database afterwards) and server RSS. Writes bench/results/chat_load.jso
 
     .venv/bin/python bench/chat_load.py [--levels 100,500,1000] [--duration 120] [--web-workers 2]
 
-With --capacity-steps R1,R2,... it then finds the turn capacity: CAPACITY_CONVERSATIONS
-conversations paced so that they ask R turns a second in all, each step --step-seconds long
-(the achieved rate counts the whole step: opening the sessions, a 5 s ramp, the last replies);
-the capacity is the highest achieved rate of a step whose bot-turn p95 stays under 300 ms
-with no errors. Each step also reports its sustained rate: the replies of its second half, after
-the sessions opened and the conversations reached their pace, per second, with their p95; the
-sustained capacity is the highest sustained rate of a step that passes on both p95s (the whole
-step's and its second half's). Then one step offers twice the most any step achieved
-(--overload): refused messages come back with a busy frame and are sent again, and nothing may
-be lost.
+With --capacity-steps R1,R2,... it then finds the turn capacity by a stepped ramp:
+CAPACITY_CONVERSATIONS conversations open their sessions and websockets once (a warm-up at the
+first step's pace, not counted) and stay open from step to step while the pace rises; in each
+step they ask R turns a second in all for --step-seconds, counted after --settle seconds (the
+turns queued at the last pace drain; the think times left scale with the pace at once). The capacity is the highest achieved rate (replies
+a second in the counted part) of a step whose bot-turn p95 stays under 300 ms with no busy
+refusal and no error. A conversation handed to a person stops and a new customer takes its seat.
+Then one step offers twice the most any step achieved (--overload), to fresh conversations
+opening at once: refused messages come back with a busy frame and are sent again, and nothing
+may be lost.
 """
 
 import argparse
@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.chatload import lost_messages, run, run_load
+from bench.chatload import lost_messages, run, run_load, stepped_ramp
 from bench.stack import ProductionStack, percentile, write_result
 
 
@@ -43,7 +43,8 @@ def main() -> None:
     parser.add_argument("--think", default="15,45", help="seconds between a reply and the next question")
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--capacity-steps", default="", help="offered turns/s per step, e.g. 10,15,20,25,30")
-    parser.add_argument("--step-seconds", type=float, default=40)
+    parser.add_argument("--step-seconds", type=float, default=60)
+    parser.add_argument("--settle", type=float, default=10, help="seconds of each step not counted")
     parser.add_argument("--overload", action="store_true", help="after the steps, offer twice the capacity")
     args = parser.parse_args()
     levels = [int(n) for n in args.levels.split(",") if n]
@@ -86,7 +87,7 @@ def main() -> None:
                 flush=True,
             )
         steps = [float(r) for r in args.capacity_steps.split(",") if r]
-        capacity = capacity_run(stack, steps, args.step_seconds, args.overload) if steps else None
+        capacity = capacity_run(stack, steps, args.step_seconds, args.settle, args.overload) if steps else None
     path = write_result(
         "chat_load",
         {
@@ -134,20 +135,48 @@ def capacity_step(stack: ProductionStack, rate: float, seconds: float) -> dict[s
     return row
 
 
-def capacity_run(stack: ProductionStack, steps: list[float], seconds: float, overload: bool) -> dict[str, object]:
-    print(f"turn capacity: {CAPACITY_CONVERSATIONS} conversations, {seconds:.0f} s a step", flush=True)
-    rows = [capacity_step(stack, rate, seconds) for rate in steps]
-    clean = [r for r in rows if not r["errors"] and not r["refused_busy"]]
-    whole = [r for r in clean if (r["turn_ms"]["p95"] or 1e9) < TARGET_P95_MS]
-    capacity = max((r["achieved_turns_per_second"] for r in whole), default=0.0)
-    sustained = max(
-        (r["sustained_turns_per_second"] for r in whole if (r["sustained_turn_ms"]["p95"] or 1e9) < TARGET_P95_MS),
-        default=0.0,
-    )
-    print(f"turn capacity (p95 under {TARGET_P95_MS} ms): {capacity} turns/s over whole steps, "
-          f"{sustained} turns/s sustained (the steps' second halves)", flush=True)  # fmt: skip
-    result: dict[str, object] = {"steps": rows, "turns_per_second": capacity, "sustained_turns_per_second": sustained}
-    if overload:  # twice the most it answered in any step: well past what it can answer
+def capacity_run(
+    stack: ProductionStack, steps: list[float], seconds: float, settle: float, overload: bool
+) -> dict[str, object]:
+    """The stepped ramp over CAPACITY_CONVERSATIONS conversations held open (chatload.stepped_ramp)."""
+    print(f"turn capacity: {CAPACITY_CONVERSATIONS} conversations held open, {seconds:.0f} s a step, "
+          f"counted after {settle:.0f} s", flush=True)  # fmt: skip
+    stats, windows = run(
+        stepped_ramp(stack.base_url, stack.widget_key, conversations=CAPACITY_CONVERSATIONS, rates=steps,
+                     seconds=seconds, settle=settle)
+    )  # fmt: skip
+    rows = []
+    for step in windows:
+        latencies = stats.latencies_between(step.measured_from, step.ends)
+        trouble = sum(1 for c in stats.conversations for at in c.trouble_at if step.measured_from <= at < step.ends)
+        row = {
+            "offered_turns_per_second": step.rate,
+            "achieved_turns_per_second": round(len(latencies) / (step.ends - step.measured_from), 1),
+            "turn_ms": {"count": len(latencies), "p50": percentile(latencies, 0.50),
+                        "p95": percentile(latencies, 0.95), "p99": percentile(latencies, 0.99)},
+            "refusals_and_errors": trouble,
+        }  # fmt: skip
+        rows.append(row)
+        turn = row["turn_ms"]
+        print(f"  offered {step.rate:>5.1f}/s: achieved {row['achieved_turns_per_second']}/s, turn p50 {turn['p50']} "
+              f"ms p95 {turn['p95']} ms p99 {turn['p99']} ms, refusals and errors {trouble}", flush=True)  # fmt: skip
+    summary = stats.summary()
+    lost = lost_messages(stack, stats)
+    passed = [r for r in rows if not r["refusals_and_errors"] and (r["turn_ms"]["p95"] or 1e9) < TARGET_P95_MS]
+    capacity = max((r["achieved_turns_per_second"] for r in passed), default=0.0)
+    print(f"turn capacity (p95 under {TARGET_P95_MS} ms): {capacity} turns/s; the whole ramp: "
+          f"{summary['messages_sent']} sent, {summary['bot_replies']} answered, {summary['errors']} errors, "
+          f"{summary['refused_busy']} refused busy, {summary['handoffs']} handed off (new customers took their "
+          f"seats), lost {lost}", flush=True)  # fmt: skip
+    result: dict[str, object] = {
+        "method": f"stepped ramp over {CAPACITY_CONVERSATIONS} conversations held open",
+        "step_seconds": seconds,
+        "settle_seconds": settle,
+        "steps": rows,
+        "turns_per_second": capacity,
+        "ramp": {**summary, "lost": lost},
+    }
+    if overload:  # twice the most it answered in any step, on fresh conversations: well past capacity
         base = max(r["achieved_turns_per_second"] for r in rows)
         print(f"overload: offering twice {base} turns/s", flush=True)
         result["overload"] = capacity_step(stack, 2 * base, seconds)

@@ -57,9 +57,58 @@ class Conversation:
     handoff: bool = False
     last_seq: int = 0
     refused: int = 0
+    trouble_at: list[float] = field(default_factory=list)  # time.monotonic() of each refusal and error
     latencies_ms: list[float] = field(default_factory=list)
     waits_ms: list[float] = field(default_factory=list)
     replied_at: list[float] = field(default_factory=list)  # time.monotonic() of each reply, as latencies_ms
+
+
+@dataclass
+class Pace:
+    """A stepped ramp's pace, shared by conversations held open from step to step: the ones
+    still talking (not handed to a person) ask ``rate`` questions a second in all.
+
+    It keeps a clock that counts the questions each conversation has been due since the start
+    (``rate / talking`` a second). A conversation's next question is due when that clock has
+    moved on by a think share (0.5-1.5, drawn at the question before) from when it first sent
+    the last one, or at once if the reply came later: the rate asked does not fall as replies
+    slow down, and when the pace changes the waits left shrink or grow with it (no burst)."""
+
+    rate: float
+    talking: int
+    since: float = field(default_factory=time.monotonic)  # the clock's last change of speed
+    counted: float = 0.0  # the clock then
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def clock(self) -> float:
+        return self.counted + (time.monotonic() - self.since) * self.rate / self.talking
+
+    def _rebase(self) -> None:
+        self.counted, self.since = self.clock(), time.monotonic()
+
+    def due(self, mark: float) -> float:
+        """When the clock reaches ``mark`` at this pace (time.monotonic())."""
+        return self.since + (mark - self.counted) * self.talking / self.rate
+
+    async def until(self, mark: float) -> None:
+        while (delay := self.due(mark) - time.monotonic()) > 0:
+            changed = self.changed
+            try:
+                async with asyncio.timeout(delay):
+                    await changed.wait()
+            except TimeoutError:
+                return
+
+    def set_rate(self, rate: float) -> None:
+        self._rebase()
+        self.rate = rate
+        self.changed.set()  # every waiting conversation works out its due time again
+        self.changed = asyncio.Event()
+
+    def seats(self, change: int) -> None:
+        """Conversations stop talking (handed to a person) or join."""
+        self._rebase()
+        self.talking += change
 
 
 @dataclass
@@ -104,7 +153,9 @@ class LoadStats:
         }
 
 
-async def open_sessions(base_url: str, widget_key: str, count: int, parallel: int = 32) -> list[Conversation]:
+async def open_sessions(
+    base_url: str, widget_key: str, count: int, parallel: int = 32, first: int = 0
+) -> list[Conversation]:
     semaphore = asyncio.Semaphore(parallel)
     async with aiohttp.ClientSession() as http:
 
@@ -117,7 +168,7 @@ async def open_sessions(base_url: str, widget_key: str, count: int, parallel: in
                         raise RuntimeError(f"session: {response.status} {data}")
                     return Conversation(token=data["token"], conversation_id=data["conversation_id"])
 
-        return list(await asyncio.gather(*(one(n) for n in range(count))))
+        return list(await asyncio.gather(*(one(first + n) for n in range(count))))
 
 
 async def converse(
@@ -128,13 +179,17 @@ async def converse(
     think: tuple[float, float],
     start_after: float,
     reply_timeout: float = 60.0,
+    pace: Pace | None = None,
 ) -> None:
-    """Talk until the deadline: wait, ask, wait for the reply; reconnect and resume on drops."""
+    """Talk until the deadline: wait, ask, wait for the reply; reconnect and resume on drops.
+    With ``pace``, the think times come from it (``think`` is not read) and count from a
+    question's first send, not from its reply."""
     ws_url = base_url.replace("http", "ws", 1) + f"/ws/chat/?token={conversation.token}"
     await asyncio.sleep(start_after)
     pending: tuple[str, str, float, float] | None = None  # (client id, text, sent at, first tried at)
     resend_at: float | None = None  # refused as busy: send the pending message again then
     next_at = time.monotonic() + random.uniform(*think) * random.random()
+    mark = pace.clock() + random.uniform(0.5, 1.5) * random.random() if pace else 0.0
     while time.monotonic() < until or pending is not None:
         try:
             async with websockets.connect(ws_url, origin=base_url, open_timeout=30, ping_interval=None,
@@ -152,16 +207,22 @@ async def converse(
                     if pending is None:
                         if time.monotonic() >= until or conversation.handoff:
                             return
-                        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+                        if pace is None:
+                            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+                        else:
+                            await pace.until(mark)
                         client_id = f"m{conversation.sent + 1}"
                         text = random.choice(QUESTIONS)
                         now = time.monotonic()
                         pending = (client_id, text, now, now)
+                        if pace is not None:
+                            mark = pace.clock() + random.uniform(0.5, 1.5)
                         conversation.sent += 1
                         await ws.send(json.dumps({"type": "message", "id": client_id, "text": text}))
                     remaining = pending[3] + reply_timeout - time.monotonic()
                     if remaining <= 0:
                         conversation.errors.append(f"no reply to {pending[0]} in {reply_timeout:.0f} s")
+                        conversation.trouble_at.append(time.monotonic())
                         pending = None
                         continue
                     async with asyncio.timeout(remaining):  # no task a frame, as wait_for makes
@@ -177,17 +238,22 @@ async def converse(
                             conversation.replied_at.append(now)
                             conversation.waits_ms.append((now - pending[3]) * 1000)
                             conversation.handoff = bool(frame.get("handoff"))
+                            next_at = now + random.uniform(*think)
+                            if pace is not None and conversation.handoff:
+                                pace.seats(-1)
                             pending = None
-                            next_at = time.monotonic() + random.uniform(*think)
                     elif frame.get("type") == "error" and frame.get("code") == "busy" and pending is not None:
                         conversation.refused += 1
+                        conversation.trouble_at.append(time.monotonic())
                         resend_at = time.monotonic() + float(frame.get("retry_after") or 1) * random.uniform(1.0, 1.5)
                     elif frame.get("type") == "error":
                         conversation.errors.append(f"{frame.get('code')}: {frame.get('message')}")
+                        conversation.trouble_at.append(time.monotonic())
         except (TimeoutError, OSError, websockets.exceptions.WebSocketException) as exc:
             conversation.reconnects += 1
             if conversation.reconnects > 50:
                 conversation.errors.append(f"gave up after reconnecting: {type(exc).__name__}")
+                conversation.trouble_at.append(time.monotonic())
                 return
             await asyncio.sleep(min(5.0, 0.2 * conversation.reconnects))
 
@@ -210,6 +276,54 @@ async def run_load(
         )
     )
     return stats
+
+
+@dataclass
+class Step:
+    """One step of a stepped ramp: from ``starts`` the conversations ask ``rate`` turns a second;
+    its figures count from ``measured_from`` (the pace settled) to ``ends``."""
+
+    rate: float
+    starts: float
+    measured_from: float
+    ends: float
+
+
+async def stepped_ramp(
+    base_url: str, widget_key: str, *, conversations: int, rates: list[float], seconds: float, settle: float,
+    ramp: float = 5.0,
+) -> tuple[LoadStats, list[Step]]:  # fmt: skip
+    """A stepped ramp over conversations held open throughout: their sessions open first, their
+    websockets over ``ramp`` s at the first step's pace (a warm-up of ``settle`` s, not counted),
+    then each step raises the pace for ``seconds``, counted after ``settle`` s. A conversation
+    handed to a person stops and a new customer takes its seat (a new session and websocket), so
+    ``conversations`` keep talking."""
+    stats = LoadStats(conversations=await open_sessions(base_url, widget_key, conversations))
+    pace = Pace(rate=rates[0], talking=conversations)
+    begin = time.monotonic() + ramp + settle
+    steps = [Step(rate, begin + n * seconds, begin + n * seconds + settle, begin + (n + 1) * seconds)
+             for n, rate in enumerate(rates)]  # fmt: skip
+    until = stats.until = steps[-1].ends
+
+    async def conduct() -> None:
+        for step in steps:
+            await asyncio.sleep(max(0.0, step.starts - time.monotonic()))
+            pace.set_rate(step.rate)
+
+    async def seat(conversation: Conversation, start_after: float) -> None:
+        while True:
+            await converse(base_url, conversation, until=until, think=(0, 0), start_after=start_after, pace=pace)
+            if not conversation.handoff or time.monotonic() >= until:
+                return
+            conversation = (await open_sessions(base_url, widget_key, 1, first=len(stats.conversations)))[0]
+            stats.conversations.append(conversation)
+            pace.seats(+1)
+            start_after = 0.0
+
+    await asyncio.gather(
+        conduct(), *(seat(c, ramp * n / conversations) for n, c in enumerate(list(stats.conversations)))
+    )
+    return stats, steps
 
 
 def lost_messages(stack: Any, stats: LoadStats) -> dict[str, int]:
