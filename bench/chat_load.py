@@ -10,12 +10,12 @@ With --capacity-steps R1,R2,... it then finds the turn capacity by a stepped ram
 CAPACITY_CONVERSATIONS conversations open their sessions and websockets once (a warm-up at the
 first step's pace, not counted) and stay open from step to step while the pace rises; in each
 step they ask R turns a second in all for --step-seconds, counted after --settle seconds (the
-turns queued at the last pace drain; the think times left scale with the pace at once). The capacity is the highest achieved rate (replies
-a second in the counted part) of a step whose bot-turn p95 stays under 300 ms with no busy
-refusal and no error. A conversation handed to a person stops and a new customer takes its seat.
-Then one step offers twice the most any step achieved (--overload), to fresh conversations
-opening at once: refused messages come back with a busy frame and are sent again, and nothing
-may be lost.
+turns queued at the last pace drain; the think times left scale with the pace at once). The
+capacity is the highest achieved rate (replies a second in the counted part) of a step whose
+bot-turn p95 stays under 300 ms with no busy refusal and no error. A conversation handed to a
+person stops and a new customer takes its seat. Then one step offers twice the most any step
+achieved (--overload), to fresh conversations opening at once: refused messages come back with
+a busy frame and are sent again, and nothing may be lost.
 """
 
 import argparse
