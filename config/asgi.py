@@ -1,27 +1,30 @@
-"""ASGI entry point: HTTP goes to Django, websockets to the Channels router, and the server's
-lifespan startup warms the process (config.warmup) before it accepts its first connection."""
+"""ASGI entry point: HTTP goes to Django's WSGI handler on a pool of threads (config.http),
+websockets to the Channels router, and the server's lifespan startup warms the process
+(config.warmup) before it accepts its first connection."""
 
 import asyncio
 import os
 from typing import Any
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 # Django must be set up before the routing modules import models.
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from agents.routing import websocket_urlpatterns  # noqa: E402
 from agents.turns import turn_gate_close, turn_threads_hop_warm  # noqa: E402
 from config.changes import changes_stop  # noqa: E402
+from config.http import http_application  # noqa: E402
 from config.warmup import warm_channel_layer, warm_serving  # noqa: E402
 
 router = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": http_application(settings.CONCIERGE_HTTP_THREADS),
         "websocket": URLRouter(websocket_urlpatterns),  # each route checks the page's origin
     }
 )

@@ -420,6 +420,9 @@ CONCIERGE_TRUST_X_FORWARDED_FOR = env.bool("CONCIERGE_TRUST_X_FORWARDED_FOR", de
 # endpoints, monitoring.bench_views) for the API load benchmark. Off in production.
 CONCIERGE_BENCH_ENDPOINTS = env.bool("CONCIERGE_BENCH_ENDPOINTS", default=False)
 CONCIERGE_WEBSOCKET_CAPACITY = env.int("CONCIERGE_WEBSOCKET_CAPACITY", default=2000)
+# Threads a web process serves plain HTTP requests on (config.http); each holds at most one
+# pooled database connection while it serves one.
+CONCIERGE_HTTP_THREADS = env.int("CONCIERGE_HTTP_THREADS", default=8)
 
 # --- production hardening (DEBUG off) -----------------------------------------------------
 if not DEBUG:
