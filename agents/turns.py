@@ -194,8 +194,8 @@ class Turn:
 async def turn_threads_hop_warm(timeout: float = 10.0) -> None:
     """On the serving event loop (lifespan startup, after ``turn_threads_warm``): each turn
     thread sends once through the channel layer as a turn's broadcasts after commit do, from the
-    thread back to this loop (async_to_sync). The rehearsal rolls back, so it never sends; a
-    fresh worker's first reply then waited ~2 ms longer for that hop than later ones
+    thread back to this loop (``config.channel_layer.layer_call``). The rehearsal rolls back, so
+    it never sends; a fresh worker's first reply then waited ~2 ms longer for that hop than later ones
     (bench/cold_start.py, issue 14). A failure is logged, and the process serves anyway."""
     import asyncio
     import logging

@@ -19,6 +19,7 @@ from django.conf import settings  # noqa: E402
 from agents.routing import websocket_urlpatterns  # noqa: E402
 from agents.turns import turn_gate_close, turn_threads_hop_warm  # noqa: E402
 from config.changes import changes_stop  # noqa: E402
+from config.channel_layer import serving_loop_set  # noqa: E402
 from config.http import http_application  # noqa: E402
 from config.warmup import warm_channel_layer, warm_serving  # noqa: E402
 
@@ -38,6 +39,7 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     while True:
         event = await receive()
         if event["type"] == "lifespan.startup":
+            serving_loop_set(asyncio.get_running_loop())  # threads' channel layer calls hop here
             await asyncio.to_thread(warm_serving)
             if await warm_channel_layer() is not None:  # Redis answers: the turn threads' sends too
                 await turn_threads_hop_warm()

@@ -10,17 +10,23 @@ when Redis returns (a restarted Redis has lost them), before anything else is se
 Group sends take two round trips to Redis instead of four (channels_redis's own steps,
 pipelined: the group's members in one, the delivery in another) and one for an empty group;
 ``groups_send_except`` makes several sends in those same two round trips (one when no one else
-listens), each leaving out one member: the socket that delivers the frames itself."""
+listens), each leaving out one member: the socket that delivers the frames itself.
+
+Sync code (an HTTP request's or a chat turn's broadcasts after commit, /readyz) calls the layer
+through ``layer_call``: on a web worker's serving loop, in one hop."""
 
 import asyncio
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import redis.exceptions
+from asgiref.sync import async_to_sync
 from channels_redis.core import RedisChannelLayer
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 OUTAGE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionError, OSError)
 
@@ -143,3 +149,38 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
                 operation.close()
             raise
         self._mark(True)
+
+
+# The event loop this process serves websockets on (a web worker's, set at its lifespan
+# startup by config.asgi); None in processes without one (Celery, commands).
+_serving_loop: asyncio.AbstractEventLoop | None = None
+LAYER_CALL_TIMEOUT = 30.0
+
+
+def serving_loop_set(loop: asyncio.AbstractEventLoop | None) -> None:
+    global _serving_loop
+    _serving_loop = loop
+
+
+def layer_call(make: Callable[[], Awaitable[T]], timeout: float = LAYER_CALL_TIMEOUT) -> T:
+    """Run the channel layer operation ``make()`` from sync code and return its result. From a
+    web worker's threads (HTTP requests, chat turns) it runs on the serving loop, where the
+    layer's Redis connections already are, in one hop; elsewhere asgiref's ``async_to_sync``
+    (from a thread it knows nothing of, a new thread with a new event loop and new Redis
+    connections for each call, which is what an HTTP request's broadcast paid on a pool thread
+    outside asgiref). Raises what the operation raised, or TimeoutError after ``timeout``."""
+    loop = _serving_loop
+    if loop is not None and loop.is_running() and not _running_here(loop):
+        return asyncio.run_coroutine_threadsafe(_awaited(make), loop).result(timeout)
+    return async_to_sync(make)()
+
+
+async def _awaited(make: Callable[[], Awaitable[T]]) -> T:
+    return await make()
+
+
+def _running_here(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

@@ -58,15 +58,20 @@ def _elasticsearch() -> str:
 
 
 def _channel_layer() -> str:
-    from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
+
+    from config.channel_layer import layer_call
 
     layer = get_channel_layer()
     if layer is None:
         raise RuntimeError("no channel layer configured")
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.send)(channel, {"type": "readyz.ping"})
-    if async_to_sync(layer.receive)(channel).get("type") != "readyz.ping":
+
+    async def ping() -> Any:
+        channel = await layer.new_channel()
+        await layer.send(channel, {"type": "readyz.ping"})
+        return await layer.receive(channel)
+
+    if layer_call(ping).get("type") != "readyz.ping":
         raise RuntimeError("the channel layer returned something else")
     return type(layer).__name__
 

@@ -21,8 +21,10 @@ from django.urls import path
 from rest_framework.authtoken.models import Token
 
 from config.asgi import application
+from config.channel_layer import serving_loop_set
 from config.http import http_application
 from monitoring.models import RequestProfile
+from tickets.transport import console_group_name
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,6 +50,8 @@ async def serve(method: str, url: str, *, headers: dict[str, str] | None = None,
         + [(b"host", b"testserver")],
         "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
     }  # fmt: skip
+    if chunks and "transfer-encoding" not in (headers or {}):
+        scope["headers"].append((b"content-length", str(sum(map(len, chunks))).encode()))
     communicator = ApplicationCommunicator(app, scope)
     parts = chunks or [b""]
     for n, part in enumerate(parts):
@@ -217,3 +221,42 @@ async def test_a_profiled_request_samples_the_view(agent, ticket):
     profile = await RequestProfile.objects.aget()
     assert (profile.reason, profile.view, profile.status) == ("sampled", "api/v1/tickets/<pk>/", 200)
     assert profile.sql_count >= 2  # the view's queries ran in the thread the meter watched
+
+
+@pytest.fixture
+async def serving_loop():
+    """This test's event loop as the process's serving loop, as a web worker's lifespan
+    startup sets it (config.asgi)."""
+    serving_loop_set(asyncio.get_running_loop())
+    yield
+    serving_loop_set(None)
+
+
+async def test_an_edit_broadcasts_on_the_serving_loop(agent, ticket, serving_loop, monkeypatch):
+    """A ticket edit's broadcast to the staff console goes from the request's thread to the
+    serving loop and its Redis connections in one hop. Through asgiref's async_to_sync, from a
+    thread asgiref knows nothing of, each send made a thread and an event loop of its own."""
+    from asgiref import sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(console_group_name(ticket.organization_id), channel)
+    auth = await _token_header(agent)
+    made = []
+    real = sync.AsyncToSync.__call__
+
+    def counted(self, *args, **kwargs):
+        made.append(self)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(sync.AsyncToSync, "__call__", counted)
+    headers = {**auth, "content-type": "application/json"}
+    edit = json.dumps({"priority": "high"}).encode()
+    status, _, body = await serve("PATCH", f"/api/v1/tickets/{ticket.pk}/", headers=headers, chunks=[edit])
+    assert status == 200, body
+    event = await asyncio.wait_for(layer.receive(channel), 5)
+    assert event["type"] == "console.ticket" and event["frame"]["ticket_id"] == ticket.pk
+    assert (event["frame"]["field"], event["frame"]["after"]) == ("priority", "high")
+    assert made == []
+    await layer.group_discard(console_group_name(ticket.organization_id), channel)

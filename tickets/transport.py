@@ -14,11 +14,11 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.cache import cache
 from django.db import transaction
 
+from config.channel_layer import layer_call
 from tickets.attachments import attachments_frame
 from tickets.models import Message, MessageRole
 
@@ -145,7 +145,7 @@ def groups_send(sends: list[tuple[str, dict[str, Any], str]]) -> list[bool]:
         )
 
     try:
-        outcomes = async_to_sync(send_all)()
+        outcomes = layer_call(send_all)
     except Exception:  # the channel layer is a cache of delivery, never the record
         logger.warning("sends to %s failed", ", ".join(group for group, _, _ in sends), exc_info=True)
         return [False] * len(sends)
