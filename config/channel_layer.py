@@ -168,10 +168,16 @@ def layer_call(make: Callable[[], Awaitable[T]], timeout: float = LAYER_CALL_TIM
     layer's Redis connections already are, in one hop; elsewhere asgiref's ``async_to_sync``
     (from a thread it knows nothing of, a new thread with a new event loop and new Redis
     connections for each call, which is what an HTTP request's broadcast paid on a pool thread
-    outside asgiref). Raises what the operation raised, or TimeoutError after ``timeout``."""
+    outside asgiref). Raises what the operation raised, or TimeoutError after ``timeout`` on the
+    serving loop (the operation is then cancelled there)."""
     loop = _serving_loop
     if loop is not None and loop.is_running() and not _running_here(loop):
-        return asyncio.run_coroutine_threadsafe(_awaited(make), loop).result(timeout)
+        future = asyncio.run_coroutine_threadsafe(_awaited(make), loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
     return async_to_sync(make)()
 
 

@@ -6,7 +6,7 @@ context: a one-thread executor made for the request and shut down after it) and 
 between it and the event loop several times (request started, the sync middleware chain and
 view, request finished). Served as WSGI from a standing pool of threads (a2wsgi, the adapter
 uvicorn and Starlette point to), a request costs one hop there and back, and no thread is
-made: a bare view went from ~650-950 to ~1,600-2,300 requests a second on two workers here
+made: a bare view went from 561-755 to 1,820-1,995 requests a second on two workers here
 (bench/README.md, seventeenth round). Websockets stay on the event loop (Channels)."""
 
 import io

@@ -71,7 +71,7 @@ def _channel_layer() -> str:
         await layer.send(channel, {"type": "readyz.ping"})
         return await layer.receive(channel)
 
-    if layer_call(ping).get("type") != "readyz.ping":
+    if layer_call(ping, timeout=5).get("type") != "readyz.ping":
         raise RuntimeError("the channel layer returned something else")
     return type(layer).__name__
 

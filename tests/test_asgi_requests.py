@@ -260,3 +260,30 @@ async def test_an_edit_broadcasts_on_the_serving_loop(agent, ticket, serving_loo
     assert (event["frame"]["field"], event["frame"]["after"]) == ("priority", "high")
     assert made == []
     await layer.group_discard(console_group_name(ticket.organization_id), channel)
+
+
+async def test_a_layer_call_that_outlasts_its_timeout_is_cancelled_on_the_serving_loop(serving_loop):
+    """A thread waiting on the serving loop gives up after its timeout, and the operation stops
+    there instead of running on for ever (a readiness probe's receive that never returns)."""
+    from config.channel_layer import layer_call
+
+    stopped = asyncio.Event()
+    loop_thread = threading.get_ident()
+    ran_on = []
+
+    async def forever() -> None:
+        ran_on.append(threading.get_ident())
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            stopped.set()
+
+    async def answer() -> int:
+        ran_on.append(threading.get_ident())
+        return 42
+
+    assert await asyncio.to_thread(layer_call, answer) == 42
+    with pytest.raises(TimeoutError):
+        await asyncio.to_thread(layer_call, forever, 0.2)
+    await asyncio.wait_for(stopped.wait(), 2)
+    assert ran_on == [loop_thread, loop_thread]  # both ran on this (the serving) loop's thread
