@@ -18,7 +18,7 @@ through ``layer_call``: on a web worker's serving loop, in one hop."""
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import redis.exceptions
@@ -162,7 +162,7 @@ def serving_loop_set(loop: asyncio.AbstractEventLoop | None) -> None:
     _serving_loop = loop
 
 
-def layer_call(make: Callable[[], Awaitable[T]], timeout: float = LAYER_CALL_TIMEOUT) -> T:
+def layer_call(make: Callable[[], Coroutine[Any, Any, T]], timeout: float = LAYER_CALL_TIMEOUT) -> T:
     """Run the channel layer operation ``make()`` from sync code and return its result. From a
     web worker's threads (HTTP requests, chat turns) it runs on the serving loop, where the
     layer's Redis connections already are, in one hop; elsewhere asgiref's ``async_to_sync``
@@ -172,17 +172,13 @@ def layer_call(make: Callable[[], Awaitable[T]], timeout: float = LAYER_CALL_TIM
     serving loop (the operation is then cancelled there)."""
     loop = _serving_loop
     if loop is not None and loop.is_running() and not _running_here(loop):
-        future = asyncio.run_coroutine_threadsafe(_awaited(make), loop)
+        future = asyncio.run_coroutine_threadsafe(make(), loop)
         try:
             return future.result(timeout)
         except TimeoutError:
             future.cancel()
             raise
     return async_to_sync(make)()
-
-
-async def _awaited(make: Callable[[], Awaitable[T]]) -> T:
-    return await make()
 
 
 def _running_here(loop: asyncio.AbstractEventLoop) -> bool:
