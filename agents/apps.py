@@ -62,7 +62,7 @@ class AgentsConfig(AppConfig):
         the gunicorn master loaded it), and the assistant itself: each organization's intent
         model and keyword index, the reading stages run for each, then one whole turn through
         the services, rolled back (``assistant_rehearse``), on each of the chat's turn threads
-        (``turns.turn_threads_warm``); and the turn's metric series."""
+        (``turns.turn_threads_warm``) and on this one; and the turn's metric series."""
         from agents import llm, pipeline
         from agents.services import assistant_rehearse
         from agents.turns import turn_threads_warm
@@ -74,6 +74,13 @@ class AgentsConfig(AppConfig):
         chat_metrics_warm([*(name for name, _ in pipeline.STAGES), "total"], SentimentLabel.values)
         try:
             warmed = pipeline.warm()
-            turn_threads_warm((lambda: assistant_rehearse(organization_id=warmed[0])) if warmed else None)
+            rehearse = (lambda: assistant_rehearse(organization_id=warmed[0])) if warmed else None
+            turn_threads_warm(rehearse)
+            if rehearse is not None:
+                # And on this thread's connection: the pool hands its connections out in turn
+                # (first in, first out) to every thread, the turn threads too, so the one warming
+                # used goes to a turn soon after boot. Unrehearsed, the second or fourth turn of
+                # a fresh worker ran on it ~2-5 ms slower (bench/cold_start.py, issue 14).
+                rehearse()
         except Exception:  # a store down at boot: the first turns load what they need instead
             logger.warning("the assistant was not warmed; its first turns will be slower", exc_info=True)

@@ -225,6 +225,40 @@ def test_a_worker_rehearses_once_on_each_turn_thread_each_with_its_own_connectio
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_worker_warms_the_turn_on_the_warming_threads_connection_too(trained_org, monkeypatch):
+    """The pool hands its connections out first in, first out, to the turn threads too, so the
+    connection the boot's warming used (the lifespan thread's) goes to a customer's turn soon
+    after: it holds the turn's statements prepared, as the turn threads' connections do."""
+    from django.apps import apps
+    from django.db import connections
+
+    from tests.support import prepared_statements
+
+    gate = TurnGate(threads=2, busy_wait=1.0)
+    monkeypatch.setattr(turns, "_gate", gate)
+    kept: list[str] = []
+
+    def lifespan() -> None:
+        try:
+            apps.get_app_config("agents").warm()
+            kept.extend(prepared_statements())
+        finally:
+            connections.close_all()
+
+    try:
+        thread = threading.Thread(target=lifespan)
+        thread.start()
+        thread.join(timeout=120)
+        # The conversation's lock and the reply's insert, which only a whole turn runs (the
+        # reading stages the warming ran first on this connection run neither).
+        assert [sql for sql in kept if "FOR UPDATE" in sql and '"tickets_conversation"' in sql and "$1" in sql], kept
+        assert [sql for sql in kept if sql.startswith('INSERT INTO "tickets_message"') and "$1" in sql], kept
+        assert Message.objects.filter(conversation__customer__name="rehearsal").count() == 0
+    finally:
+        gate.close()
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_at_startup_each_turn_thread_sends_once_through_the_channel_layer_to_the_serving_loop(monkeypatch):
     """What a turn's broadcasts after commit do, done once per thread before the first chat:
     the send runs on each of the gate's threads and arrives through the real channel layer."""
