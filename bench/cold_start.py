@@ -7,7 +7,11 @@ Reports the first turn, and the median and p95 of the others, per round and over
 The first turn is also the first message of a conversation and always the same question, which
 later turns mostly are not: so each round ends with a control, the same question as the first
 message of new conversations on the now warm worker (--controls of them, median). The cold
-first turn against that control is what the worker's start costs. Writes
+first turn against that control is what the worker's start costs. A turn of ~17 ms moves by
+several ms from one moment to the next on this shared machine, so the summary gives each ratio's
+median over the fresh workers with a 95% bootstrap interval (rounds resampled), and where the
+cold first turn falls among its round's warm ones (the share of them faster than it: about 0.5
+when the worker's start costs nothing, 1.0 when every warm turn is faster). Writes
 bench/results/cold_start.json.
 
     .venv/bin/python bench/cold_start.py [--rounds 3] [--turns 100]
@@ -17,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import statistics
 import sys
 import time
@@ -64,6 +69,15 @@ async def conversation_turns(base_url: str, widget_key: str, turns: int) -> list
     return latencies
 
 
+def median_interval(values: list[float], resamples: int = 2000, seed: int = 14) -> tuple[float, float, float]:
+    """The median of ``values`` and its 95% bootstrap interval (the values resampled with
+    replacement), rounded to three places."""
+    rng = random.Random(seed)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples))
+    low, high = medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
+    return round(statistics.median(values), 3), round(low, 3), round(high, 3)
+
+
 def wait_healthy(base_url: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -98,7 +112,7 @@ def main() -> None:
             for _ in range(args.controls):
                 time.sleep(args.pause)
                 paused.append(asyncio.run(conversation_turns(stack.base_url, stack.widget_key, 1))[0])
-            rest = latencies[1:]
+            rest, warm = latencies[1:], controls + paused
             row = {
                 "first_ms": round(latencies[0], 1),
                 "rest_p50_ms": round(statistics.median(rest), 1),
@@ -106,19 +120,34 @@ def main() -> None:
                 "hundredth_ms": round(latencies[-1], 1),
                 "warm_first_ms": round(statistics.median(controls), 1),
                 "warm_after_pause_ms": round(statistics.median(paused), 1),
+                # Where the cold first turn falls among the same question's warm first turns.
+                "warm_faster_share": round(sum(w < latencies[0] for w in warm) / len(warm), 2),
             }
             rounds.append(row)
             print(f"round {n + 1}: first turn {row['first_ms']} ms, then p50 {row['rest_p50_ms']} ms "
                   f"p95 {row['rest_p95_ms']} ms, last {row['hundredth_ms']} ms; the same first turn "
                   f"on the warm worker {row['warm_first_ms']} ms, after {args.pause:g} s of quiet "
                   f"{row['warm_after_pause_ms']} ms", flush=True)  # fmt: skip
-    ratio = statistics.median(r["first_ms"] / r["rest_p50_ms"] for r in rounds)
-    cold_over_warm = statistics.median(r["first_ms"] / r["warm_first_ms"] for r in rounds)
-    print(f"first turn / median turn after it: {ratio:.2f}x (median over {len(rounds)} fresh workers)")
-    cold_over_paused = statistics.median(r["first_ms"] / r["warm_after_pause_ms"] for r in rounds)
-    print(f"first turn of a fresh worker / the same first turn on a warm one: {cold_over_warm:.2f}x")
+    intervals = {
+        name: median_interval([r["first_ms"] / r[key] for r in rounds])
+        for name, key in (("ratio", "rest_p50_ms"), ("cold_over_warm", "warm_first_ms"),
+                          ("cold_over_paused", "warm_after_pause_ms"), ("cold_over_hundredth", "hundredth_ms"))
+    }  # fmt: skip
+    ratio, cold_over_warm, cold_over_paused = (intervals[k][0] for k in ("ratio", "cold_over_warm", "cold_over_paused"))
+    warm_faster = median_interval([r["warm_faster_share"] for r in rounds])
+
+    def shown(name: str) -> str:
+        median, low, high = intervals[name]
+        return f"{median:.2f}x (95% interval {low:.2f}-{high:.2f})"
+
+    print(f"over {len(rounds)} fresh workers, medians:")
+    print(f"first turn / median turn after it: {shown('ratio')}")
+    print(f"first turn / the hundredth: {shown('cold_over_hundredth')}")
+    print(f"first turn of a fresh worker / the same first turn on a warm one: {shown('cold_over_warm')}")
     print(f"first turn of a fresh worker / the same first turn on a warm one after {args.pause:g} s of quiet: "
-          f"{cold_over_paused:.2f}x")  # fmt: skip
+          f"{shown('cold_over_paused')}")  # fmt: skip
+    print(f"share of the same question's warm first turns faster than the cold one: {warm_faster[0]:.2f} "
+          f"(95% interval {warm_faster[1]:.2f}-{warm_faster[2]:.2f}; 0.5 = no cost)")  # fmt: skip
     path = write_result(
         "cold_start",
         {
@@ -127,6 +156,8 @@ def main() -> None:
             "ratio": ratio,
             "cold_over_warm": cold_over_warm,
             "cold_over_paused": cold_over_paused,
+            "intervals_95": {name: {"median": m, "low": lo, "high": hi} for name, (m, lo, hi) in intervals.items()},
+            "warm_faster_share": {"median": warm_faster[0], "low": warm_faster[1], "high": warm_faster[2]},
             "pause_s": args.pause,
         },
     )
